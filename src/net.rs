@@ -1,0 +1,210 @@
+//! Host patterns and IPv4 CIDRs, parsed strictly.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+/// A host pattern from `hosts`: an exact name, or `*.suffix` (any name ending in `.suffix`,
+/// at any depth, but not `suffix` itself). Stored lower-case.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum HostPattern {
+    Exact(String),
+    /// The part after `*.`.
+    Wildcard(String),
+}
+
+impl HostPattern {
+    pub fn matches(&self, host: &str) -> bool {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        match self {
+            HostPattern::Exact(h) => *h == host,
+            HostPattern::Wildcard(s) => {
+                host.len() > s.len() + 1
+                    && host.ends_with(s.as_str())
+                    && host.as_bytes()[host.len() - s.len() - 1] == b'.'
+            }
+        }
+    }
+
+    /// Whether every name this pattern matches is also matched by `other`.
+    pub fn is_covered_by(&self, other: &HostPattern) -> bool {
+        match (self, other) {
+            (HostPattern::Exact(a), _) => other.matches(a),
+            (HostPattern::Wildcard(a), HostPattern::Wildcard(b)) => {
+                a == b || HostPattern::Wildcard(b.clone()).matches(a)
+            }
+            (HostPattern::Wildcard(_), HostPattern::Exact(_)) => false,
+        }
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HostPattern::Exact(h) => f.write_str(h),
+            HostPattern::Wildcard(s) => write!(f, "*.{s}"),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum HostError {
+    Ipv6,
+    Invalid { reason: String, help: String },
+}
+
+fn invalid(reason: impl Into<String>, help: impl Into<String>) -> HostError {
+    HostError::Invalid {
+        reason: reason.into(),
+        help: help.into(),
+    }
+}
+
+/// Check a DNS name (no wildcard): labels of letters, digits and inner hyphens, 1..63
+/// characters each, at most 253 in all.
+fn check_dns_name(name: &str) -> Result<(), HostError> {
+    if name.is_empty() {
+        return Err(invalid("the name is empty", "write a host name such as `api.example.com`"));
+    }
+    if name.len() > 253 {
+        return Err(invalid("the name is longer than 253 characters", "shorten the name"));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(invalid(
+                "the name has an empty label (`..`, or a leading or trailing dot)",
+                "remove the extra dot",
+            ));
+        }
+        if label.len() > 63 {
+            return Err(invalid("a label is longer than 63 characters", "shorten the label"));
+        }
+        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+            let help = match c {
+                '*' => "a wildcard may only be the whole first label: `*.example.com`".to_owned(),
+                ':' => "a port does not belong in `hosts`; list it in `ports`".to_owned(),
+                '/' => "write a host name, not a URL".to_owned(),
+                _ => "use only letters, digits, hyphens and dots".to_owned(),
+            };
+            return Err(invalid(format!("the name contains `{c}`"), help));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(invalid(
+                "a label starts or ends with a hyphen",
+                "remove the hyphen at the label's edge",
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub fn parse_host(s: &str) -> Result<HostPattern, HostError> {
+    let t = s.trim_start_matches('[').trim_end_matches(']');
+    if t.contains(':') && std::net::Ipv6Addr::from_str(t).is_ok() {
+        return Err(HostError::Ipv6);
+    }
+    let lower = s.to_ascii_lowercase();
+    if lower == "*" {
+        return Err(invalid(
+            "`*` alone is not a host pattern",
+            "leave `hosts` out to allow any host, or write `*.example.com`",
+        ));
+    }
+    if let Some(rest) = lower.strip_prefix("*.") {
+        check_dns_name(rest)?;
+        if Ipv4Addr::from_str(rest).is_ok() {
+            return Err(invalid(
+                "a wildcard cannot stand in front of an IP address",
+                "list the address itself, or use `ipAddresses`",
+            ));
+        }
+        return Ok(HostPattern::Wildcard(rest.to_owned()));
+    }
+    check_dns_name(&lower)?;
+    Ok(HostPattern::Exact(lower))
+}
+
+/// Whether a wildcard's suffix is itself a public suffix in the ICANN section of the public
+/// suffix list (`com`, `co.uk`): the pattern then admits every domain under it.
+pub fn is_public_suffix(suffix: &str) -> bool {
+    match psl::suffix(suffix.as_bytes()) {
+        Some(s) => s.as_bytes() == suffix.as_bytes() && s.typ() == Some(psl::Type::Icann),
+        None => false,
+    }
+}
+
+/// A strictly parsed IPv4 CIDR: explicit prefix, no host bits, no leading zeros.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cidr(pub cidr::Ipv4Cidr);
+
+impl Cidr {
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.0.contains(&ip)
+    }
+    pub fn is_within(&self, other: &Cidr) -> bool {
+        other.0.network_length() <= self.0.network_length()
+            && other.0.contains(&self.0.first_address())
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.0.first_address(), self.0.network_length())
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum CidrError {
+    Ipv6,
+    Invalid { reason: String, help: String },
+}
+
+pub fn parse_cidr(s: &str) -> Result<Cidr, CidrError> {
+    let bad = |reason: &str, help: String| CidrError::Invalid {
+        reason: reason.to_owned(),
+        help,
+    };
+    let Some((addr, prefix)) = s.split_once('/') else {
+        if s.contains(':') {
+            return Err(CidrError::Ipv6);
+        }
+        let help = if Ipv4Addr::from_str(s).is_ok() {
+            format!("write `{s}/32` for one address")
+        } else {
+            "write an IPv4 network such as `10.0.0.0/8`".to_owned()
+        };
+        return Err(bad("the CIDR has no prefix length", help));
+    };
+    if addr.contains(':') {
+        return Err(CidrError::Ipv6);
+    }
+    let Ok(ip) = Ipv4Addr::from_str(addr) else {
+        let help = if addr.split('.').any(|o| o.len() > 1 && o.starts_with('0')) {
+            "remove the leading zeros: they mean octal to some parsers and decimal to others".to_owned()
+        } else {
+            "write an IPv4 network such as `10.0.0.0/8`".to_owned()
+        };
+        return Err(bad("the address is not a valid IPv4 address", help));
+    };
+    let len = match prefix.parse::<u8>() {
+        Ok(n) if n <= 32 && !(prefix.len() > 1 && prefix.starts_with('0')) && !prefix.starts_with('+') => n,
+        _ => {
+            return Err(bad(
+                "the prefix length is not a number from 0 to 32",
+                "write the prefix as a plain number, e.g. `/24`".into(),
+            ));
+        }
+    };
+    match cidr::Ipv4Cidr::new(ip, len) {
+        Ok(c) => Ok(Cidr(c)),
+        Err(_) => {
+            let net = cidr::Ipv4Inet::new(ip, len)
+                .map(|i| i.network().to_string())
+                .unwrap_or_default();
+            Err(bad(
+                "the address has bits set outside the prefix",
+                format!("did you mean `{net}`?"),
+            ))
+        }
+    }
+}

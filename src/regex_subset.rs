@@ -1,0 +1,158 @@
+//! Route regexes are written for Go's RE2 in FSM and run as ECMAScript regexes in Pipy.
+//! egressc accepts only the subset that means the same in both, and rejects the rest with
+//! the reason. The check walks regex-syntax's AST (it rejects lookaround and
+//! backreferences itself, as RE2 does).
+
+use regex_syntax::ast::{
+    self, Ast, AssertionKind, ClassSet, ClassSetItem, GroupKind, HexLiteralKind, LiteralKind,
+    SpecialLiteralKind,
+};
+
+/// Why a regex is outside the portable subset: message, and byte range within the pattern.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotPortable {
+    pub reason: String,
+    pub start: usize,
+    pub end: usize,
+}
+
+pub fn check(pattern: &str) -> Result<(), NotPortable> {
+    let ast = ast::parse::ParserBuilder::new()
+        .nest_limit(100)
+        .build()
+        .parse(pattern)
+        .map_err(|e| NotPortable {
+            reason: format!("not a valid RE2 regex: {}", e.kind()),
+            start: e.span().start.offset,
+            end: e.span().end.offset,
+        })?;
+    walk(&ast)?;
+    // The regex crate must accept it too (size limits), since explain evaluates it.
+    regex::Regex::new(pattern).map_err(|e| NotPortable {
+        reason: format!("the regex cannot be compiled: {e}"),
+        start: 0,
+        end: pattern.len(),
+    })?;
+    Ok(())
+}
+
+fn deny(span: &ast::Span, reason: &str) -> Result<(), NotPortable> {
+    Err(NotPortable {
+        reason: reason.to_owned(),
+        start: span.start.offset,
+        end: span.end.offset,
+    })
+}
+
+fn literal(lit: &ast::Literal) -> Result<(), NotPortable> {
+    match &lit.kind {
+        LiteralKind::Verbatim | LiteralKind::Meta | LiteralKind::Superfluous => Ok(()),
+        LiteralKind::Octal => deny(&lit.span, "octal escapes differ between RE2 and ECMAScript"),
+        LiteralKind::HexFixed(HexLiteralKind::X) => Ok(()),
+        LiteralKind::HexFixed(_) | LiteralKind::HexBrace(_) => deny(
+            &lit.span,
+            "`\\u`, `\\U` and `\\x{...}` escapes differ between RE2 and ECMAScript; use `\\xHH`",
+        ),
+        LiteralKind::Special(SpecialLiteralKind::Bell) => {
+            deny(&lit.span, "`\\a` is not an escape in ECMAScript")
+        }
+        LiteralKind::Special(SpecialLiteralKind::Space) => {
+            deny(&lit.span, "escaped space is only meaningful in RE2's `x` mode")
+        }
+        LiteralKind::Special(_) => Ok(()),
+    }
+}
+
+fn class_item(item: &ClassSetItem, nested: bool) -> Result<(), NotPortable> {
+    match item {
+        ClassSetItem::Empty(_) | ClassSetItem::Perl(_) => Ok(()),
+        ClassSetItem::Literal(l) => literal(l),
+        ClassSetItem::Range(r) => {
+            literal(&r.start)?;
+            literal(&r.end)
+        }
+        ClassSetItem::Ascii(a) => deny(&a.span, "POSIX classes like `[[:alpha:]]` are RE2-only"),
+        ClassSetItem::Unicode(u) => {
+            deny(&u.span, "Unicode classes `\\p{..}` need ECMAScript's `u` flag")
+        }
+        ClassSetItem::Bracketed(b) if nested => {
+            deny(&b.span, "nested character classes are RE2-only")
+        }
+        ClassSetItem::Bracketed(b) => class_set(&b.kind),
+        ClassSetItem::Union(u) => u.items.iter().try_for_each(|i| class_item(i, true)),
+    }
+}
+
+fn class_set(set: &ClassSet) -> Result<(), NotPortable> {
+    match set {
+        ClassSet::Item(i) => class_item(i, false),
+        ClassSet::BinaryOp(op) => deny(
+            &op.span,
+            "class set operations (`&&`, `--`, `~~`) are not RE2 or ECMAScript",
+        ),
+    }
+}
+
+fn walk(ast: &Ast) -> Result<(), NotPortable> {
+    match ast {
+        Ast::Empty(_) | Ast::Dot(_) | Ast::ClassPerl(_) => Ok(()),
+        Ast::Flags(f) => deny(&f.span, "inline flags like `(?i)` are not ECMAScript"),
+        Ast::Literal(l) => literal(l),
+        Ast::Assertion(a) => match a.kind {
+            AssertionKind::StartLine
+            | AssertionKind::EndLine
+            | AssertionKind::WordBoundary
+            | AssertionKind::NotWordBoundary => Ok(()),
+            AssertionKind::StartText | AssertionKind::EndText => {
+                deny(&a.span, "`\\A` and `\\z` are not ECMAScript; use `^` and `$`")
+            }
+            _ => deny(&a.span, "this word-boundary form is specific to the Rust regex crate"),
+        },
+        Ast::ClassUnicode(u) => deny(&u.span, "Unicode classes `\\p{..}` need ECMAScript's `u` flag"),
+        Ast::ClassBracketed(b) => class_set(&b.kind),
+        Ast::Repetition(r) => walk(&r.ast),
+        Ast::Group(g) => {
+            match &g.kind {
+                GroupKind::CaptureIndex(_) => {}
+                GroupKind::CaptureName { .. } => {
+                    return deny(
+                        &g.span,
+                        "named groups are spelled differently in RE2 and ECMAScript; use `(...)` or `(?:...)`",
+                    );
+                }
+                GroupKind::NonCapturing(flags) if !flags.items.is_empty() => {
+                    return deny(&flags.span, "inline flags like `(?i:...)` are not ECMAScript");
+                }
+                GroupKind::NonCapturing(_) => {}
+            }
+            walk(&g.ast)
+        }
+        Ast::Alternation(a) => a.asts.iter().try_for_each(walk),
+        Ast::Concat(c) => c.asts.iter().try_for_each(walk),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check;
+
+    #[test]
+    fn portable() {
+        for ok in [
+            "/get", "/status.*", "^/api/v[0-9]+/", "/a|/b", "(?:/x)?/y", r"\d+\.\w*", "[a-z-]+",
+            r"/items/[^/]+$", "", ".*", r"\.json$",
+        ] {
+            assert_eq!(check(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn not_portable() {
+        for bad in [
+            "(?i)/get", "(?P<id>x)", "(?<id>x)", r"\Aabc", r"abc\z", "(?=x)", r"(a)\1", "[[:alpha:]]",
+            r"\pL", r"\x{41}", "[a&&b]", "(?i:x)", "(", r"\012",
+        ] {
+            assert!(check(bad).is_err(), "{bad}");
+        }
+    }
+}
