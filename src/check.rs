@@ -9,6 +9,9 @@ use crate::resources::*;
 use crate::yaml::Seg;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// (namespace, name) of a ServiceAccount.
+pub type Identity<'a> = (&'a str, &'a str);
+
 pub const MODE_ANNOTATION: &str = "flomesh.io/egress-gateway-mode";
 
 /// Egress protocols, normalised (FSM lower-cases them).
@@ -55,7 +58,8 @@ const UTS_GROUP: &str = "policy.flomesh.io/v1alpha1";
 fn is_dns1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -235,13 +239,10 @@ fn check_services(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
             && parse_mode(mode).is_none()
         {
             diags.push(
-                Diagnostic::new(
-                    "E0314",
-                    format!("unknown egress gateway mode `{mode}`"),
-                )
-                .at(doc.span(path!["metadata", "annotations", MODE_ANNOTATION]))
-                .label("FSM would silently use http2tunnel")
-                .help("use `http2tunnel` or `sock5` (`socks5` is accepted as the same)"),
+                Diagnostic::new("E0314", format!("unknown egress gateway mode `{mode}`"))
+                    .at(doc.span(path!["metadata", "annotations", MODE_ANNOTATION]))
+                    .label("FSM would silently use http2tunnel")
+                    .help("use `http2tunnel` or `sock5` (`socks5` is accepted as the same)"),
             );
         }
         if s.spec.type_.as_deref() == Some("ExternalName") {
@@ -283,7 +284,9 @@ fn cidr_diag(doc: &Document, p: &[Seg], value: &str) -> Option<Diagnostic> {
         Err(CidrError::Ipv6) => Some(
             Diagnostic::new("E0317", format!("IPv6 CIDR `{value}` is not supported"))
                 .at(doc.span(p))
-                .help("egressc supports IPv4 only for now (Pipy decodes IPv4 original destinations)"),
+                .help(
+                    "egressc supports IPv4 only for now (Pipy decodes IPv4 original destinations)",
+                ),
         ),
         Err(CidrError::Invalid { reason, help }) => Some(
             Diagnostic::new("E0303", format!("invalid CIDR `{value}`: {reason}"))
@@ -298,15 +301,25 @@ fn check_mesh_config(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
         let doc = inputs.doc(m);
         if let Some(t) = &m.spec.traffic {
             for (field, list) in [
-                ("outboundIPRangeExclusionList", &t.outbound_ip_range_exclusion_list),
-                ("outboundIPRangeInclusionList", &t.outbound_ip_range_inclusion_list),
+                (
+                    "outboundIPRangeExclusionList",
+                    &t.outbound_ip_range_exclusion_list,
+                ),
+                (
+                    "outboundIPRangeInclusionList",
+                    &t.outbound_ip_range_inclusion_list,
+                ),
             ] {
                 for (i, c) in list.iter().flatten().enumerate() {
                     diags.extend(cidr_diag(doc, path!["spec", "traffic", field, i], c));
                 }
             }
         }
-        if let Some(mode) = m.spec.egress_gateway.as_ref().and_then(|g| g.mode.as_deref())
+        if let Some(mode) = m
+            .spec
+            .egress_gateway
+            .as_ref()
+            .and_then(|g| g.mode.as_deref())
             && parse_mode(mode).is_none()
         {
             diags.push(
@@ -330,14 +343,23 @@ fn check_mesh_config(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
         return;
     };
     let doc = inputs.doc(m);
-    if m.spec.feature_flags.as_ref().and_then(|f| f.enable_egress_policy) == Some(false) {
+    if m.spec
+        .feature_flags
+        .as_ref()
+        .and_then(|f| f.enable_egress_policy)
+        == Some(false)
+    {
         diags.push(
             Diagnostic::new(
                 "W0401",
                 format!(
                     "{} Egress polic{} will be ignored: `featureFlags.enableEgressPolicy` is false",
                     inputs.egresses.len(),
-                    if inputs.egresses.len() == 1 { "y" } else { "ies" }
+                    if inputs.egresses.len() == 1 {
+                        "y"
+                    } else {
+                        "ies"
+                    }
                 ),
             )
             .at(doc.span(path!["spec", "featureFlags", "enableEgressPolicy"]))
@@ -384,13 +406,21 @@ fn check_route_groups(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
         let doc = inputs.doc(g);
         for (i, m) in g.spec.matches.iter().enumerate() {
             if let Some(re) = &m.path_regex {
-                diags.extend(regex_diag(doc, path!["spec", "matches", i, "pathRegex"], re));
+                diags.extend(regex_diag(
+                    doc,
+                    path!["spec", "matches", i, "pathRegex"],
+                    re,
+                ));
             }
             if let Some(h) = &m.headers {
                 for (idx, name, value) in h.entries() {
                     let d = match idx {
-                        Some(j) => regex_diag(doc, path!["spec", "matches", i, "headers", j, name], value),
-                        None => regex_diag(doc, path!["spec", "matches", i, "headers", name], value),
+                        Some(j) => {
+                            regex_diag(doc, path!["spec", "matches", i, "headers", j, name], value)
+                        }
+                        None => {
+                            regex_diag(doc, path!["spec", "matches", i, "headers", name], value)
+                        }
                     };
                     diags.extend(d);
                 }
@@ -413,7 +443,9 @@ fn check_upstream_settings(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
                         format!("`{field}` is accepted but egressc does not act on it"),
                     )
                     .at(doc.key_span(path!["spec", field]))
-                    .help("only `connectionSettings` is carried into the sidecar config for egress"),
+                    .help(
+                        "only `connectionSettings` is carried into the sidecar config for egress",
+                    ),
                 );
             }
         }
@@ -519,10 +551,20 @@ fn check_egress<'a>(
             );
         }
         if !is_dns1123_subdomain(&s.name) {
-            diags.push(name_diag("service account name", &s.name, false, doc.span(path!["spec", "sources", i, "name"])));
+            diags.push(name_diag(
+                "service account name",
+                &s.name,
+                false,
+                doc.span(path!["spec", "sources", i, "name"]),
+            ));
         }
         if !is_dns1123_label(&s.namespace) {
-            diags.push(name_diag("namespace", &s.namespace, true, doc.span(path!["spec", "sources", i, "namespace"])));
+            diags.push(name_diag(
+                "namespace",
+                &s.namespace,
+                true,
+                doc.span(path!["spec", "sources", i, "namespace"]),
+            ));
         }
         if s.mtls.is_some() {
             diags.push(
@@ -650,11 +692,17 @@ fn check_egress<'a>(
                             .help("add an http port, or remove the match"),
                     );
                 }
-                inputs.route_groups.iter().any(|g| g.ns() == e.ns() && g.name() == m.name)
+                inputs
+                    .route_groups
+                    .iter()
+                    .any(|g| g.ns() == e.ns() && g.name() == m.name)
             }
             (UTS_GROUP, "UpstreamTrafficSetting") => {
                 uts.push(i);
-                inputs.upstream_settings.iter().any(|u| u.ns() == e.ns() && u.name() == m.name)
+                inputs
+                    .upstream_settings
+                    .iter()
+                    .any(|u| u.ns() == e.ns() && u.name() == m.name)
             }
             _ => {
                 let span = if m.api_group.is_none() {
@@ -706,7 +754,8 @@ fn check_egress<'a>(
 
 fn check_port_protocols(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<Diagnostic>) {
     // (identity, port) -> (protocol, policy index, port index)
-    let mut seen: BTreeMap<((&str, &str), u16), (Protocol, usize, usize)> = BTreeMap::new();
+    type Seen<'a> = BTreeMap<(Identity<'a>, u16), (Protocol, usize, usize)>;
+    let mut seen: Seen = BTreeMap::new();
     let mut reported = BTreeSet::new();
     for (pi, v) in valid.iter().enumerate() {
         for &(idx, number, proto) in &v.ports {
@@ -756,9 +805,15 @@ fn contained(a: &ValidEgress, b: &ValidEgress) -> bool {
     let only_tcp = a.ports.iter().all(|p| p.2.class() == "tcp");
     let hosts_ok = only_tcp
         || b.hosts.is_empty()
-        || (!a.hosts.is_empty() && a.hosts.iter().all(|h| b.hosts.iter().any(|bh| h.is_covered_by(bh))));
+        || (!a.hosts.is_empty()
+            && a.hosts
+                .iter()
+                .all(|h| b.hosts.iter().any(|bh| h.is_covered_by(bh))));
     let cidrs_ok = b.cidrs.is_empty()
-        || (!a.cidrs.is_empty() && a.cidrs.iter().all(|c| b.cidrs.iter().any(|bc| c.is_within(bc))));
+        || (!a.cidrs.is_empty()
+            && a.cidrs
+                .iter()
+                .all(|c| b.cidrs.iter().any(|bc| c.is_within(bc))));
     hosts_ok && cidrs_ok
 }
 
@@ -789,17 +844,29 @@ fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<Diagn
                 continue;
             }
             let msg = if same {
-                format!("Egress `{}/{}` duplicates `{}/{}`", a.res.ns(), a.res.name(), b.res.ns(), b.res.name())
+                format!(
+                    "Egress `{}/{}` duplicates `{}/{}`",
+                    a.res.ns(),
+                    a.res.name(),
+                    b.res.ns(),
+                    b.res.name()
+                )
             } else {
                 format!(
                     "Egress `{}/{}` allows nothing that `{}/{}` does not already allow",
-                    a.res.ns(), a.res.name(), b.res.ns(), b.res.name()
+                    a.res.ns(),
+                    a.res.name(),
+                    b.res.ns(),
+                    b.res.name()
                 )
             };
             diags.push(
                 Diagnostic::new("W0405", msg)
                     .at(inputs.doc(a.res).span(path!["metadata", "name"]))
-                    .related(inputs.doc(b.res).span(path!["metadata", "name"]), "the wider policy")
+                    .related(
+                        inputs.doc(b.res).span(path!["metadata", "name"]),
+                        "the wider policy",
+                    )
                     .help("remove the redundant policy, or narrow the wider one"),
             );
             break;

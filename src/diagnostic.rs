@@ -120,7 +120,10 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0303", "invalid CIDR"),
     ("E0304", "invalid host pattern"),
     ("E0305", "http port without hosts"),
-    ("E0306", "matches names a resource that is not in the inputs"),
+    (
+        "E0306",
+        "matches names a resource that is not in the inputs",
+    ),
     ("E0307", "matches names an unsupported kind or apiGroup"),
     ("E0308", "more than one UpstreamTrafficSetting in matches"),
     ("E0309", "source kind is not ServiceAccount"),
@@ -133,13 +136,28 @@ pub const CODES: &[(&str, &str)] = &[
     ("E0316", "regex outside the portable RE2/ECMAScript subset"),
     ("E0317", "IPv6 is not supported"),
     ("W0101", "a file in a walked directory is not YAML; skipped"),
-    ("W0102", "a file in a walked directory holds no Kubernetes document; skipped"),
-    ("W0401", "Egress policies are ignored: enableEgressPolicy is false"),
-    ("W0402", "Egress policies restrict nothing: enableEgress is true"),
+    (
+        "W0102",
+        "a file in a walked directory holds no Kubernetes document; skipped",
+    ),
+    (
+        "W0401",
+        "Egress policies are ignored: enableEgressPolicy is false",
+    ),
+    (
+        "W0402",
+        "Egress policies restrict nothing: enableEgress is true",
+    ),
     ("W0403", "a port rule allows every address"),
     ("W0404", "a wildcard covers a whole public suffix"),
-    ("W0405", "an Egress policy duplicates or is contained in another"),
-    ("W0406", "EgressGateway names a Service that is not in the inputs"),
+    (
+        "W0405",
+        "an Egress policy duplicates or is contained in another",
+    ),
+    (
+        "W0406",
+        "EgressGateway names a Service that is not in the inputs",
+    ),
     ("W0407", "Service without a clusterIP"),
     ("W0408", "field accepted but not acted on"),
     ("N0001", "documents of other kinds were skipped"),
@@ -217,7 +235,10 @@ pub fn render_human(diags: &[Diagnostic], sources: &Sources, color: bool) -> Str
             let mut end = span.loc.end.clamp(range.start, range.end) - range.start;
             if end <= start {
                 // Point at one character (or the end of the line).
-                end = line[start..].chars().next().map_or(start, |c| start + c.len_utf8());
+                end = line[start..]
+                    .chars()
+                    .next()
+                    .map_or(start, |c| start + c.len_utf8());
             }
             let mut ann = kind.span(start..end);
             if let Some(l) = label {
@@ -277,7 +298,10 @@ struct JsonDiag<'a> {
     help: Option<&'a str>,
 }
 
-fn file_line_col<'a>(d: &'a Diagnostic, sources: &'a Sources) -> (Option<&'a str>, Option<u32>, Option<u32>) {
+fn file_line_col<'a>(
+    d: &'a Diagnostic,
+    sources: &'a Sources,
+) -> (Option<&'a str>, Option<u32>, Option<u32>) {
     match &d.place {
         Place::Span(s) => (
             Some(sources.get(s.file).name.as_str()),

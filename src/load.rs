@@ -90,7 +90,10 @@ fn recognise(
     let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
     let api_span = || Span::new(file, doc.locate(crate::path!["apiVersion"]).0.loc);
     let kind_span = || Span::new(file, doc.locate(crate::path!["kind"]).0.loc);
-    if let Some(k) = Kind::ALL.iter().find(|k| k.name() == kind && k.group() == group) {
+    if let Some(k) = Kind::ALL
+        .iter()
+        .find(|k| k.name() == kind && k.group() == group)
+    {
         if k.versions().contains(&version) {
             return Recognised::Known(*k);
         }
@@ -112,7 +115,11 @@ fn recognise(
         );
         return Recognised::Invalid;
     }
-    if !is_mesh_group(group) || OTHER_KNOWN_KINDS.iter().any(|(g, k)| *g == group && *k == kind) {
+    if !is_mesh_group(group)
+        || OTHER_KNOWN_KINDS
+            .iter()
+            .any(|(g, k)| *g == group && *k == kind)
+    {
         return Recognised::Other;
     }
     // A kind of ours in the wrong group, or a kind nobody defines: a typo that would
@@ -147,7 +154,10 @@ fn recognise(
 }
 
 fn type_of(node: &Node) -> Option<(&str, &str)> {
-    Some((node.get("apiVersion")?.as_str()?, node.get("kind")?.as_str()?))
+    Some((
+        node.get("apiVersion")?.as_str()?,
+        node.get("kind")?.as_str()?,
+    ))
 }
 
 /// Parse, recognise, validate and type every input file.
@@ -192,9 +202,12 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
         }
         if !src.explicit && !flat.is_empty() && flat.iter().all(|d| type_of(d).is_none()) {
             diags.push(
-                Diagnostic::new("W0102", "skipped a file with no Kubernetes document (no apiVersion and kind)")
-                    .at(Span::new(file, flat[0].loc))
-                    .help("files such as Helm values are skipped; name the file to make this an error"),
+                Diagnostic::new(
+                    "W0102",
+                    "skipped a file with no Kubernetes document (no apiVersion and kind)",
+                )
+                .at(Span::new(file, flat[0].loc))
+                .help("files such as Helm values are skipped; name the file to make this an error"),
             );
             continue;
         }
@@ -207,12 +220,9 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
                     _ => "kind",
                 };
                 diags.push(
-                    Diagnostic::new(
-                        "E0102",
-                        format!("this document has no string `{missing}`"),
-                    )
-                    .at(Span::new(file, doc.loc))
-                    .help("every document needs `apiVersion` and `kind`, as kubectl requires"),
+                    Diagnostic::new("E0102", format!("this document has no string `{missing}`"))
+                        .at(Span::new(file, doc.loc))
+                        .help("every document needs `apiVersion` and `kind`, as kubectl requires"),
                 );
                 continue;
             };
@@ -337,7 +347,9 @@ fn type_document(doc: Document, inputs: &mut Inputs, diags: &mut Vec<Diagnostic>
         }
         Kind::Egress => push_required!(egresses, EgressSpec),
         Kind::EgressGateway => push_required!(gateways, EgressGatewaySpec),
-        Kind::UpstreamTrafficSetting => push_required!(upstream_settings, UpstreamTrafficSettingSpec),
+        Kind::UpstreamTrafficSetting => {
+            push_required!(upstream_settings, UpstreamTrafficSettingSpec)
+        }
         Kind::HTTPRouteGroup => push_required!(route_groups, HTTPRouteGroupSpec),
     }
 }

@@ -97,7 +97,9 @@ fn check(inputs: &[String], args: &ReportArgs) -> ExitCode {
         match diagnostic::code_info(code) {
             None => return usage_error(&format!("--allow: unknown diagnostic code `{code}`")),
             Some(_) if code.starts_with('E') => {
-                return usage_error(&format!("--allow: `{code}` is an error and cannot be allowed"));
+                return usage_error(&format!(
+                    "--allow: `{code}` is an error and cannot be allowed"
+                ));
             }
             Some(_) => {}
         }

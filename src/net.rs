@@ -64,10 +64,16 @@ fn invalid(reason: impl Into<String>, help: impl Into<String>) -> HostError {
 /// characters each, at most 253 in all.
 fn check_dns_name(name: &str) -> Result<(), HostError> {
     if name.is_empty() {
-        return Err(invalid("the name is empty", "write a host name such as `api.example.com`"));
+        return Err(invalid(
+            "the name is empty",
+            "write a host name such as `api.example.com`",
+        ));
     }
     if name.len() > 253 {
-        return Err(invalid("the name is longer than 253 characters", "shorten the name"));
+        return Err(invalid(
+            "the name is longer than 253 characters",
+            "shorten the name",
+        ));
     }
     for label in name.split('.') {
         if label.is_empty() {
@@ -77,9 +83,15 @@ fn check_dns_name(name: &str) -> Result<(), HostError> {
             ));
         }
         if label.len() > 63 {
-            return Err(invalid("a label is longer than 63 characters", "shorten the label"));
+            return Err(invalid(
+                "a label is longer than 63 characters",
+                "shorten the label",
+            ));
         }
-        if let Some(c) = label.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-')) {
+        if let Some(c) = label
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '-'))
+        {
             let help = match c {
                 '*' => "a wildcard may only be the whole first label: `*.example.com`".to_owned(),
                 ':' => "a port does not belong in `hosts`; list it in `ports`".to_owned(),
@@ -180,14 +192,21 @@ pub fn parse_cidr(s: &str) -> Result<Cidr, CidrError> {
     }
     let Ok(ip) = Ipv4Addr::from_str(addr) else {
         let help = if addr.split('.').any(|o| o.len() > 1 && o.starts_with('0')) {
-            "remove the leading zeros: they mean octal to some parsers and decimal to others".to_owned()
+            "remove the leading zeros: they mean octal to some parsers and decimal to others"
+                .to_owned()
         } else {
             "write an IPv4 network such as `10.0.0.0/8`".to_owned()
         };
         return Err(bad("the address is not a valid IPv4 address", help));
     };
     let len = match prefix.parse::<u8>() {
-        Ok(n) if n <= 32 && !(prefix.len() > 1 && prefix.starts_with('0')) && !prefix.starts_with('+') => n,
+        Ok(n)
+            if n <= 32
+                && !(prefix.len() > 1 && prefix.starts_with('0'))
+                && !prefix.starts_with('+') =>
+        {
+            n
+        }
         _ => {
             return Err(bad(
                 "the prefix length is not a number from 0 to 32",

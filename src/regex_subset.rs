@@ -4,7 +4,7 @@
 //! backreferences itself, as RE2 does).
 
 use regex_syntax::ast::{
-    self, Ast, AssertionKind, ClassSet, ClassSetItem, GroupKind, HexLiteralKind, LiteralKind,
+    self, AssertionKind, Ast, ClassSet, ClassSetItem, GroupKind, HexLiteralKind, LiteralKind,
     SpecialLiteralKind,
 };
 
@@ -56,9 +56,10 @@ fn literal(lit: &ast::Literal) -> Result<(), NotPortable> {
         LiteralKind::Special(SpecialLiteralKind::Bell) => {
             deny(&lit.span, "`\\a` is not an escape in ECMAScript")
         }
-        LiteralKind::Special(SpecialLiteralKind::Space) => {
-            deny(&lit.span, "escaped space is only meaningful in RE2's `x` mode")
-        }
+        LiteralKind::Special(SpecialLiteralKind::Space) => deny(
+            &lit.span,
+            "escaped space is only meaningful in RE2's `x` mode",
+        ),
         LiteralKind::Special(_) => Ok(()),
     }
 }
@@ -72,9 +73,10 @@ fn class_item(item: &ClassSetItem, nested: bool) -> Result<(), NotPortable> {
             literal(&r.end)
         }
         ClassSetItem::Ascii(a) => deny(&a.span, "POSIX classes like `[[:alpha:]]` are RE2-only"),
-        ClassSetItem::Unicode(u) => {
-            deny(&u.span, "Unicode classes `\\p{..}` need ECMAScript's `u` flag")
-        }
+        ClassSetItem::Unicode(u) => deny(
+            &u.span,
+            "Unicode classes `\\p{..}` need ECMAScript's `u` flag",
+        ),
         ClassSetItem::Bracketed(b) if nested => {
             deny(&b.span, "nested character classes are RE2-only")
         }
@@ -103,12 +105,19 @@ fn walk(ast: &Ast) -> Result<(), NotPortable> {
             | AssertionKind::EndLine
             | AssertionKind::WordBoundary
             | AssertionKind::NotWordBoundary => Ok(()),
-            AssertionKind::StartText | AssertionKind::EndText => {
-                deny(&a.span, "`\\A` and `\\z` are not ECMAScript; use `^` and `$`")
-            }
-            _ => deny(&a.span, "this word-boundary form is specific to the Rust regex crate"),
+            AssertionKind::StartText | AssertionKind::EndText => deny(
+                &a.span,
+                "`\\A` and `\\z` are not ECMAScript; use `^` and `$`",
+            ),
+            _ => deny(
+                &a.span,
+                "this word-boundary form is specific to the Rust regex crate",
+            ),
         },
-        Ast::ClassUnicode(u) => deny(&u.span, "Unicode classes `\\p{..}` need ECMAScript's `u` flag"),
+        Ast::ClassUnicode(u) => deny(
+            &u.span,
+            "Unicode classes `\\p{..}` need ECMAScript's `u` flag",
+        ),
         Ast::ClassBracketed(b) => class_set(&b.kind),
         Ast::Repetition(r) => walk(&r.ast),
         Ast::Group(g) => {
@@ -121,7 +130,10 @@ fn walk(ast: &Ast) -> Result<(), NotPortable> {
                     );
                 }
                 GroupKind::NonCapturing(flags) if !flags.items.is_empty() => {
-                    return deny(&flags.span, "inline flags like `(?i:...)` are not ECMAScript");
+                    return deny(
+                        &flags.span,
+                        "inline flags like `(?i:...)` are not ECMAScript",
+                    );
                 }
                 GroupKind::NonCapturing(_) => {}
             }
@@ -139,8 +151,17 @@ mod tests {
     #[test]
     fn portable() {
         for ok in [
-            "/get", "/status.*", "^/api/v[0-9]+/", "/a|/b", "(?:/x)?/y", r"\d+\.\w*", "[a-z-]+",
-            r"/items/[^/]+$", "", ".*", r"\.json$",
+            "/get",
+            "/status.*",
+            "^/api/v[0-9]+/",
+            "/a|/b",
+            "(?:/x)?/y",
+            r"\d+\.\w*",
+            "[a-z-]+",
+            r"/items/[^/]+$",
+            "",
+            ".*",
+            r"\.json$",
         ] {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }
@@ -149,8 +170,20 @@ mod tests {
     #[test]
     fn not_portable() {
         for bad in [
-            "(?i)/get", "(?P<id>x)", "(?<id>x)", r"\Aabc", r"abc\z", "(?=x)", r"(a)\1", "[[:alpha:]]",
-            r"\pL", r"\x{41}", "[a&&b]", "(?i:x)", "(", r"\012",
+            "(?i)/get",
+            "(?P<id>x)",
+            "(?<id>x)",
+            r"\Aabc",
+            r"abc\z",
+            "(?=x)",
+            r"(a)\1",
+            "[[:alpha:]]",
+            r"\pL",
+            r"\x{41}",
+            "[a&&b]",
+            "(?i:x)",
+            "(",
+            r"\012",
         ] {
             assert!(check(bad).is_err(), "{bad}");
         }

@@ -86,7 +86,10 @@ impl Kind {
 
     /// Whether `spec` is required.
     pub fn needs_spec(self) -> bool {
-        !matches!(self, Kind::ServiceAccount | Kind::MeshConfig | Kind::Service)
+        !matches!(
+            self,
+            Kind::ServiceAccount | Kind::MeshConfig | Kind::Service
+        )
     }
 }
 
@@ -349,11 +352,17 @@ impl HttpHeaders {
     /// (index in the list or 0, name, value regex), in source order.
     pub fn entries(&self) -> Vec<(Option<usize>, &str, &str)> {
         match self {
-            HttpHeaders::Map(m) => m.iter().map(|(k, v)| (None, k.as_str(), v.as_str())).collect(),
+            HttpHeaders::Map(m) => m
+                .iter()
+                .map(|(k, v)| (None, k.as_str(), v.as_str()))
+                .collect(),
             HttpHeaders::List(l) => l
                 .iter()
                 .enumerate()
-                .flat_map(|(i, m)| m.iter().map(move |(k, v)| (Some(i), k.as_str(), v.as_str())))
+                .flat_map(|(i, m)| {
+                    m.iter()
+                        .map(move |(k, v)| (Some(i), k.as_str(), v.as_str()))
+                })
                 .collect(),
         }
     }

@@ -248,7 +248,10 @@ fn help_for(kind: &jsonschema::error::ValidationErrorKind) -> String {
     use jsonschema::error::ValidationErrorKind as K;
     match kind {
         K::Type { .. } => "change the value to the expected type".into(),
-        K::Enum { options } | K::Constant { expected_value: options } => {
+        K::Enum { options }
+        | K::Constant {
+            expected_value: options,
+        } => {
             format!("use one of: {options}")
         }
         K::Minimum { limit } => format!("use a value of at least {limit}"),

@@ -57,7 +57,11 @@ impl SourceFile {
             Err(i) => i - 1,
         };
         let start = self.line_starts[idx];
-        let col = self.text.get(start..offset).map(|s| s.chars().count()).unwrap_or(0);
+        let col = self
+            .text
+            .get(start..offset)
+            .map(|s| s.chars().count())
+            .unwrap_or(0);
         Loc {
             line: idx as u32 + 1,
             col: col as u32 + 1,
@@ -92,7 +96,8 @@ fn is_input_file(path: &Path) -> bool {
 }
 
 fn is_hidden(name: &std::ffi::OsStr) -> bool {
-    name.to_str().is_some_and(|s| s.starts_with('.') && s != "." && s != "..")
+    name.to_str()
+        .is_some_and(|s| s.starts_with('.') && s != "." && s != "..")
 }
 
 fn display(path: &Path) -> String {

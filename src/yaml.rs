@@ -106,14 +106,18 @@ impl Node {
         let mut key = None;
         for seg in path {
             let next = match (&node.value, seg) {
-                (Value::Map(entries), Seg::Key(k)) => {
-                    entries.iter().find(|(kk, _)| kk.name == *k).map(|(kk, v)| (Some(kk), v))
-                }
+                (Value::Map(entries), Seg::Key(k)) => entries
+                    .iter()
+                    .find(|(kk, _)| kk.name == *k)
+                    .map(|(kk, v)| (Some(kk), v)),
                 (Value::Seq(items), Seg::Idx(i)) => items.get(*i).map(|v| (None, v)),
                 (Value::Map(entries), Seg::Idx(i)) => {
                     // JSON pointers name map keys that look like numbers as indices.
                     let s = i.to_string();
-                    entries.iter().find(|(kk, _)| kk.name == s).map(|(kk, v)| (Some(kk), v))
+                    entries
+                        .iter()
+                        .find(|(kk, _)| kk.name == s)
+                        .map(|(kk, v)| (Some(kk), v))
                 }
                 _ => None,
             };
@@ -135,12 +139,17 @@ impl Node {
             Value::Bool(b) => J::Bool(*b),
             Value::Int(i) => J::from(*i),
             Value::UInt(u) => J::from(*u),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map(J::Number).unwrap_or(J::Null),
+            Value::Float(f) => serde_json::Number::from_f64(*f)
+                .map(J::Number)
+                .unwrap_or(J::Null),
             Value::Str(s) => J::String(s.clone()),
             Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
-            Value::Map(entries) => {
-                J::Object(entries.iter().map(|(k, v)| (k.name.clone(), v.to_json())).collect())
-            }
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), v.to_json()))
+                    .collect(),
+            ),
         }
     }
 }

@@ -1,0 +1,255 @@
+//! `egressc check` on every fixture: expected codes at the right places, exit codes, and
+//! snapshots of the diagnostics in human and JSON form.
+
+use crate::support::*;
+use serde_json::Value;
+
+fn json_diags(run: &Run) -> Vec<Value> {
+    match serde_json::from_str::<Value>(&run.stdout) {
+        Ok(Value::Array(items)) => items,
+        _ => panic!("not a JSON array:\n{}\n{}", run.stdout, run.stderr),
+    }
+}
+
+fn place(d: &Value) -> String {
+    match (d["file"].as_str(), d["line"].as_u64(), d["column"].as_u64()) {
+        (Some(f), Some(l), Some(c)) => format!("{f}:{l}:{c}"),
+        (Some(f), _, _) => f.to_owned(),
+        _ => "-".to_owned(),
+    }
+}
+
+#[test]
+fn fixtures_report_expected_codes_at_expected_places() {
+    let mut failures = Vec::new();
+    let fixtures = fixtures();
+    assert!(fixtures.len() > 1, "no fixtures found");
+    for dir in fixtures {
+        let inputs = fixture_inputs(&dir);
+        let mut args = vec!["check", "--format", "json"];
+        args.extend(inputs.iter().map(String::as_str));
+        let run = egressc(&args);
+        let diags = json_diags(&run);
+        let errors = diags.iter().any(|d| d["severity"] == "error");
+        let expect = std::fs::read_to_string(root().join(&dir).join("expect.txt"));
+        match expect {
+            Err(_) => {
+                // A good fixture: no errors, exit 0.
+                if errors || run.code != 0 {
+                    failures.push(format!(
+                        "{}: good fixture has errors (exit {}):\n{}",
+                        dir.display(),
+                        run.code,
+                        run.stdout
+                    ));
+                }
+            }
+            Ok(text) => {
+                let mut expects_error = false;
+                for line in text
+                    .lines()
+                    .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                {
+                    let (code, at) = line.split_once(' ').unwrap_or((line, "-"));
+                    expects_error |= code.starts_with('E');
+                    let at = if at == "-" {
+                        "-".to_owned()
+                    } else {
+                        format!("{}/{}", dir.display(), at.trim())
+                    };
+                    let found = diags.iter().any(|d| d["code"] == code && place(d) == at);
+                    if !found {
+                        let got: Vec<String> = diags
+                            .iter()
+                            .map(|d| format!("{} {}", d["code"].as_str().unwrap_or("?"), place(d)))
+                            .collect();
+                        failures.push(format!(
+                            "{}: expected {code} at {at}; got {got:?}",
+                            dir.display()
+                        ));
+                    }
+                }
+                let want = if expects_error { 1 } else { 0 };
+                if run.code != want {
+                    failures.push(format!(
+                        "{}: exit {} (want {want})",
+                        dir.display(),
+                        run.code
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn snapshots_of_diagnostics() {
+    let settings = insta_settings();
+    settings.bind(|| {
+        for dir in fixtures() {
+            let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+            let inputs = fixture_inputs(&dir);
+            let mut args = vec!["check", "--color", "never"];
+            args.extend(inputs.iter().map(String::as_str));
+            let human = egressc(&args);
+            insta::assert_snapshot!(format!("check-human@{name}"), human.stderr);
+            args[1] = "--format";
+            args[2] = "json";
+            let json = egressc(&args);
+            insta::assert_snapshot!(format!("check-json@{name}"), json.stdout);
+        }
+    });
+}
+
+#[test]
+fn sarif_has_rules_results_and_regions() {
+    let run = egressc(&[
+        "check",
+        "--format",
+        "sarif",
+        "fixtures/bad-e0301-port-range",
+    ]);
+    assert_eq!(run.code, 1);
+    let doc: Value = serde_json::from_str(&run.stdout).expect("sarif is JSON");
+    assert_eq!(doc["version"], "2.1.0");
+    let run0 = &doc["runs"][0];
+    assert_eq!(run0["tool"]["driver"]["name"], "egressc");
+    let results = run0["results"].as_array().expect("results");
+    let r = results
+        .iter()
+        .find(|r| r["ruleId"] == "E0301")
+        .expect("E0301 result");
+    assert_eq!(r["level"], "error");
+    let region = &r["locations"][0]["physicalLocation"]["region"];
+    assert!(region["startLine"].as_u64().unwrap() > 0);
+    let idx = r["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(run0["tool"]["driver"]["rules"][idx]["id"], "E0301");
+    insta_settings()
+        .bind(|| insta::assert_snapshot!("check-sarif@bad-e0301-port-range", run.stdout));
+}
+
+#[test]
+fn exit_codes() {
+    assert_eq!(egressc(&["check", "fixtures/fsm-docs"]).code, 0);
+    let missing = egressc(&["check", "fixtures/does-not-exist.yaml"]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+    assert!(missing.stderr.contains("E0001"));
+    assert_eq!(egressc(&["check"]).code, 2, "no input is a usage error");
+    assert_eq!(
+        egressc(&["check", "--allow", "E0301", "fixtures/fsm-docs"]).code,
+        2
+    );
+    assert_eq!(
+        egressc(&["check", "--allow", "W9999", "fixtures/fsm-docs"]).code,
+        2
+    );
+    assert_eq!(egressc(&["check", "--bogus"]).code, 2);
+    let v = egressc(&["--version"]);
+    assert_eq!(v.code, 0);
+    assert!(v.stdout.contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn warnings_pass_unless_denied_and_can_be_allowed() {
+    let dir = "fixtures/bad-w0403-port-allows-all";
+    assert_eq!(egressc(&["check", dir]).code, 0);
+    assert_eq!(egressc(&["check", "--deny-warnings", dir]).code, 1);
+    let allowed = egressc(&[
+        "check",
+        "--deny-warnings",
+        "--allow",
+        "W0403",
+        "--format",
+        "json",
+        dir,
+    ]);
+    assert!(!allowed.stdout.contains("W0403"), "{}", allowed.stdout);
+}
+
+#[test]
+fn color_is_off_for_pipes_and_on_when_asked() {
+    let args = ["check", "fixtures/bad-e0301-port-range"];
+    assert!(!egressc(&args).stderr.contains('\x1b'));
+    let mut always = vec!["check", "--color", "always"];
+    always.extend(&args[1..]);
+    assert!(egressc(&always).stderr.contains('\x1b'));
+}
+
+#[test]
+fn stdin_is_read_for_dash() {
+    let text = std::fs::read(root().join("fixtures/fsm-docs/egress-https.yaml")).unwrap();
+    let run = egressc_stdin(&["check", "--format", "json", "-"], Some(&text));
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let bad = b"apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {name: x}\nspec:\n  sources: []\n  ports: [{number: 0, protocol: tcp}]\n";
+    let run = egressc_stdin(&["check", "--format", "json", "-"], Some(bad));
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("\"file\": \"<stdin>\""),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("E0301"));
+}
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    // Many diagnostics, and a reader that stops after a few bytes, as `| head -c 10` does.
+    let mut doc = String::new();
+    for i in 0..3000 {
+        doc.push_str(&format!(
+            "---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e{i}}}\nspec:\n  sources: [{{kind: ServiceAccount, name: a, namespace: b}}]\n  ports: [{{number: 70000, protocol: tcp}}]\n"
+        ));
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_egressc"))
+        .args(["check", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(doc.as_bytes()).unwrap();
+    }
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 10];
+    stdout.read_exact(&mut buf).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn readme_documents_every_code() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    for (code, _) in egressc::diagnostic::CODES {
+        assert!(
+            readme.contains(&format!("`{code}`")),
+            "README does not document {code}"
+        );
+    }
+}
+
+#[test]
+fn every_code_has_a_fixture() {
+    let mut missing = Vec::new();
+    for (code, _) in egressc::diagnostic::CODES {
+        if *code == "E0001" {
+            continue; // an unreadable file: covered by `exit_codes`
+        }
+        let has = fixtures().iter().any(|d| {
+            std::fs::read_to_string(root().join(d).join("expect.txt"))
+                .is_ok_and(|t| t.lines().any(|l| l.split_whitespace().next() == Some(code)))
+        });
+        if !has {
+            missing.push(*code);
+        }
+    }
+    assert!(missing.is_empty(), "codes without a fixture: {missing:?}");
+}

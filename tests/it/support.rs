@@ -1,0 +1,76 @@
+//! Running the egressc binary from the repository root, as a user would.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn egressc(args: &[&str]) -> Run {
+    egressc_stdin(args, None)
+}
+
+pub fn egressc_stdin(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_egressc"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("NO_COLOR")
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("egressc starts");
+    if let Some(input) = stdin {
+        let mut s = child.stdin.take().expect("stdin");
+        s.write_all(input).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("egressc runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Every fixture folder, sorted, as paths relative to the repository root.
+pub fn fixtures() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures"))
+        .expect("fixtures/")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.strip_prefix(root()).expect("inside root").to_path_buf())
+        .collect();
+    v.sort();
+    v
+}
+
+/// The command-line inputs of a fixture: its `args.txt` (files to name explicitly), or the folder.
+pub fn fixture_inputs(dir: &Path) -> Vec<String> {
+    match std::fs::read_to_string(root().join(dir).join("args.txt")) {
+        Ok(text) => text
+            .split_whitespace()
+            .map(|f| dir.join(f).to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => vec![dir.to_string_lossy().into_owned()],
+    }
+}
+
+pub fn insta_settings() -> insta::Settings {
+    let mut s = insta::Settings::clone_current();
+    s.set_snapshot_path(root().join("snapshots"));
+    s.set_prepend_module_to_snapshot(false);
+    s.set_omit_expression(true);
+    s
+}
