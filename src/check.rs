@@ -219,9 +219,9 @@ fn check_singletons(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
                         r.name()
                     ),
                 )
-                .at(inputs.doc(r).span(path!["spec", "global"]))
+                .at(inputs.doc(r).key_span(path!["spec", "global"]))
                 .related(
-                    inputs.doc(first).span(path!["spec", "global"]),
+                    inputs.doc(first).key_span(path!["spec", "global"]),
                     "global gateways are already defined here",
                 )
                 .help("list every global gateway in one EgressGateway; FSM's webhook rejects a second one"),
@@ -249,7 +249,19 @@ fn check_services(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
             continue;
         }
         match s.spec.cluster_ip.as_deref() {
-            None | Some("") | Some("None") => diags.push(
+            Some("None") => diags.push(
+                Diagnostic::new(
+                    "W0407",
+                    format!(
+                        "Service `{}/{}` is headless: in-mesh traffic to it goes to pod addresses egressc cannot know",
+                        s.ns(),
+                        s.name()
+                    ),
+                )
+                .at(doc.span(path!["spec", "clusterIP"]))
+                .help("traffic to its pods is treated as egress; allow it with an Egress policy or passthrough"),
+            ),
+            None | Some("") => diags.push(
                 Diagnostic::new(
                     "W0407",
                     format!(
@@ -582,6 +594,9 @@ fn check_egress<'a>(
         // Out-of-range numbers were reported by the schema check (E0301).
         let Some(number) = u16::try_from(p.number).ok().filter(|n| *n > 0) else {
             v.out_of_range = true;
+            if Protocol::parse(&p.protocol).map(Protocol::class) != Some("tcp") {
+                all_tcp = false;
+            }
             continue;
         };
         let Some(proto) = Protocol::parse(&p.protocol) else {
@@ -705,16 +720,22 @@ fn check_egress<'a>(
                     .any(|u| u.ns() == e.ns() && u.name() == m.name)
             }
             _ => {
-                let span = if m.api_group.is_none() {
-                    doc.span(path!["spec", "matches", i])
-                } else {
-                    doc.span(path!["spec", "matches", i, "apiGroup"])
+                let (span, message) = match m.api_group.as_deref() {
+                    None => (
+                        doc.span(path!["spec", "matches", i]),
+                        format!("match `{}` has no apiGroup", m.kind),
+                    ),
+                    Some(g) if g == HTTPROUTEGROUP_GROUP || g == UTS_GROUP => (
+                        doc.span(path!["spec", "matches", i, "kind"]),
+                        format!("unsupported match kind `{}` in apiGroup `{g}`", m.kind),
+                    ),
+                    Some(g) => (
+                        doc.span(path!["spec", "matches", i, "apiGroup"]),
+                        format!("unsupported match `{}` in apiGroup `{g}`", m.kind),
+                    ),
                 };
                 diags.push(
-                    Diagnostic::new(
-                        "E0307",
-                        format!("unsupported match `{}` in apiGroup `{}`", m.kind, group),
-                    )
+                    Diagnostic::new("E0307", message)
                     .at(span)
                     .help(format!(
                         "use apiGroup `{HTTPROUTEGROUP_GROUP}` with kind HTTPRouteGroup, or `{UTS_GROUP}` with kind UpstreamTrafficSetting"

@@ -6,12 +6,15 @@
 
 pub mod check;
 pub mod diagnostic;
+pub mod emit;
 pub mod load;
 pub mod net;
+pub mod plan;
 pub mod regex_subset;
 pub mod resources;
 pub mod schema;
 pub mod source;
+pub mod write;
 pub mod yaml;
 
 use diagnostic::Diagnostic;
@@ -42,6 +45,18 @@ impl Analysis {
     pub fn has_io_errors(&self) -> bool {
         self.diagnostics.iter().any(|d| d.code == "E0001")
     }
+}
+
+/// Lower and emit the output tree of an analysis without errors.
+pub fn compile(analysis: &Analysis) -> emit::Output {
+    let plan = plan::lower(&analysis.inputs, &analysis.sources);
+    let inputs: Vec<(String, &[u8])> = analysis
+        .sources
+        .files
+        .iter()
+        .map(|f| (f.name.clone(), f.text.as_bytes()))
+        .collect();
+    emit::emit(&plan, &inputs)
 }
 
 /// Read and check the inputs named on the command line (`-` is stdin).

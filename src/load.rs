@@ -171,7 +171,11 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
         let docs = match yaml::parse_documents(&src.text) {
             Ok(d) => d,
             Err(e) => {
-                let loc = e.loc.unwrap_or_else(|| src.loc_at(0));
+                // Parse errors carry line and column; the byte offset is recomputed from them.
+                let loc = match e.loc {
+                    Some(l) if l.line > 0 => src.loc_of(l.line, l.col),
+                    _ => src.loc_at(0),
+                };
                 let d = if src.explicit {
                     Diagnostic::new("E0101", format!("invalid YAML: {}", e.message))
                         .help("fix the syntax; `yamllint` or an editor with YAML support shows the structure")
@@ -285,8 +289,12 @@ fn type_document(doc: Document, inputs: &mut Inputs, diags: &mut Vec<Diagnostic>
                 remove_at(&mut json, &v.path);
                 "E0202"
             }
-            ViolationKind::PortRange => "E0301",
-            ViolationKind::Other => {
+            ViolationKind::PortRange => {
+                // Checked later as out of range; keep the number typable.
+                set_at(&mut json, &v.path, serde_json::json!(0));
+                "E0301"
+            }
+            ViolationKind::MissingField | ViolationKind::Other => {
                 fatal = true;
                 "E0201"
             }
@@ -352,6 +360,21 @@ fn type_document(doc: Document, inputs: &mut Inputs, diags: &mut Vec<Diagnostic>
         }
         Kind::HTTPRouteGroup => push_required!(route_groups, HTTPRouteGroupSpec),
     }
+}
+
+fn set_at(json: &mut serde_json::Value, path: &[PathPart], value: serde_json::Value) {
+    let mut node = json;
+    for p in path {
+        let next = match p {
+            PathPart::Key(k) => node.get_mut(k.as_str()),
+            PathPart::Idx(i) => node.get_mut(*i),
+        };
+        match next {
+            Some(n) => node = n,
+            None => return,
+        }
+    }
+    *node = value;
 }
 
 fn remove_at(json: &mut serde_json::Value, path: &[PathPart]) {

@@ -23,6 +23,20 @@ enum Command {
         #[command(flatten)]
         report: ReportArgs,
     },
+    /// Compile the inputs into the output tree (diagnostics as for `check`).
+    Build {
+        /// Files or directories (walked recursively, sorted; hidden entries skipped); `-` is stdin.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<String>,
+        /// The output directory (replaced atomically; refused if it holds files egressc did not write).
+        #[arg(short, long, value_name = "OUT")]
+        output: std::path::PathBuf,
+        /// Write nothing; exit 3 and list the files when OUT differs from what would be written.
+        #[arg(long)]
+        check: bool,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
     /// Write the JSON Schemas of the input kinds (per kind, plus one combined schema for editors).
     Schema {
         /// Directory to write into; without it the combined schema is printed.
@@ -67,6 +81,7 @@ enum Color {
 
 const EXIT_ERRORS: u8 = 1;
 const EXIT_USAGE: u8 = 2;
+const EXIT_STALE: u8 = 3;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -77,7 +92,13 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check { inputs, report } => check(&inputs, &report),
+        Command::Check { inputs, report } => check(&inputs, &report).0,
+        Command::Build {
+            inputs,
+            output,
+            check: check_only,
+            report,
+        } => build(&inputs, &output, check_only, &report),
         Command::Schema { output } => schema(output.as_deref()),
     }
 }
@@ -92,17 +113,17 @@ fn usage_error(msg: &str) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-fn check(inputs: &[String], args: &ReportArgs) -> ExitCode {
+/// Read, check and report: the exit code, and the analysis when nothing failed.
+fn check(inputs: &[String], args: &ReportArgs) -> (ExitCode, Option<egressc::Analysis>) {
     for code in &args.allow {
-        match diagnostic::code_info(code) {
-            None => return usage_error(&format!("--allow: unknown diagnostic code `{code}`")),
+        let problem = match diagnostic::code_info(code) {
+            None => format!("--allow: unknown diagnostic code `{code}`"),
             Some(_) if code.starts_with('E') => {
-                return usage_error(&format!(
-                    "--allow: `{code}` is an error and cannot be allowed"
-                ));
+                format!("--allow: `{code}` is an error and cannot be allowed")
             }
-            Some(_) => {}
-        }
+            Some(_) => continue,
+        };
+        return (usage_error(&problem), None);
     }
     let mut analysis = egressc::analyze(
         inputs,
@@ -139,11 +160,46 @@ fn check(inputs: &[String], args: &ReportArgs) -> ExitCode {
     }
     let warnings = diags.iter().any(|d| d.severity == Severity::Warning);
     if analysis.has_io_errors() {
-        ExitCode::from(EXIT_USAGE)
+        (ExitCode::from(EXIT_USAGE), None)
     } else if analysis.has_errors() || (args.deny_warnings && warnings) {
-        ExitCode::from(EXIT_ERRORS)
+        (ExitCode::from(EXIT_ERRORS), None)
     } else {
-        ExitCode::SUCCESS
+        (ExitCode::SUCCESS, Some(analysis))
+    }
+}
+
+fn build(
+    inputs: &[String],
+    out: &std::path::Path,
+    check_only: bool,
+    args: &ReportArgs,
+) -> ExitCode {
+    let (code, analysis) = check(inputs, args);
+    let Some(analysis) = analysis else {
+        return code;
+    };
+    let output = egressc::compile(&analysis);
+    if check_only {
+        let changes = egressc::write::diff(&output, out);
+        if changes.is_empty() {
+            return ExitCode::SUCCESS;
+        }
+        let mut text = format!(
+            "`{}` is stale: {} file{} differ{} from what would be written\n",
+            out.display(),
+            changes.len(),
+            if changes.len() == 1 { "" } else { "s" },
+            if changes.len() == 1 { "s" } else { "" },
+        );
+        for (path, change) in &changes {
+            text.push_str(&format!("  {:<8} {path}\n", change.as_str()));
+        }
+        emit(std::io::stdout().lock(), &text);
+        return ExitCode::from(EXIT_STALE);
+    }
+    match egressc::write::write(&output, out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => usage_error(&e.to_string()),
     }
 }
 

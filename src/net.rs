@@ -63,6 +63,12 @@ fn invalid(reason: impl Into<String>, help: impl Into<String>) -> HostError {
 /// Check a DNS name (no wildcard): labels of letters, digits and inner hyphens, 1..63
 /// characters each, at most 253 in all.
 fn check_dns_name(name: &str) -> Result<(), HostError> {
+    if name.contains("://") {
+        return Err(invalid(
+            "the name is a URL",
+            "write the host name alone, e.g. `example.com`",
+        ));
+    }
     if name.is_empty() {
         return Err(invalid(
             "the name is empty",

@@ -168,6 +168,7 @@ pub enum PathPart {
 pub enum ViolationKind {
     UnknownField,
     PortRange,
+    MissingField,
     Other,
 }
 
@@ -219,8 +220,8 @@ pub fn validate(kind: Kind, instance: &Value) -> Vec<Violation> {
                 let name = property.as_str().unwrap_or_default().to_owned();
                 out.push(Violation {
                     path,
-                    at_key: false,
-                    kind: ViolationKind::Other,
+                    at_key: true,
+                    kind: ViolationKind::MissingField,
                     message: format!("missing required field `{name}`"),
                     help: Some(format!("add `{name}`")),
                 })

@@ -49,6 +49,23 @@ impl SourceFile {
         start..end.max(start)
     }
 
+    /// A location for a 1-based line and column (columns counted in characters).
+    pub fn loc_of(&self, line: u32, col: u32) -> Loc {
+        let range = self.line_range(line);
+        let text = &self.text[range.clone()];
+        let offset = range.start
+            + text
+                .char_indices()
+                .nth(col.saturating_sub(1) as usize)
+                .map_or(text.len(), |(i, _)| i);
+        Loc {
+            line,
+            col,
+            start: offset,
+            end: offset,
+        }
+    }
+
     /// A location for a byte offset (1-based line and column, column counted in characters).
     pub fn loc_at(&self, offset: usize) -> Loc {
         let offset = offset.min(self.text.len());

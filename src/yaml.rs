@@ -310,12 +310,18 @@ pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
     serde_saphyr::from_multiple_with_options::<Node>(text, options()).map_err(|e| {
         let loc = e.location().map(|l| Loc::from_saphyr(&l));
         let mut message = e.to_string();
-        // The message may start with "line X column Y: "; the location is shown separately.
+        // The location is shown separately: drop "line X column Y: " before the message and
+        // " at line X, column Y" after it.
         if let Some(rest) = message.strip_prefix("line ")
             && let Some(pos) = rest.find(": ")
             && rest[..pos].contains("column")
         {
             message = rest[pos + 2..].to_string();
+        }
+        if let Some(pos) = message.rfind(" at line ")
+            && message[pos..].contains("column")
+        {
+            message.truncate(pos);
         }
         ParseError { message, loc }
     })

@@ -152,7 +152,7 @@ fn exit_codes() {
 
 #[test]
 fn warnings_pass_unless_denied_and_can_be_allowed() {
-    let dir = "fixtures/bad-w0403-port-allows-all";
+    let dir = "fixtures/bad-w0403-open-port";
     assert_eq!(egressc(&["check", dir]).code, 0);
     assert_eq!(egressc(&["check", "--deny-warnings", dir]).code, 1);
     let allowed = egressc(&[
