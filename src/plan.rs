@@ -244,7 +244,7 @@ fn routes(inputs: &Inputs, e: &Res<EgressSpec>) -> Option<Vec<Route>> {
         };
         for hm in &g.spec.matches {
             let methods: Vec<String> = match &hm.methods {
-                Some(ms) if !ms.iter().any(|m| *m == HttpMethod::Any) => {
+                Some(ms) if !ms.contains(&HttpMethod::Any) => {
                     let mut v: Vec<String> = ms.iter().map(|m| m.as_str().to_owned()).collect();
                     v.sort();
                     v.dedup();

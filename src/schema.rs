@@ -100,6 +100,12 @@ pub fn combined_schema() -> Value {
     })
 }
 
+/// The schema of the emitted per-identity sidecar config (written by hand: it describes
+/// output, not input).
+pub fn config_schema() -> Value {
+    serde_json::from_str(include_str!("config.schema.json")).expect("config schema is JSON")
+}
+
 /// Every schema file: (file name, pretty JSON with a trailing newline).
 pub fn schema_files() -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = Kind::ALL
@@ -110,6 +116,10 @@ pub fn schema_files() -> Vec<(String, String)> {
             combined_schema(),
         )))
         .map(|(n, v)| (n, pretty(&v)))
+        .chain(std::iter::once((
+            "sidecar-config.schema.json".to_owned(),
+            pretty(&config_schema()),
+        )))
         .collect();
     files.sort();
     files

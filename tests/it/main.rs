@@ -1,5 +1,6 @@
 //! The one integration-test binary (one link on two cores).
 
+mod build;
 mod check;
 mod robustness;
 mod schema;

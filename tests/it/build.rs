@@ -1,0 +1,261 @@
+//! `egressc build`: the output tree of every good fixture (snapshots, output schema,
+//! determinism), `--check`, and the writer's safety rules.
+
+use crate::support::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn good_fixtures() -> Vec<PathBuf> {
+    fixtures()
+        .into_iter()
+        .filter(|d| !root().join(d).join("expect.txt").exists())
+        .collect()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("egressc-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    p
+}
+
+fn read_tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                let rel = p
+                    .strip_prefix(base)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn input_files(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(root().join(dir))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            let rel = p.strip_prefix(root()).unwrap().to_path_buf();
+            if p.is_dir() {
+                walk(&rel, out);
+            } else if p
+                .extension()
+                .is_some_and(|e| e == "yaml" || e == "yml" || e == "json")
+            {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    walk(dir, &mut files);
+    files
+}
+
+fn build(inputs: &[String], out: &Path) -> Run {
+    let mut args = vec!["build", "-o", out.to_str().unwrap()];
+    args.extend(inputs.iter().map(String::as_str));
+    egressc(&args)
+}
+
+#[test]
+fn good_fixtures_build_and_check_clean_and_match_snapshots() {
+    let config_schema = jsonschema::validator_for(&egressc::schema::config_schema())
+        .expect("config schema compiles");
+    let settings = insta_settings();
+    let fixtures = good_fixtures();
+    assert!(fixtures.len() >= 3);
+    for dir in fixtures {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let out = tmp(&format!("good-{name}"));
+        let inputs = vec![dir.to_string_lossy().into_owned()];
+        let run = build(&inputs, &out);
+        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+        let mut args = vec!["build", "--check", "-o", out.to_str().unwrap()];
+        args.extend(inputs.iter().map(String::as_str));
+        let check = egressc(&args);
+        assert_eq!(
+            check.code, 0,
+            "{name}: fresh output is stale: {}",
+            check.stdout
+        );
+        let tree = read_tree(&out);
+        for (path, bytes) in &tree {
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            if path.starts_with("configs/") || path == "sidecar/config.json" {
+                let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let errors: Vec<String> = config_schema
+                    .iter_errors(&json)
+                    .map(|e| format!("{e} at {}", e.instance_path()))
+                    .collect();
+                assert!(
+                    errors.is_empty(),
+                    "{name}/{path} does not match the config schema: {errors:?}"
+                );
+            }
+            settings.bind(|| {
+                insta::assert_snapshot!(format!("build@{name}@{}", path.replace('/', "__")), text)
+            });
+        }
+        std::fs::remove_dir_all(&out).ok();
+    }
+}
+
+#[test]
+fn output_is_identical_for_any_input_order_and_for_stdin() {
+    for dir in good_fixtures() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let files = input_files(&dir);
+        let forward = tmp(&format!("fwd-{name}"));
+        assert_eq!(build(&files, &forward).code, 0);
+        let reference = read_tree(&forward);
+
+        let mut reversed = files.clone();
+        reversed.reverse();
+        let mut shuffled = files.clone();
+        // A fixed permutation: rotate, then swap pairs.
+        shuffled.rotate_left(files.len() / 2);
+        for pair in shuffled.chunks_mut(2) {
+            pair.reverse();
+        }
+        for (label, order) in [("reversed", reversed), ("shuffled", shuffled)] {
+            let out = tmp(&format!("{label}-{name}"));
+            assert_eq!(build(&order, &out).code, 0);
+            assert_eq!(
+                read_tree(&out),
+                reference,
+                "{name}: {label} order changed the output"
+            );
+            std::fs::remove_dir_all(&out).ok();
+        }
+
+        // All documents concatenated into one stdin stream, in reverse file order.
+        let mut stream = Vec::new();
+        for f in files.iter().rev() {
+            stream.extend_from_slice(b"---\n");
+            stream.extend(std::fs::read(root().join(f)).unwrap());
+            stream.push(b'\n');
+        }
+        let out = tmp(&format!("stdin-{name}"));
+        let run = egressc_stdin(&["build", "-o", out.to_str().unwrap(), "-"], Some(&stream));
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let mut got = read_tree(&out);
+        let mut want = reference.clone();
+        got.remove("manifest.json");
+        want.remove("manifest.json");
+        assert_eq!(got, want, "{name}: stdin stream changed the output");
+        std::fs::remove_dir_all(&out).ok();
+        std::fs::remove_dir_all(&forward).ok();
+    }
+}
+
+#[test]
+fn check_reports_stale_files_after_an_edit() {
+    let work = tmp("edit-inputs");
+    std::fs::create_dir_all(&work).unwrap();
+    for f in input_files(Path::new("fixtures/fsm-docs")) {
+        let p = root().join(&f);
+        std::fs::copy(&p, work.join(p.file_name().unwrap())).unwrap();
+    }
+    let out = tmp("edit-out");
+    let inputs = vec![work.to_string_lossy().into_owned()];
+    assert_eq!(build(&inputs, &out).code, 0);
+    let egress = work.join("egress-https.yaml");
+    let text = std::fs::read_to_string(&egress)
+        .unwrap()
+        .replace("- httpbin.org", "- api.github.com");
+    std::fs::write(&egress, text).unwrap();
+    let run = egressc(&[
+        "build",
+        "--check",
+        "-o",
+        out.to_str().unwrap(),
+        work.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("changed  configs/curl/curl.json"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("changed  manifest.json"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("sidecar/mesh.json"), "{}", run.stdout);
+    std::fs::remove_dir_all(&work).ok();
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn failed_build_leaves_previous_output_untouched() {
+    let out = tmp("keep");
+    assert_eq!(build(&["fixtures/fsm-docs".into()], &out).code, 0);
+    let before = read_tree(&out);
+    let run = build(&["fixtures/bad-e0301-port-range".into()], &out);
+    assert_eq!(run.code, 1);
+    assert_eq!(read_tree(&out), before);
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn refuses_to_replace_a_folder_it_did_not_write() {
+    let out = tmp("foreign");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("precious.txt"), "keep me").unwrap();
+    let run = build(&["fixtures/fsm-docs".into()], &out);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not written by egressc"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("precious.txt")).unwrap(),
+        "keep me"
+    );
+    // An empty folder is fine, and so is rebuilding over our own output.
+    std::fs::remove_file(out.join("precious.txt")).unwrap();
+    assert_eq!(build(&["fixtures/fsm-docs".into()], &out).code, 0);
+    assert_eq!(build(&["fixtures/fsm-docs".into()], &out).code, 0);
+    let leftovers: Vec<_> = std::fs::read_dir(out.parent().unwrap())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&format!(
+                ".{}.egressc-",
+                out.file_name().unwrap().to_string_lossy()
+            ))
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "temporary folders left behind");
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn hostile_names_never_escape_the_output_directory() {
+    // Names are validated before anything is written: `..` and `/` in a namespace are errors.
+    let doc = b"apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: x, namespace: ../../etc}\n";
+    let out = tmp("hostile");
+    let run = egressc_stdin(&["build", "-o", out.to_str().unwrap(), "-"], Some(doc));
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("E0310"));
+    assert!(!out.exists());
+}
