@@ -87,11 +87,16 @@ pub fn write(out: &Output, dir: &Path) -> Result<(), WriteError> {
     std::fs::create_dir_all(&parent).map_err(io(&parent))?;
     let _ = std::fs::remove_dir_all(&tmp);
     let result = (|| {
+        let dirs: std::collections::BTreeSet<PathBuf> = rel
+            .iter()
+            .filter_map(|(r, _)| r.parent().map(|p| tmp.join(p)))
+            .chain(std::iter::once(tmp.clone()))
+            .collect();
+        for d in &dirs {
+            std::fs::create_dir_all(d).map_err(io(d))?;
+        }
         for (r, bytes) in &rel {
             let path = tmp.join(r);
-            if let Some(p) = path.parent() {
-                std::fs::create_dir_all(p).map_err(io(p))?;
-            }
             std::fs::write(&path, bytes).map_err(io(&path))?;
         }
         Ok(())
