@@ -362,37 +362,27 @@ fn type_document(doc: Document, inputs: &mut Inputs, diags: &mut Vec<Diagnostic>
     }
 }
 
+/// The value at `path` in a JSON tree, if it exists.
+fn value_at_mut<'a>(
+    json: &'a mut serde_json::Value,
+    path: &[PathPart],
+) -> Option<&'a mut serde_json::Value> {
+    path.iter().try_fold(json, |node, p| match p {
+        PathPart::Key(k) => node.get_mut(k.as_str()),
+        PathPart::Idx(i) => node.get_mut(*i),
+    })
+}
+
 fn set_at(json: &mut serde_json::Value, path: &[PathPart], value: serde_json::Value) {
-    let mut node = json;
-    for p in path {
-        let next = match p {
-            PathPart::Key(k) => node.get_mut(k.as_str()),
-            PathPart::Idx(i) => node.get_mut(*i),
-        };
-        match next {
-            Some(n) => node = n,
-            None => return,
-        }
+    if let Some(node) = value_at_mut(json, path) {
+        *node = value;
     }
-    *node = value;
 }
 
 fn remove_at(json: &mut serde_json::Value, path: &[PathPart]) {
-    let Some((PathPart::Key(last), parent)) = path.split_last() else {
-        return;
-    };
-    let mut node = json;
-    for p in parent {
-        let next = match p {
-            PathPart::Key(k) => node.get_mut(k.as_str()),
-            PathPart::Idx(i) => node.get_mut(*i),
-        };
-        match next {
-            Some(n) => node = n,
-            None => return,
-        }
-    }
-    if let Some(obj) = node.as_object_mut() {
+    if let Some((PathPart::Key(last), parent)) = path.split_last()
+        && let Some(obj) = value_at_mut(json, parent).and_then(|n| n.as_object_mut())
+    {
         obj.remove(last);
     }
 }
