@@ -523,10 +523,12 @@ pub struct ValidEgress<'a> {
 fn check_egresses<'a>(inputs: &'a Inputs, diags: &mut Vec<Diagnostic>) -> Vec<ValidEgress<'a>> {
     let mut out = Vec::new();
     for e in &inputs.egresses {
-        let before = diags.iter().filter(|d| d.code.starts_with('E')).count();
+        let before = diags.len();
         let v = check_egress(inputs, e, diags);
-        let after = diags.iter().filter(|d| d.code.starts_with('E')).count();
-        if before == after && !v.out_of_range {
+        let new_errors = diags[before..]
+            .iter()
+            .any(|d| d.severity == crate::diagnostic::Severity::Error);
+        if !new_errors && !v.out_of_range {
             out.push(v);
         }
     }
@@ -864,22 +866,14 @@ fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<Diagn
             if same && j > i {
                 continue;
             }
+            let (an, bn) = (
+                format!("{}/{}", a.res.ns(), a.res.name()),
+                format!("{}/{}", b.res.ns(), b.res.name()),
+            );
             let msg = if same {
-                format!(
-                    "Egress `{}/{}` duplicates `{}/{}`",
-                    a.res.ns(),
-                    a.res.name(),
-                    b.res.ns(),
-                    b.res.name()
-                )
+                format!("Egress `{an}` duplicates `{bn}`")
             } else {
-                format!(
-                    "Egress `{}/{}` allows nothing that `{}/{}` does not already allow",
-                    a.res.ns(),
-                    a.res.name(),
-                    b.res.ns(),
-                    b.res.name()
-                )
+                format!("Egress `{an}` allows nothing that `{bn}` does not already allow")
             };
             diags.push(
                 Diagnostic::new("W0405", msg)

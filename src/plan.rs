@@ -108,18 +108,19 @@ pub struct Plan {
     pub gateways: Vec<Gateway>,
 }
 
+/// The values that parse, sorted and without duplicates (invalid ones were reported by check).
+fn parsed_set<S, T: Ord, E>(items: &[S], parse: impl Fn(&S) -> Result<T, E>) -> Vec<T> {
+    let mut v: Vec<T> = items.iter().filter_map(|i| parse(i).ok()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
 fn settings(inputs: &Inputs) -> Settings {
     let m = inputs.mesh_configs.first().map(|r| &r.spec);
     let traffic = m.and_then(|m| m.traffic.as_ref());
-    let cidrs = |l: Option<&Vec<String>>| -> Vec<Cidr> {
-        let mut v: Vec<Cidr> = l
-            .into_iter()
-            .flatten()
-            .filter_map(|c| net::parse_cidr(c).ok())
-            .collect();
-        v.sort();
-        v.dedup();
-        v
+    let cidrs = |l: Option<&Vec<String>>| {
+        parsed_set(l.map_or(&[][..], Vec::as_slice), |c| net::parse_cidr(c))
     };
     let mut ports: Vec<u16> = traffic
         .and_then(|t| t.outbound_port_exclusion_list.as_ref())
@@ -326,22 +327,8 @@ pub fn lower(inputs: &Inputs, sources: &crate::source::Sources) -> Plan {
             file: sources.get(doc.file).name.clone(),
             line: doc.root.loc.line,
         };
-        let mut hosts: Vec<HostPattern> = e
-            .spec
-            .hosts()
-            .iter()
-            .filter_map(|h| net::parse_host(h).ok())
-            .collect();
-        hosts.sort();
-        hosts.dedup();
-        let mut cidrs: Vec<Cidr> = e
-            .spec
-            .ip_addresses()
-            .iter()
-            .filter_map(|c| net::parse_cidr(c).ok())
-            .collect();
-        cidrs.sort();
-        cidrs.dedup();
+        let hosts: Vec<HostPattern> = parsed_set(e.spec.hosts(), |h| net::parse_host(h));
+        let cidrs: Vec<Cidr> = parsed_set(e.spec.ip_addresses(), |c| net::parse_cidr(c));
         let routes = routes(inputs, e);
         let conn = connection_settings(inputs, e);
         for p in &e.spec.ports {
