@@ -347,6 +347,21 @@ pub fn emit(plan: &Plan, inputs: &[(String, &[u8])]) -> Output {
     }
     out.files
         .insert("sidecar/mesh.json".into(), pretty(&mesh_json(plan)));
+    out.files.extend(crate::scripts::sidecar_files());
+    if !plan.gateways.is_empty() {
+        out.files.extend(crate::scripts::gateway_files());
+        let mut listen: Vec<u16> = plan.gateways.iter().map(|g| g.listen_port).collect();
+        listen.sort_unstable();
+        listen.dedup();
+        out.files.insert(
+            "gateway/config.json".into(),
+            pretty(&json!({ "Listen": listen })),
+        );
+    }
+    out.files.insert(
+        "iptables/outbound.rules".into(),
+        crate::iptables::outbound_rules(&plan.settings).into_bytes(),
+    );
     let mut ins: Vec<Value> = inputs
         .iter()
         .map(|(p, b)| json!({"path": p, "sha256": sha256_hex(b)}))

@@ -7,12 +7,14 @@
 pub mod check;
 pub mod diagnostic;
 pub mod emit;
+pub mod iptables;
 pub mod load;
 pub mod net;
 pub mod plan;
 pub mod regex_subset;
 pub mod resources;
 pub mod schema;
+pub mod scripts;
 pub mod source;
 pub mod write;
 pub mod yaml;

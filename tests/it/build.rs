@@ -259,3 +259,76 @@ fn hostile_names_never_escape_the_output_directory() {
     assert!(run.stderr.contains("E0310"));
     assert!(!out.exists());
 }
+
+#[test]
+fn scripts_are_the_same_bytes_for_every_input_and_pass_a_syntax_check() {
+    let mut seen: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
+    for dir in good_fixtures() {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let out = tmp(&format!("scripts-{name}"));
+        assert_eq!(build(&[dir.to_string_lossy().into_owned()], &out).code, 0);
+        for (path, bytes) in read_tree(&out) {
+            if !path.ends_with(".js") {
+                continue;
+            }
+            match seen.get(&path) {
+                Some((first, b)) => {
+                    assert!(b == &bytes, "{path} differs between {first} and {name}")
+                }
+                None => {
+                    node_check(&path, &bytes);
+                    seen.insert(path, (name.clone(), bytes));
+                }
+            }
+        }
+        std::fs::remove_dir_all(&out).ok();
+    }
+    assert!(
+        seen.contains_key("sidecar/main.js") && seen.contains_key("gateway/main.js"),
+        "{:?}",
+        seen.keys()
+    );
+}
+
+/// `node --check` on a script (read as a classic script from stdin). Node is on every machine
+/// of this project's kind; a missing node fails the test rather than skipping it.
+fn node_check(path: &str, bytes: &[u8]) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("node")
+        .arg("--check")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node is needed for the JavaScript syntax check");
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn syntax_check_rejects_a_broken_script() {
+    let result = std::panic::catch_unwind(|| node_check("broken.js", b"var x = [1, 2}"));
+    assert!(result.is_err(), "node --check accepted a broken script");
+}
+
+#[test]
+fn hostile_strings_stay_json_data() {
+    let out = tmp("hostile-strings");
+    assert_eq!(
+        build(&["fixtures/good-hostile-strings".into()], &out).code,
+        0
+    );
+    let config = std::fs::read_to_string(out.join("configs/hostile/app.json")).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert_eq!(
+        json["Spec"]["SidecarLogLevel"],
+        "error'\"`${1+1}`*/</script>\nconsole.log(1)//"
+    );
+    let script = std::fs::read_to_string(out.join("sidecar/main.js")).unwrap();
+    assert!(!script.contains("</script>") && !script.contains("console.log(1)"));
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -2,6 +2,7 @@
 
 mod build;
 mod check;
+mod e2e;
 mod robustness;
 mod schema;
 mod support;

@@ -1,0 +1,57 @@
+//! The PipyJS codebases, rendered from minijinja templates in `templates/`.
+//!
+//! The templates receive only constants (egressc's version, the sidecar port): the scripts are
+//! the same bytes for every input, and every value from the YAML reaches them as JSON config.
+
+use minijinja::{Environment, UndefinedBehavior, context, syntax::SyntaxConfig};
+
+/// The port the sidecar listens on (FSM's outbound port), and the proxy's uid.
+pub const SIDECAR_PORT: u16 = 15001;
+pub const PROXY_UID: u32 = 1500;
+
+const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "sidecar/main.js",
+        include_str!("../templates/sidecar/main.js"),
+    ),
+    (
+        "gateway/main.js",
+        include_str!("../templates/gateway/main.js"),
+    ),
+];
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Strict);
+    env.set_syntax(
+        SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .build()
+            .expect("syntax config"),
+    );
+    for (name, text) in TEMPLATES {
+        env.add_template(name, text).expect("templates parse");
+    }
+    env
+}
+
+/// Render one template by its path under `templates/`.
+pub fn render(name: &str) -> Vec<u8> {
+    let env = environment();
+    let tmpl = env.get_template(name).expect("known template");
+    tmpl.render(context! {
+        version => env!("CARGO_PKG_VERSION"),
+        sidecar_port => SIDECAR_PORT,
+    })
+    .expect("templates render")
+    .into_bytes()
+}
+
+/// Every script file, by output path.
+pub fn sidecar_files() -> Vec<(String, Vec<u8>)> {
+    vec![("sidecar/main.js".into(), render("sidecar/main.js"))]
+}
+
+pub fn gateway_files() -> Vec<(String, Vec<u8>)> {
+    vec![("gateway/main.js".into(), render("gateway/main.js"))]
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Origin servers for egressc's end-to-end tests.
+
+Usage: origins.py SPEC.json
+SPEC: {"log": path, "cert": path, "key": path,
+       "origins": [{"name": n, "addr": ip, "port": p, "kind": "http"|"tls"|"greet"|"echo"}]}
+Every accepted connection is logged as "ACCEPT <name>" (flushed at once), so a test can tell
+that an origin never saw a connection. Prints "READY" when every listener is bound.
+"""
+import json
+import socket
+import ssl
+import sys
+import threading
+
+spec = json.load(open(sys.argv[1]))
+log_lock = threading.Lock()
+log = open(spec["log"], "a", buffering=1)
+
+
+def note(line):
+    with log_lock:
+        log.write(line + "\n")
+        log.flush()
+
+
+def serve_http(conn, name):
+    pending = b""
+    while True:
+        req, pending = read_request_buffered(conn, pending)
+        if req is None:
+            return
+        line, headers = req
+        body = ("origin=%s request=%s host=%s\n" % (name, line, headers.get("host", ""))).encode()
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+        )
+
+
+def read_request_buffered(conn, pending):
+    data = pending
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(4096)
+        if not chunk:
+            return None, b""
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0") or 0)
+    while len(rest) < length:
+        chunk = conn.recv(4096)
+        if not chunk:
+            break
+        rest += chunk
+    return (lines[0], headers), rest[length:]
+
+
+def handle(conn, origin, tls_ctx):
+    name = origin["name"]
+    note("ACCEPT " + name)
+    try:
+        kind = origin["kind"]
+        if kind == "tls":
+            conn = tls_ctx.wrap_socket(conn, server_side=True)
+            serve_http(conn, name)
+        elif kind == "http":
+            serve_http(conn, name)
+        elif kind == "greet":
+            conn.sendall(("HELLO from %s\n" % name).encode())
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    break
+                conn.sendall(data)
+        else:  # echo
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    break
+                conn.sendall(("%s:" % name).encode() + data)
+    except (OSError, ssl.SSLError):
+        pass
+    finally:
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+
+def serve(origin, tls_ctx):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((origin["addr"], origin["port"]))
+    s.listen(64)
+    return s
+
+
+def main():
+    tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_ctx.load_cert_chain(spec["cert"], spec["key"])
+    sockets = [(serve(o, tls_ctx), o) for o in spec["origins"]]
+    for s, o in sockets:
+        def loop(s=s, o=o):
+            while True:
+                conn, _ = s.accept()
+                threading.Thread(target=handle, args=(conn, o, tls_ctx), daemon=True).start()
+        threading.Thread(target=loop, daemon=True).start()
+    print("READY", flush=True)
+    threading.Event().wait()
+
+
+main()

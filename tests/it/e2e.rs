@@ -1,0 +1,828 @@
+//! End to end in a real Pipy: the generated sidecar (and gateway) run in a private network
+//! namespace with the generated iptables rules; origin servers listen on in-namespace
+//! addresses (127.0.0.x); names resolve through the namespace's own hosts file; the sidecar and
+//! the gateway run as uid 1500; real clients (curl, Python) connect.
+//!
+//! Needs: `EGRESSC_PIPY=/path/to/pipy` (Pipy 1.5), root (network namespaces, iptables),
+//! `ip`, `iptables-restore`, `setpriv`, `curl`, `python3`, `openssl`. Without them the tests
+//! print one line saying what they skipped and why.
+
+use crate::support::*;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Why the e2e tests cannot run here, if they cannot.
+fn unavailable() -> Option<String> {
+    let Some(pipy) = std::env::var_os("EGRESSC_PIPY") else {
+        return Some("EGRESSC_PIPY is not set (point it at a Pipy 1.5 binary)".into());
+    };
+    if !Path::new(&pipy).is_file() {
+        return Some(format!(
+            "EGRESSC_PIPY={} is not a file",
+            pipy.to_string_lossy()
+        ));
+    }
+    for tool in [
+        "ip",
+        "iptables-restore",
+        "setpriv",
+        "curl",
+        "python3",
+        "openssl",
+        "unshare",
+    ] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            return Some(format!("`{tool}` is not installed"));
+        }
+    }
+    let probe = format!("egressc-probe-{}", std::process::id());
+    let ok = Command::new("ip")
+        .args(["netns", "add", &probe])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        return Some("cannot create a network namespace (not root?)".into());
+    }
+    let _ = Command::new("ip").args(["netns", "del", &probe]).status();
+    None
+}
+
+fn pipy() -> PathBuf {
+    PathBuf::from(std::env::var_os("EGRESSC_PIPY").expect("checked"))
+}
+
+/// Said on stderr directly, past the test harness's capture, so that CI's log shows it.
+fn skip(what: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "e2e: skipped {what}: {why}");
+}
+
+/// Build `inputs` into a fresh output directory with the library (as `egressc build` does).
+fn build_tree(inputs: &Path, out: &Path) {
+    let analysis = egressc::analyze(
+        &[inputs.to_string_lossy().into_owned()],
+        &mut std::io::empty(),
+        egressc::ReadOptions::default(),
+    );
+    assert!(!analysis.has_errors(), "e2e inputs have errors");
+    let _ = std::fs::remove_dir_all(out);
+    egressc::write::write(&egressc::compile(&analysis), out).expect("write output");
+    // The proxy runs as uid 1500: it must be able to read the tree.
+    let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(out).status();
+}
+
+/// A private network namespace with processes in it; everything is torn down on drop.
+struct Netns {
+    name: String,
+    dir: PathBuf,
+    children: BTreeMap<String, Child>,
+}
+
+impl Netns {
+    fn new(hosts: &str) -> Netns {
+        let name = format!("egressc-e2e-{}", std::process::id());
+        let dir = std::env::temp_dir().join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = Command::new("chmod").args(["755"]).arg(&dir).status();
+        run_ok(Command::new("ip").args(["netns", "add", &name]));
+        run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        let etc = PathBuf::from("/etc/netns").join(&name);
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("hosts"), hosts).unwrap();
+        Netns {
+            name,
+            dir,
+            children: BTreeMap::new(),
+        }
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c
+    }
+
+    /// A command run as the proxy's uid inside the namespace.
+    fn proxy_cmd(&self, program: &Path) -> Command {
+        let mut c = self.cmd("setpriv");
+        c.args(["--reuid=1500", "--regid=1500", "--clear-groups"]);
+        c.arg(program);
+        c
+    }
+
+    fn log_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+
+    fn spawn(&mut self, name: &str, mut cmd: Command) {
+        let log = std::fs::File::create(self.log_path(name)).unwrap();
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        let child = cmd.spawn().expect("spawn");
+        self.children.insert(name.to_owned(), child);
+    }
+
+    fn stop(&mut self, name: &str) {
+        if let Some(mut c) = self.children.remove(name) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_path(name)).unwrap_or_default()
+    }
+
+    /// Wait until `name`'s log contains `text`; false if it exits or time runs out.
+    fn wait_for(&mut self, name: &str, text: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if self.log(name).contains(text) {
+                return true;
+            }
+            if let Some(c) = self.children.get_mut(name)
+                && c.try_wait().ok().flatten().is_some()
+            {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn start_pipy(
+        &mut self,
+        name: &str,
+        script: &Path,
+        config: Option<&Path>,
+    ) -> Result<(), String> {
+        let mut cmd = self.proxy_cmd(Path::new("env"));
+        if let Some(c) = config {
+            cmd.arg(format!("EGRESSC_CONFIG={}", c.display()));
+        }
+        cmd.arg(pipy()).arg("--admin-port-off").arg(script);
+        self.spawn(name, cmd);
+        if self.wait_for(name, "Listening") {
+            Ok(())
+        } else {
+            Err(format!("{name} did not start:\n{}", self.log(name)))
+        }
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let names: Vec<String> = self.children.keys().cloned().collect();
+        for n in names {
+            self.stop(&n);
+        }
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.name));
+        if std::env::var_os("EGRESSC_E2E_KEEP").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Origins: name, address, port, kind.
+const ORIGINS: &[(&str, &str, u16, &str)] = &[
+    ("tcp-inside", "127.0.0.17", 7000, "echo"),
+    ("tcp-outside", "127.0.0.21", 7000, "echo"),
+    ("tcp-otherport", "127.0.0.17", 7001, "echo"),
+    ("smtp", "127.0.0.22", 2525, "greet"),
+    ("secure", "127.0.0.40", 8443, "tls"),
+    ("wild", "127.0.0.41", 8443, "tls"),
+    ("evil", "127.0.0.42", 8443, "tls"),
+    ("tls-decoy", "127.0.0.43", 8443, "tls"),
+    ("web", "127.0.0.50", 8080, "http"),
+    ("other-web", "127.0.0.51", 8080, "http"),
+    ("web-decoy", "127.0.0.52", 8080, "http"),
+    ("inventory", "127.0.0.60", 9000, "echo"),
+    ("anywhere", "127.0.0.70", 7500, "echo"),
+];
+
+const HOSTS: &str = "127.0.0.1 localhost\n\
+127.0.0.40 secure.test\n\
+127.0.0.41 a.wild.test\n\
+127.0.0.42 evil.test\n\
+127.0.0.50 web.test\n\
+127.0.0.51 other.test\n\
+127.0.0.30 fsm-egress-gateway.fsm.svc.cluster.local\n";
+
+fn start_origins(ns: &mut Netns) {
+    let cert = ns.dir.join("cert.pem");
+    let key = ns.dir.join("key.pem");
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=egressc-e2e",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    let origins: Vec<serde_json::Value> = ORIGINS
+        .iter()
+        .map(|(n, a, p, k)| serde_json::json!({"name": n, "addr": a, "port": p, "kind": k}))
+        .collect();
+    let spec = serde_json::json!({
+        "log": ns.log_path("accepts"),
+        "cert": cert, "key": key, "origins": origins,
+    });
+    let spec_path = ns.dir.join("origins.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let mut cmd = ns.cmd("python3");
+    cmd.arg(root().join("tests/e2e/origins.py")).arg(&spec_path);
+    ns.spawn("origins", cmd);
+    assert!(
+        ns.wait_for("origins", "READY"),
+        "origins: {}",
+        ns.log("origins")
+    );
+}
+
+fn accepts(ns: &Netns) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for line in ns.log("accepts").lines() {
+        if let Some(n) = line.strip_prefix("ACCEPT ") {
+            *m.entry(n.to_owned()).or_default() += 1;
+        }
+    }
+    m
+}
+
+/// What a client run must show.
+enum Expect {
+    /// The output contains this text (an origin's reply), and the origin saw the connection.
+    Reaches(&'static str, &'static str),
+    /// Denied: no origin reply in the output, and none of these origins saw a connection.
+    Denied(&'static [&'static str]),
+    /// An HTTP 403 from the sidecar; none of these origins saw a connection.
+    Forbidden(&'static [&'static str]),
+}
+
+struct Case {
+    name: String,
+    client: Vec<String>,
+    expect: Expect,
+}
+
+fn curl(args: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> = ["curl", "-sS", "-m", "5", "-w", "\nHTTP %{http_code}\n"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+fn py(args: &[&str]) -> Vec<String> {
+    let mut v = vec![
+        "python3".to_owned(),
+        root()
+            .join("tests/e2e/client.py")
+            .to_string_lossy()
+            .into_owned(),
+    ];
+    v.extend(args.iter().map(|s| s.to_string()));
+    v
+}
+
+fn case(name: &str, client: Vec<String>, expect: Expect) -> Case {
+    Case {
+        name: name.to_owned(),
+        client,
+        expect,
+    }
+}
+
+/// Run cases against the running sidecar; failures are collected, not fatal.
+fn run_cases(ns: &Netns, label: &str, cases: &[Case], failures: &mut Vec<String>) -> usize {
+    let mut passed = 0;
+    for c in cases {
+        let before = accepts(ns);
+        let out = ns
+            .cmd(&c.client[0])
+            .args(&c.client[1..])
+            .output()
+            .expect("client runs");
+        // Let the origin's accept log catch up.
+        std::thread::sleep(Duration::from_millis(150));
+        let after = accepts(ns);
+        let seen =
+            |o: &str| after.get(o).copied().unwrap_or(0) > before.get(o).copied().unwrap_or(0);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let problem = match &c.expect {
+            Expect::Reaches(origin, body) => {
+                if !text.contains(body) {
+                    Some(format!("expected `{body}` in the reply"))
+                } else if !seen(origin) {
+                    Some(format!("origin {origin} saw no connection"))
+                } else {
+                    None
+                }
+            }
+            Expect::Denied(untouched) | Expect::Forbidden(untouched) => {
+                let touched: Vec<&&str> = untouched.iter().filter(|o| seen(o)).collect();
+                if text.contains("origin=") || text.contains(":ping") || text.contains("HELLO from")
+                {
+                    Some("an origin replied".into())
+                } else if !touched.is_empty() {
+                    Some(format!("origins {touched:?} saw a connection"))
+                } else if matches!(c.expect, Expect::Forbidden(_)) && !text.contains("HTTP 403") {
+                    Some("expected HTTP 403".into())
+                } else {
+                    None
+                }
+            }
+        };
+        match problem {
+            None => passed += 1,
+            Some(p) => failures.push(format!(
+                "[{label}] {}: {p}\n--- client output:\n{text}",
+                c.name
+            )),
+        }
+    }
+    passed
+}
+
+fn copy_fixture(dir: &Path) -> PathBuf {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    for e in std::fs::read_dir(root().join("fixtures/e2e-mesh")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+fn set_passthrough(dir: &Path, on: bool) {
+    let p = dir.join("mesh.yaml");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let text = text.replace(
+        "enableEgress: false",
+        if on {
+            "enableEgress: true"
+        } else {
+            "enableEgress: false"
+        },
+    );
+    std::fs::write(&p, text).unwrap();
+}
+
+fn add_gateway(dir: &Path, mode: &str) {
+    std::fs::write(
+        dir.join("gateway.yaml"),
+        format!(
+            "kind: EgressGateway\napiVersion: policy.flomesh.io/v1alpha1\nmetadata: {{name: global-egress-gateway, namespace: fsm}}\n\
+spec:\n  global:\n  - {{service: fsm-egress-gateway, namespace: fsm}}\n---\n\
+apiVersion: v1\nkind: Service\nmetadata:\n  name: fsm-egress-gateway\n  namespace: fsm\n  annotations:\n    flomesh.io/egress-gateway-mode: {mode}\n\
+spec:\n  clusterIP: 127.0.0.30\n  ports:\n  - port: 1080\n    targetPort: 1080\n"
+        ),
+    )
+    .unwrap();
+}
+
+fn policy_cases() -> Vec<Case> {
+    use Expect::*;
+    vec![
+        case(
+            "passthrough off: unlisted destination denied",
+            py(&["tcp", "127.0.0.70", "7500"]),
+            Denied(&["anywhere"]),
+        ),
+        case(
+            "tcp policy: inside the CIDR allowed",
+            py(&["tcp", "127.0.0.17", "7000"]),
+            Reaches("tcp-inside", "tcp-inside:ping"),
+        ),
+        case(
+            "tcp policy: outside the CIDR denied",
+            py(&["tcp", "127.0.0.21", "7000"]),
+            Denied(&["tcp-outside"]),
+        ),
+        case(
+            "tcp policy: other port denied",
+            py(&["tcp", "127.0.0.17", "7001"]),
+            Denied(&["tcp-otherport"]),
+        ),
+        case(
+            "server-speaks-first origin works direct",
+            py(&["greet", "127.0.0.22", "2525"]),
+            Reaches("smtp", "HELLO from smtp"),
+        ),
+        case(
+            "https: exact SNI allowed",
+            curl(&["-k", "https://secure.test:8443/"]),
+            Reaches("secure", "origin=secure"),
+        ),
+        case(
+            "https: wildcard SNI allowed",
+            curl(&["-k", "https://a.wild.test:8443/"]),
+            Reaches("wild", "origin=wild"),
+        ),
+        case(
+            "https: unlisted SNI denied",
+            curl(&["-k", "https://evil.test:8443/"]),
+            Denied(&["evil"]),
+        ),
+        case(
+            "https: listed SNI sent to another address reaches the listed host",
+            curl(&[
+                "-k",
+                "--connect-to",
+                "secure.test:8443:127.0.0.43:8443",
+                "https://secure.test:8443/",
+            ]),
+            Reaches("secure", "origin=secure"),
+        ),
+        case(
+            "https: ClientHello split across segments",
+            py(&["tls-split", "127.0.0.40", "8443", "secure.test"]),
+            Reaches("secure", "origin=secure"),
+        ),
+        case(
+            "https: non-TLS bytes closed",
+            py(&["raw", "127.0.0.40", "8443"]),
+            Denied(&["secure"]),
+        ),
+        case(
+            "http: listed host and route allowed",
+            curl(&["http://web.test:8080/get"]),
+            Reaches("web", "origin=web"),
+        ),
+        case(
+            "http: other path 403",
+            curl(&["http://web.test:8080/admin"]),
+            Forbidden(&["web"]),
+        ),
+        case(
+            "http: other method 403",
+            curl(&["-X", "POST", "http://web.test:8080/get"]),
+            Forbidden(&["web"]),
+        ),
+        case(
+            "http: other host 403",
+            curl(&["http://other.test:8080/get"]),
+            Forbidden(&["other-web", "web"]),
+        ),
+        case(
+            "http: listed Host sent to another address reaches the listed host",
+            curl(&[
+                "--connect-to",
+                "web.test:8080:127.0.0.52:8080",
+                "http://web.test:8080/get",
+            ]),
+            Reaches("web", "origin=web"),
+        ),
+        case(
+            "http: prefix route allows a plain path",
+            curl(&["http://web.test:8080/public/ok"]),
+            Reaches("web", "origin=web"),
+        ),
+        case(
+            "http: dot-segments cannot pass a path rule",
+            curl(&["--path-as-is", "http://web.test:8080/public/../admin"]),
+            Forbidden(&["web"]),
+        ),
+        case(
+            "http: %2e cannot pass a path rule",
+            curl(&["--path-as-is", "http://web.test:8080/public/%2e%2e/admin"]),
+            Forbidden(&["web"]),
+        ),
+        case(
+            "http: %2f cannot pass a path rule",
+            curl(&["http://web.test:8080/public/..%2fadmin"]),
+            Forbidden(&["web"]),
+        ),
+        case(
+            "http: keep-alive requests decided one by one",
+            py(&["keepalive", "127.0.0.50", "8080", "web.test", "other.test"]),
+            Reaches("web", "HTTP/1.1 403"),
+        ),
+        case(
+            "in-mesh destination forwarded with passthrough off",
+            py(&["tcp", "127.0.0.60", "9000"]),
+            Reaches("inventory", "inventory:ping"),
+        ),
+    ]
+}
+
+#[test]
+fn e2e_policies_passthrough_and_gateways_in_pipy() {
+    if let Some(why) = unavailable() {
+        skip(
+            "the end-to-end suite (policies, passthrough, gateways in Pipy)",
+            &why,
+        );
+        return;
+    }
+    let mut ns = Netns::new(HOSTS);
+    let work = ns.dir.clone();
+    start_origins(&mut ns);
+    let mut failures = Vec::new();
+    let mut passed = 0;
+
+    // Interception as generated.
+    let base = copy_fixture(&work.join("in-policy"));
+    let out = work.join("out-policy");
+    build_tree(&base, &out);
+    let rules = std::fs::read(out.join("iptables/outbound.rules")).unwrap();
+    let mut restore = ns.cmd("iptables-restore");
+    restore.arg("--noflush").stdin(Stdio::piped());
+    let mut child = restore.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &rules).unwrap();
+    assert!(child.wait().unwrap().success(), "iptables-restore failed");
+
+    let main_js = |o: &Path| o.join("sidecar/main.js");
+
+    // 1. Identity app/client, passthrough off, no gateway.
+    let cfg = out.join("configs/app/client.json");
+    match ns.start_pipy("sidecar", &main_js(&out), Some(&cfg)) {
+        Ok(()) => passed += run_cases(&ns, "client", &policy_cases(), &mut failures),
+        Err(e) => failures.push(e),
+    }
+    ns.stop("sidecar");
+
+    // 2. Identity app/other: the same destinations are denied (in-mesh still works).
+    let other = vec![
+        case(
+            "other identity: tcp policy of client denied",
+            py(&["tcp", "127.0.0.17", "7000"]),
+            Expect::Denied(&["tcp-inside"]),
+        ),
+        case(
+            "other identity: https denied",
+            curl(&["-k", "https://secure.test:8443/"]),
+            Expect::Denied(&["secure"]),
+        ),
+        case(
+            "other identity: in-mesh allowed",
+            py(&["tcp", "127.0.0.60", "9000"]),
+            Expect::Reaches("inventory", "inventory:ping"),
+        ),
+    ];
+    match ns.start_pipy(
+        "sidecar",
+        &main_js(&out),
+        Some(&out.join("configs/app/other.json")),
+    ) {
+        Ok(()) => passed += run_cases(&ns, "other", &other, &mut failures),
+        Err(e) => failures.push(e),
+    }
+    ns.stop("sidecar");
+
+    // 3. Passthrough on (the `_default` identity: sidecar/config.json).
+    let pass_in = copy_fixture(&work.join("in-pass"));
+    set_passthrough(&pass_in, true);
+    let pass_out = work.join("out-pass");
+    build_tree(&pass_in, &pass_out);
+    let pass_cases = vec![
+        case(
+            "passthrough on: any destination reachable",
+            py(&["tcp", "127.0.0.70", "7500"]),
+            Expect::Reaches("anywhere", "anywhere:ping"),
+        ),
+        case(
+            "passthrough on: https to any name reachable",
+            curl(&["-k", "https://evil.test:8443/"]),
+            Expect::Reaches("evil", "origin=evil"),
+        ),
+    ];
+    match ns.start_pipy("sidecar", &main_js(&pass_out), None) {
+        Ok(()) => passed += run_cases(&ns, "passthrough", &pass_cases, &mut failures),
+        Err(e) => failures.push(e),
+    }
+    ns.stop("sidecar");
+
+    // 4. Gateways: passthrough and policy traffic leave through the gateway; with the gateway
+    //    stopped the same connections fail and no origin sees them.
+    for mode in ["http2tunnel", "socks5"] {
+        let gw_in = copy_fixture(&work.join(format!("in-{mode}")));
+        set_passthrough(&gw_in, true);
+        add_gateway(&gw_in, mode);
+        let gw_out = work.join(format!("out-{mode}"));
+        build_tree(&gw_in, &gw_out);
+        let gw_log = format!("gateway-{mode}");
+        if let Err(e) = ns.start_pipy(&gw_log, &gw_out.join("gateway/main.js"), None) {
+            failures.push(e);
+            continue;
+        }
+        if let Err(e) = ns.start_pipy(
+            "sidecar",
+            &main_js(&gw_out),
+            Some(&gw_out.join("configs/app/client.json")),
+        ) {
+            failures.push(e);
+            ns.stop(&gw_log);
+            continue;
+        }
+        let via = vec![
+            case(
+                "via gateway: passthrough",
+                py(&["tcp", "127.0.0.70", "7500"]),
+                Expect::Reaches("anywhere", "anywhere:ping"),
+            ),
+            case(
+                "via gateway: tcp policy",
+                py(&["tcp", "127.0.0.17", "7000"]),
+                Expect::Reaches("tcp-inside", "tcp-inside:ping"),
+            ),
+            case(
+                "via gateway: http policy",
+                curl(&["http://web.test:8080/get"]),
+                Expect::Reaches("web", "origin=web"),
+            ),
+            case(
+                "via gateway: https policy",
+                curl(&["-k", "https://secure.test:8443/"]),
+                Expect::Reaches("secure", "origin=secure"),
+            ),
+            case(
+                "via gateway: server-speaks-first",
+                py(&["greet", "127.0.0.22", "2525"]),
+                Expect::Reaches("smtp", "HELLO from smtp"),
+            ),
+            case(
+                "via gateway: in-mesh stays direct",
+                py(&["tcp", "127.0.0.60", "9000"]),
+                Expect::Reaches("inventory", "inventory:ping"),
+            ),
+        ];
+        passed += run_cases(&ns, mode, &via, &mut failures);
+        // The gateway logged each tunnel with its target.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let targets = [
+            "127.0.0.70:7500",
+            "127.0.0.17:7000",
+            "web.test:8080",
+            "secure.test:8443",
+            "127.0.0.22:2525",
+        ];
+        loop {
+            let log = ns.log(&gw_log);
+            let missing: Vec<&&str> = targets
+                .iter()
+                .filter(|t| !log.contains(&format!("\"target\":\"{t}\"")))
+                .collect();
+            if missing.is_empty() {
+                passed += 1;
+                break;
+            }
+            if Instant::now() > deadline {
+                failures.push(format!(
+                    "[{mode}] gateway log lacks tunnels to {missing:?}:\n{log}"
+                ));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if ns.log(&gw_log).contains("127.0.0.60:9000") {
+            failures.push(format!("[{mode}] in-mesh traffic went through the gateway"));
+        }
+        ns.stop(&gw_log);
+        let down = vec![
+            case(
+                "gateway stopped: passthrough fails",
+                py(&["tcp", "127.0.0.70", "7500"]),
+                Expect::Denied(&["anywhere"]),
+            ),
+            case(
+                "gateway stopped: tcp policy fails",
+                py(&["tcp", "127.0.0.17", "7000"]),
+                Expect::Denied(&["tcp-inside"]),
+            ),
+            case(
+                "gateway stopped: http policy fails",
+                curl(&["http://web.test:8080/get"]),
+                Expect::Denied(&["web"]),
+            ),
+            case(
+                "gateway stopped: https policy fails",
+                curl(&["-k", "https://secure.test:8443/"]),
+                Expect::Denied(&["secure"]),
+            ),
+        ];
+        passed += run_cases(&ns, &format!("{mode} stopped"), &down, &mut failures);
+        ns.stop("sidecar");
+    }
+
+    println!("e2e: {passed} passed, {} failed", failures.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Every generated script loads in Pipy (node accepts syntax that PipyJS rejects).
+#[test]
+fn every_generated_script_loads_in_pipy() {
+    if let Some(why) = unavailable() {
+        skip("loading the generated scripts in Pipy", &why);
+        return;
+    }
+    let mut failures = Vec::new();
+    for dir in fixtures() {
+        if root().join(&dir).join("expect.txt").exists() {
+            continue;
+        }
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let out = std::env::temp_dir().join(format!("egressc-load-{}-{name}", std::process::id()));
+        build_tree(&root().join(&dir), &out);
+        let mut scripts = vec![(out.join("sidecar/main.js"), None)];
+        for e in walk_json(&out.join("configs")) {
+            scripts.push((out.join("sidecar/main.js"), Some(e)));
+        }
+        if out.join("gateway/main.js").exists() {
+            scripts.push((out.join("gateway/main.js"), None));
+        }
+        for (script, config) in scripts {
+            // In a private network namespace of its own: it can listen, and reach nothing.
+            let mut cmd = Command::new("unshare");
+            cmd.args(["-n", "sh", "-c", "ip link set lo up; exec \"$@\"", "sh"]);
+            cmd.arg(pipy()).arg("--admin-port-off").arg(&script);
+            if let Some(c) = &config {
+                cmd.env("EGRESSC_CONFIG", c);
+            }
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+            let mut child = cmd.spawn().unwrap();
+            let stdout = child.stdout.take().unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut all = String::new();
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    all.push_str(&line);
+                    all.push('\n');
+                    if line.contains("Listening") {
+                        let _ = tx.send(Ok(all.clone()));
+                    }
+                }
+                let _ = tx.send(Err(all));
+            });
+            let result = rx.recv_timeout(Duration::from_secs(10));
+            let _ = child.kill();
+            let out_err = child
+                .wait_with_output()
+                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                .unwrap_or_default();
+            if !matches!(result, Ok(Ok(_))) {
+                failures.push(format!(
+                    "{name}: {} ({config:?}) did not load: {result:?}\n{out_err}",
+                    script.display()
+                ));
+            }
+        }
+        std::fs::remove_dir_all(&out).ok();
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn walk_json(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk_json(&p));
+            } else if p.extension().is_some_and(|x| x == "json") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
