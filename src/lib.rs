@@ -4,9 +4,12 @@
 //! against JSON Schemas → type → semantic checks. Diagnostics are data; `diagnostic` renders
 //! them.
 
+pub mod cases;
 pub mod check;
 pub mod diagnostic;
 pub mod emit;
+pub mod eval;
+pub mod explain;
 pub mod iptables;
 pub mod load;
 pub mod net;
@@ -49,9 +52,14 @@ impl Analysis {
     }
 }
 
+/// Lower an analysis without errors into the plan that `build`, `explain` and `test` share.
+pub fn plan(analysis: &Analysis) -> plan::Plan {
+    plan::lower(&analysis.inputs, &analysis.sources)
+}
+
 /// Lower and emit the output tree of an analysis without errors.
 pub fn compile(analysis: &Analysis) -> emit::Output {
-    let plan = plan::lower(&analysis.inputs, &analysis.sources);
+    let plan = plan(analysis);
     let inputs: Vec<(String, &[u8])> = analysis
         .sources
         .files

@@ -37,6 +37,51 @@ enum Command {
         #[command(flatten)]
         report: ReportArgs,
     },
+    /// Explain what an identity may reach, or the verdict for one connection.
+    ///
+    /// Exit 0 when the connection is allowed (also in-mesh and passthrough), 4 when it is denied
+    /// or cannot be decided offline (a rule needs the destination address), 1 for input errors.
+    Explain {
+        /// Files or directories; `-` is stdin.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<String>,
+        /// The workload identity: NAMESPACE/SERVICEACCOUNT.
+        #[arg(long, value_name = "NS/SA")]
+        from: String,
+        /// The destination as dialled: HOST_OR_IP:PORT. Without it, list what the identity may reach.
+        #[arg(long, value_name = "HOST_OR_IP:PORT")]
+        to: Option<String>,
+        /// The TLS server name (https); defaults to the name in --to.
+        #[arg(long, value_name = "NAME", requires = "to")]
+        sni: Option<String>,
+        /// The HTTP Host header; giving any HTTP option makes the connection an HTTP request.
+        #[arg(long, value_name = "HOST", requires = "to")]
+        http_host: Option<String>,
+        /// The HTTP method (default GET).
+        #[arg(long, value_name = "METHOD", requires = "to")]
+        method: Option<String>,
+        /// The HTTP path, with an optional query (default /).
+        #[arg(long, value_name = "PATH", requires = "to")]
+        path: Option<String>,
+        /// An HTTP header, NAME=VALUE (repeatable).
+        #[arg(long, value_name = "NAME=VALUE", requires = "to")]
+        header: Vec<String>,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Check a file of connections against their expected verdicts, offline.
+    ///
+    /// Exit 0 when every case passes, 5 when one fails, 1 for input errors.
+    Test {
+        /// The cases file (YAML; see the README for its format).
+        #[arg(value_name = "CASES")]
+        cases: std::path::PathBuf,
+        /// Files or directories; `-` is stdin.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<String>,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
     /// Write the JSON Schemas of the input kinds (per kind, plus one combined schema for editors).
     Schema {
         /// Directory to write into; without it the combined schema is printed.
@@ -82,6 +127,8 @@ enum Color {
 const EXIT_ERRORS: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_STALE: u8 = 3;
+const EXIT_DENIED: u8 = 4;
+const EXIT_CASE_FAILED: u8 = 5;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -100,6 +147,27 @@ fn main() -> ExitCode {
             report,
         } => build(&inputs, &output, check_only, &report),
         Command::Schema { output } => schema(output.as_deref()),
+        Command::Explain {
+            inputs,
+            from,
+            to,
+            sni,
+            http_host,
+            method,
+            path,
+            header,
+            report,
+        } => {
+            let http =
+                (http_host.is_some() || method.is_some() || path.is_some() || !header.is_empty())
+                    .then(|| (http_host, method, path, header));
+            explain(&inputs, &from, to.as_deref(), sni, http, &report)
+        }
+        Command::Test {
+            cases,
+            inputs,
+            report,
+        } => test(&cases, &inputs, &report),
     }
 }
 
@@ -115,6 +183,16 @@ fn usage_error(msg: &str) -> ExitCode {
 
 /// Read, check and report: the exit code, and the analysis when nothing failed.
 fn check(inputs: &[String], args: &ReportArgs) -> (ExitCode, Option<egressc::Analysis>) {
+    check_as(inputs, args, args.format)
+}
+
+/// `check` with the diagnostics in `format` (explain and test keep stdout for their own output
+/// and show diagnostics in human form on stderr).
+fn check_as(
+    inputs: &[String],
+    args: &ReportArgs,
+    format: Format,
+) -> (ExitCode, Option<egressc::Analysis>) {
     for code in &args.allow {
         let problem = match diagnostic::code_info(code) {
             None => format!("--allow: unknown diagnostic code `{code}`"),
@@ -144,7 +222,7 @@ fn check(inputs: &[String], args: &ReportArgs) -> (ExitCode, Option<egressc::Ana
         }
     };
     let diags = &analysis.diagnostics;
-    match args.format {
+    match format {
         Format::Human => emit(
             std::io::stderr().lock(),
             &diagnostic::render_human(diags, &analysis.sources, color),
@@ -224,4 +302,127 @@ fn schema(output: Option<&std::path::Path>) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+type HttpArgs = (Option<String>, Option<String>, Option<String>, Vec<String>);
+
+fn explain(
+    inputs: &[String],
+    from: &str,
+    to: Option<&str>,
+    sni: Option<String>,
+    http: Option<HttpArgs>,
+    args: &ReportArgs,
+) -> ExitCode {
+    use egressc::eval;
+    let (code, analysis) = check_as(inputs, args, Format::Human);
+    let Some(analysis) = analysis else {
+        return code;
+    };
+    let plan = egressc::plan(&analysis);
+    let json = matches!(args.format, Format::Json);
+    let Some(to) = to else {
+        let reach = eval::reach(&plan, from);
+        let text = if json {
+            format!("{}\n", serde_json::to_string_pretty(&reach).expect("json"))
+        } else {
+            egressc::explain::render_reach(&reach, from)
+        };
+        emit(std::io::stdout().lock(), &text);
+        return ExitCode::SUCCESS;
+    };
+    let (dest, port) = match eval::parse_destination(to) {
+        Ok(d) => d,
+        Err(e) => return usage_error(&format!("--to: {e}")),
+    };
+    let http = match http {
+        None => None,
+        Some((host, method, path, headers)) => {
+            let mut hs = Vec::new();
+            for h in headers {
+                let Some((k, v)) = h.split_once('=') else {
+                    return usage_error(&format!("--header `{h}`: write NAME=VALUE"));
+                };
+                hs.push((k.trim().to_ascii_lowercase(), v.to_owned()));
+            }
+            Some(eval::HttpRequest {
+                host,
+                method: method.unwrap_or_else(|| "GET".into()),
+                path: path.unwrap_or_else(|| "/".into()),
+                headers: hs,
+            })
+        }
+    };
+    let q = eval::Query {
+        identity: from.to_owned(),
+        dest,
+        port,
+        sni,
+        http,
+    };
+    let v = eval::evaluate(&plan, &q);
+    let text = if json {
+        format!("{}\n", serde_json::to_string_pretty(&v).expect("json"))
+    } else {
+        egressc::explain::render_verdict(&v, &q)
+    };
+    emit(std::io::stdout().lock(), &text);
+    if v.verdict.is_allowed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_DENIED)
+    }
+}
+
+fn test(cases: &std::path::Path, inputs: &[String], args: &ReportArgs) -> ExitCode {
+    let text = match std::fs::read_to_string(cases) {
+        Ok(t) => t,
+        Err(e) => return usage_error(&format!("cannot read `{}`: {e}", cases.display())),
+    };
+    let file = match egressc::cases::parse(&text) {
+        Ok(f) => f,
+        Err(e) => {
+            emit(
+                std::io::stderr().lock(),
+                &format!("error: {}: {e}\n", cases.display()),
+            );
+            return ExitCode::from(EXIT_ERRORS);
+        }
+    };
+    let (code, analysis) = check_as(inputs, args, Format::Human);
+    let Some(analysis) = analysis else {
+        return code;
+    };
+    let plan = egressc::plan(&analysis);
+    let mut out = String::new();
+    let (mut passed, mut failed) = (0, 0);
+    for case in &file.cases {
+        match egressc::cases::run_case(&plan, case) {
+            Ok(None) => {
+                passed += 1;
+                out.push_str(&format!("PASS {}\n", case.name));
+            }
+            Ok(Some(diff)) => {
+                failed += 1;
+                out.push_str(&format!("FAIL {}\n", case.name));
+                for line in diff {
+                    out.push_str(&format!("     {line}\n"));
+                }
+            }
+            Err(e) => {
+                emit(
+                    std::io::stderr().lock(),
+                    &format!("error: {}: case `{}`: {e}\n", cases.display(), case.name),
+                );
+                return ExitCode::from(EXIT_ERRORS);
+            }
+        }
+    }
+    out.push_str(&format!("{passed} cases passed, {failed} failed\n"));
+    emit(std::io::stdout().lock(), &out);
+    if failed > 0 {
+        ExitCode::from(EXIT_CASE_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

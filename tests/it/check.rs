@@ -131,7 +131,7 @@ fn sarif_has_rules_results_and_regions() {
 
 #[test]
 fn exit_codes() {
-    assert_eq!(egressc(&["check", "fixtures/fsm-docs"]).code, 0);
+    assert_eq!(egressc(&["check", "example/mesh"]).code, 0);
     let missing = egressc(&["check", "fixtures/does-not-exist.yaml"]);
     assert_eq!(missing.code, 2, "{}", missing.stderr);
     assert!(missing.stderr.contains("E0001"));

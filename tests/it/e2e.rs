@@ -66,8 +66,9 @@ fn skip(what: &str, why: &str) {
     let _ = writeln!(std::io::stderr().lock(), "e2e: skipped {what}: {why}");
 }
 
-/// Build `inputs` into a fresh output directory with the library (as `egressc build` does).
-fn build_tree(inputs: &Path, out: &Path) {
+/// Build `inputs` into a fresh output directory with the library (as `egressc build` does);
+/// returns the plan, for explain.
+fn build_tree(inputs: &Path, out: &Path) -> egressc::plan::Plan {
     let analysis = egressc::analyze(
         &[inputs.to_string_lossy().into_owned()],
         &mut std::io::empty(),
@@ -78,6 +79,7 @@ fn build_tree(inputs: &Path, out: &Path) {
     egressc::write::write(&egressc::compile(&analysis), out).expect("write output");
     // The proxy runs as uid 1500: it must be able to read the tree.
     let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(out).status();
+    egressc::plan(&analysis)
 }
 
 /// A private network namespace with processes in it; everything is torn down on drop.
@@ -328,8 +330,91 @@ fn case(name: &str, client: Vec<String>, expect: Expect) -> Case {
     }
 }
 
-/// Run cases against the running sidecar; failures are collected, not fatal.
-fn run_cases(ns: &Netns, label: &str, cases: &[Case], failures: &mut Vec<String>) -> usize {
+/// The connection a client command makes, as an `explain` query (None for the keep-alive
+/// client, whose two requests get two verdicts).
+fn query_of(identity: &str, client: &[String]) -> Option<egressc::eval::Query> {
+    use egressc::eval::{HttpRequest, Query, parse_destination};
+    let (dest, sni, http) = if client[0] == "curl" {
+        let url = client
+            .iter()
+            .find(|a| a.starts_with("http://") || a.starts_with("https://"))?;
+        let (scheme, rest) = url.split_once("://")?;
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let method = client
+            .iter()
+            .position(|a| a == "-X")
+            .map_or("GET".to_owned(), |i| client[i + 1].clone());
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(h, _)| h)
+            .to_owned();
+        // --connect-to HOST:PORT:ADDR:PORT dials ADDR instead of the URL's host.
+        let connect_to = client.iter().position(|a| a == "--connect-to").map(|i| {
+            client[i + 1]
+                .splitn(3, ':')
+                .nth(2)
+                .unwrap_or_default()
+                .to_owned()
+        });
+        let dest = connect_to.unwrap_or_else(|| authority.to_owned());
+        if scheme == "https" {
+            (dest, Some(host), None)
+        } else {
+            let req = HttpRequest {
+                host: Some(host),
+                method,
+                path: if path.is_empty() {
+                    "/".into()
+                } else {
+                    path.to_owned()
+                },
+                headers: Vec::new(),
+            };
+            (dest, None, Some(req))
+        }
+    } else {
+        let mode = client[2].as_str();
+        let dest = format!("{}:{}", client[3], client[4]);
+        match mode {
+            "tcp" | "greet" | "raw" => (dest, None, None),
+            "tls-split" => (dest, Some(client[5].clone()), None),
+            _ => return None,
+        }
+    };
+    let (dest, port) = parse_destination(&dest).ok()?;
+    Some(Query {
+        identity: identity.to_owned(),
+        dest,
+        port,
+        sni,
+        http,
+    })
+}
+
+/// Counts of the comparison between explain and Pipy.
+#[derive(Default)]
+struct Agreement {
+    compared: usize,
+    disagreements: Vec<String>,
+}
+
+/// The sidecar's identity and plan, for comparing with explain.
+struct Run<'a> {
+    label: &'a str,
+    identity: &'a str,
+    plan: Option<&'a egressc::plan::Plan>,
+}
+
+/// Run cases against the running sidecar; failures are collected, not fatal. Each connection
+/// is also put to `explain` (when `run.plan` is given) and compared with what Pipy did.
+fn run_cases(
+    ns: &Netns,
+    run: &Run,
+    cases: &[Case],
+    failures: &mut Vec<String>,
+    agreement: &mut Agreement,
+) -> usize {
+    let label = run.label;
     let mut passed = 0;
     for c in cases {
         let before = accepts(ns);
@@ -372,6 +457,22 @@ fn run_cases(ns: &Netns, label: &str, cases: &[Case], failures: &mut Vec<String>
                 }
             }
         };
+        let reached =
+            text.contains("origin=") || text.contains(":ping") || text.contains("HELLO from");
+        if let Some(plan) = run.plan
+            && let Some(q) = query_of(run.identity, &c.client)
+        {
+            let explained = egressc::eval::evaluate(plan, &q).verdict.is_allowed();
+            agreement.compared += 1;
+            if explained != reached {
+                agreement.disagreements.push(format!(
+                    "[{label}] {}: explain says {}, Pipy {}",
+                    c.name,
+                    if explained { "allowed" } else { "denied" },
+                    if reached { "let it through" } else { "did not" }
+                ));
+            }
+        }
         match problem {
             None => passed += 1,
             Some(p) => failures.push(format!(
@@ -563,7 +664,8 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
     // Interception as generated.
     let base = copy_fixture(&work.join("in-policy"));
     let out = work.join("out-policy");
-    build_tree(&base, &out);
+    let plan = build_tree(&base, &out);
+    let mut agreement = Agreement::default();
     let rules = std::fs::read(out.join("iptables/outbound.rules")).unwrap();
     let mut restore = ns.cmd("iptables-restore");
     restore.arg("--noflush").stdin(Stdio::piped());
@@ -576,7 +678,19 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
     // 1. Identity app/client, passthrough off, no gateway.
     let cfg = out.join("configs/app/client.json");
     match ns.start_pipy("sidecar", &main_js(&out), Some(&cfg)) {
-        Ok(()) => passed += run_cases(&ns, "client", &policy_cases(), &mut failures),
+        Ok(()) => {
+            passed += run_cases(
+                &ns,
+                &Run {
+                    label: "client",
+                    identity: "app/client",
+                    plan: Some(&plan),
+                },
+                &policy_cases(),
+                &mut failures,
+                &mut agreement,
+            )
+        }
         Err(e) => failures.push(e),
     }
     ns.stop("sidecar");
@@ -604,7 +718,19 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
         &main_js(&out),
         Some(&out.join("configs/app/other.json")),
     ) {
-        Ok(()) => passed += run_cases(&ns, "other", &other, &mut failures),
+        Ok(()) => {
+            passed += run_cases(
+                &ns,
+                &Run {
+                    label: "other",
+                    identity: "app/other",
+                    plan: Some(&plan),
+                },
+                &other,
+                &mut failures,
+                &mut agreement,
+            )
+        }
         Err(e) => failures.push(e),
     }
     ns.stop("sidecar");
@@ -613,7 +739,7 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
     let pass_in = copy_fixture(&work.join("in-pass"));
     set_passthrough(&pass_in, true);
     let pass_out = work.join("out-pass");
-    build_tree(&pass_in, &pass_out);
+    let pass_plan = build_tree(&pass_in, &pass_out);
     let pass_cases = vec![
         case(
             "passthrough on: any destination reachable",
@@ -627,7 +753,19 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
         ),
     ];
     match ns.start_pipy("sidecar", &main_js(&pass_out), None) {
-        Ok(()) => passed += run_cases(&ns, "passthrough", &pass_cases, &mut failures),
+        Ok(()) => {
+            passed += run_cases(
+                &ns,
+                &Run {
+                    label: "passthrough",
+                    identity: "default/nobody",
+                    plan: Some(&pass_plan),
+                },
+                &pass_cases,
+                &mut failures,
+                &mut agreement,
+            )
+        }
         Err(e) => failures.push(e),
     }
     ns.stop("sidecar");
@@ -639,7 +777,7 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
         set_passthrough(&gw_in, true);
         add_gateway(&gw_in, mode);
         let gw_out = work.join(format!("out-{mode}"));
-        build_tree(&gw_in, &gw_out);
+        let gw_plan = build_tree(&gw_in, &gw_out);
         let gw_log = format!("gateway-{mode}");
         if let Err(e) = ns.start_pipy(&gw_log, &gw_out.join("gateway/main.js"), None) {
             failures.push(e);
@@ -686,7 +824,17 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
                 Expect::Reaches("inventory", "inventory:ping"),
             ),
         ];
-        passed += run_cases(&ns, mode, &via, &mut failures);
+        passed += run_cases(
+            &ns,
+            &Run {
+                label: mode,
+                identity: "app/client",
+                plan: Some(&gw_plan),
+            },
+            &via,
+            &mut failures,
+            &mut agreement,
+        );
         // The gateway logged each tunnel with its target.
         let deadline = Instant::now() + Duration::from_secs(5);
         let targets = [
@@ -740,11 +888,32 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
                 Expect::Denied(&["secure"]),
             ),
         ];
-        passed += run_cases(&ns, &format!("{mode} stopped"), &down, &mut failures);
+        passed += run_cases(
+            &ns,
+            // Explain has no notion of a stopped gateway: no comparison here.
+            &Run {
+                label: &format!("{mode} stopped"),
+                identity: "app/client",
+                plan: None,
+            },
+            &down,
+            &mut failures,
+            &mut agreement,
+        );
         ns.stop("sidecar");
     }
 
-    println!("e2e: {passed} passed, {} failed", failures.len());
+    {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "e2e: {passed} checks passed, {} failed; explain vs Pipy: {} connections compared, {} disagreements",
+            failures.len(),
+            agreement.compared,
+            agreement.disagreements.len()
+        );
+    }
+    failures.extend(agreement.disagreements);
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 

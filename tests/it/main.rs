@@ -3,6 +3,7 @@
 mod build;
 mod check;
 mod e2e;
+mod explain;
 mod robustness;
 mod schema;
 mod support;

@@ -1,0 +1,146 @@
+//! `egressc test`: a YAML file of connections and their expected verdicts, checked offline.
+//!
+//! ```yaml
+//! cases:
+//! - name: curl may GET /get on httpbin.org   # shown in the report
+//!   from: curl/curl                          # namespace/serviceaccount
+//!   to: httpbin.org:80                       # HOST_OR_IP:PORT as dialled
+//!   sni: httpbin.org                         # optional (https)
+//!   http:                                    # optional: the request (http)
+//!     host: httpbin.org                      #   default: the name in `to`
+//!     method: GET                            #   default: GET
+//!     path: /get                             #   default: /
+//!     headers: {user-agent: curl}            #   default: none
+//!   expect: allowed                          # allowed | denied | in-mesh | passthrough | needs-address
+//!   via: direct                              # optional: direct | http2tunnel | sock5 (socks5)
+//! ```
+
+use crate::eval::{self, HttpRequest, Outcome, Query, Verdict, Via};
+use crate::plan::Plan;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseFile {
+    pub cases: Vec<Case>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    pub from: String,
+    pub to: String,
+    #[serde(default)]
+    pub sni: Option<String>,
+    #[serde(default)]
+    pub http: Option<HttpCase>,
+    pub expect: Outcome,
+    #[serde(default)]
+    pub via: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCase {
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(match s.as_str() {
+            "allowed" => Outcome::Allowed,
+            "denied" => Outcome::Denied,
+            "in-mesh" => Outcome::InMesh,
+            "passthrough" => Outcome::Passthrough,
+            "needs-address" => Outcome::NeedsAddress,
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "unknown verdict `{other}`: use allowed, denied, in-mesh, passthrough or needs-address"
+                )));
+            }
+        })
+    }
+}
+
+pub fn parse(text: &str) -> Result<CaseFile, String> {
+    serde_saphyr::from_str_with_options(text, crate::yaml::options()).map_err(|e| {
+        match e.location() {
+            Some(l) => format!(
+                "line {}, column {}: {}",
+                l.line(),
+                l.column(),
+                first_line(&e.to_string())
+            ),
+            None => e.to_string(),
+        }
+    })
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+/// The query of a case; an error for a malformed `to`.
+pub fn query(case: &Case) -> Result<Query, String> {
+    let (dest, port) = eval::parse_destination(&case.to)?;
+    let http = case.http.as_ref().map(|h| HttpRequest {
+        host: h.host.clone(),
+        method: h.method.clone().unwrap_or_else(|| "GET".into()),
+        path: h.path.clone().unwrap_or_else(|| "/".into()),
+        headers: h
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect(),
+    });
+    Ok(Query {
+        identity: case.from.clone(),
+        dest,
+        port,
+        sni: case.sni.clone(),
+        http,
+    })
+}
+
+fn via_name(v: &Verdict) -> &'static str {
+    match v.via.as_deref() {
+        Some([Via::Gateway { mode, .. }, ..]) => mode,
+        _ => "direct",
+    }
+}
+
+/// One case's result: None when it passes, else the lines of the difference.
+pub fn run_case(plan: &Plan, case: &Case) -> Result<Option<Vec<String>>, String> {
+    let v = eval::evaluate(plan, &query(case)?);
+    let mut diff = Vec::new();
+    if v.verdict != case.expect {
+        diff.push(format!("- expected: {}", case.expect.as_str()));
+        let detail = match &v.allowed_by {
+            Some(r) => format!(" (Egress {} at {}:{})", r.policy, r.file, r.line),
+            None => format!(" ({})", v.reason),
+        };
+        diff.push(format!("+ actual:   {}{detail}", v.verdict.as_str()));
+    }
+    if let Some(want) = &case.via {
+        let want = match want.as_str() {
+            "socks5" => "sock5",
+            w => w,
+        };
+        let got = via_name(&v);
+        if v.verdict.is_allowed() && got != want {
+            diff.push(format!("- expected via: {want}"));
+            diff.push(format!("+ actual via:   {got}"));
+        }
+    }
+    Ok(if diff.is_empty() { None } else { Some(diff) })
+}

@@ -1,0 +1,190 @@
+//! `egressc explain` and `egressc test`: verdicts, exit codes, and the hand-written case files.
+
+use crate::support::*;
+
+/// (cases file, inputs): the example's and every `fixtures/<name>.cases.yaml`.
+fn case_files() -> Vec<(String, String)> {
+    let mut v = vec![("example/cases.yaml".to_owned(), "example/mesh".to_owned())];
+    let mut entries: Vec<_> = std::fs::read_dir(root().join("fixtures"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        if let Some(fixture) = name.strip_suffix(".cases.yaml") {
+            v.push((format!("fixtures/{name}"), format!("fixtures/{fixture}")));
+        }
+    }
+    v
+}
+
+#[test]
+fn every_hand_written_case_passes() {
+    let files = case_files();
+    assert!(files.len() >= 3, "{files:?}");
+    for (cases, inputs) in files {
+        let run = egressc(&["test", &cases, &inputs]);
+        assert_eq!(run.code, 0, "{cases}:\n{}{}", run.stdout, run.stderr);
+        assert!(!run.stdout.contains("FAIL"), "{}", run.stdout);
+        assert!(
+            run.stdout.contains(" cases passed, 0 failed"),
+            "{}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn a_failing_case_exits_5_with_a_diff_and_bad_files_exit_1() {
+    let dir = std::env::temp_dir().join(format!("egressc-cases-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrong = dir.join("wrong.yaml");
+    std::fs::write(
+        &wrong,
+        "cases:\n- name: POST is not allowed\n  from: curl/curl\n  to: httpbin.org:80\n  http: {method: POST, path: /get}\n  expect: allowed\n",
+    )
+    .unwrap();
+    let run = egressc(&["test", wrong.to_str().unwrap(), "example/mesh"]);
+    assert_eq!(run.code, 5, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("FAIL POST is not allowed"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("- expected: allowed"), "{}", run.stdout);
+    assert!(run.stdout.contains("+ actual:   denied"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("0 cases passed, 1 failed"),
+        "{}",
+        run.stdout
+    );
+
+    let typo = dir.join("typo.yaml");
+    std::fs::write(
+        &typo,
+        "cases:\n- name: x\n  from: a/b\n  to: h.test:80\n  expect: alowed\n",
+    )
+    .unwrap();
+    let run = egressc(&["test", typo.to_str().unwrap(), "example/mesh"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("alowed"), "{}", run.stderr);
+    // Input errors are exit 1 too.
+    let run = egressc(&[
+        "test",
+        "example/cases.yaml",
+        "fixtures/bad-e0301-port-range",
+    ]);
+    assert_eq!(run.code, 1);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn explain_exit_codes_and_output() {
+    let allowed = egressc(&[
+        "explain",
+        "example/mesh",
+        "--from",
+        "curl/curl",
+        "--to",
+        "httpbin.org:80",
+        "--path",
+        "/get",
+    ]);
+    assert_eq!(allowed.code, 0, "{}", allowed.stderr);
+    let denied = egressc(&[
+        "explain",
+        "example/mesh",
+        "--from",
+        "curl/curl",
+        "--to",
+        "httpbin.org:80",
+        "--method",
+        "POST",
+        "--path",
+        "/get",
+    ]);
+    assert_eq!(denied.code, 4);
+    let needs = egressc(&[
+        "explain",
+        "example/mesh",
+        "--from",
+        "curl/curl",
+        "--to",
+        "db.example.com:8080",
+    ]);
+    assert_eq!(needs.code, 4);
+    assert!(needs.stdout.contains("needs-address"), "{}", needs.stdout);
+    let in_mesh = egressc(&[
+        "explain",
+        "example/mesh",
+        "--from",
+        "curl/curl",
+        "--to",
+        "fsm-egress-gateway.fsm.svc.cluster.local:1080",
+    ]);
+    assert_eq!(in_mesh.code, 0, "{}", in_mesh.stdout);
+    assert!(in_mesh.stdout.contains("in-mesh"));
+    assert_eq!(
+        egressc(&[
+            "explain",
+            "fixtures/bad-e0301-port-range",
+            "--from",
+            "a/b",
+            "--to",
+            "x.test:1"
+        ])
+        .code,
+        1
+    );
+    assert_eq!(
+        egressc(&[
+            "explain",
+            "example/mesh",
+            "--from",
+            "a/b",
+            "--to",
+            "no-port"
+        ])
+        .code,
+        2
+    );
+    let reach = egressc(&["explain", "example/mesh", "--from", "curl/curl"]);
+    assert_eq!(reach.code, 0);
+    // Another identity's rule is named for a deny.
+    let other = egressc(&[
+        "explain",
+        "example/mesh",
+        "--from",
+        "default/other",
+        "--to",
+        "3.1.1.1:8080",
+    ]);
+    assert_eq!(other.code, 4);
+    assert!(
+        other
+            .stdout
+            .contains("curl/curl by Egress curl/httpbin-8080"),
+        "{}",
+        other.stdout
+    );
+    let json = egressc(&[
+        "explain",
+        "example/mesh",
+        "--from",
+        "curl/curl",
+        "--to",
+        "4.1.1.1:8080",
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON document");
+    assert_eq!(v["verdict"], "denied");
+    assert_eq!(v["misses"][0]["policy"], "curl/httpbin-8080");
+    insta_settings().bind(|| {
+        insta::assert_snapshot!("explain-allowed", allowed.stdout);
+        insta::assert_snapshot!("explain-denied", denied.stdout);
+        insta::assert_snapshot!("explain-reach", reach.stdout);
+        insta::assert_snapshot!("explain-json-denied", json.stdout);
+    });
+}
