@@ -158,9 +158,9 @@ fn main() -> ExitCode {
             header,
             report,
         } => {
-            let http =
-                (http_host.is_some() || method.is_some() || path.is_some() || !header.is_empty())
-                    .then(|| (http_host, method, path, header));
+            let any_http =
+                http_host.is_some() || method.is_some() || path.is_some() || !header.is_empty();
+            let http = any_http.then_some((http_host, method, path, header));
             explain(&inputs, &from, to.as_deref(), sni, http, &report)
         }
         Command::Test {
