@@ -13,9 +13,9 @@ var $kind
 var $sent = 0
 var $received = 0
 
-function logTunnel() {
+function logTunnel(event) {
   console.log(JSON.stringify({
-    egressc: 'tunnel',
+    egressc: event,
     kind: $kind,
     source: $source,
     target: $target,
@@ -32,12 +32,13 @@ function classify(evt) {
   return 'http'
 }
 
+// One line when a tunnel opens, one with the byte counts when it closes.
 var tunnel = pipeline($=>$
-  .onStart(() => new Data)
+  .onStart(() => { logTunnel('tunnel-open'); return new Data })
   .handleData(d => { $sent += d.size })
   .connect(() => $target, { connectTimeout: CONNECT_TIMEOUT })
   .handleData(d => { $received += d.size })
-  .onEnd(logTunnel)
+  .onEnd(() => logTunnel('tunnel-close'))
 )
 
 config.Listen.forEach(function (port) {

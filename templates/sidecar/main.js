@@ -45,22 +45,24 @@ function hostSet(names) {
   return set
 }
 
+var TRAILING_DOTS = new RegExp('\\.+$')
+
 function normalizeHost(h) {
   if (!h) return ''
   var s = h.toLowerCase()
   var colon = s.lastIndexOf(':')
   if (colon >= 0 && s.indexOf(']') < colon) s = s.substring(0, colon)
-  while (s.endsWith('.')) s = s.substring(0, s.length - 1)
-  return s
+  return s.replace(TRAILING_DOTS, '')
 }
 
-function hostMatches(set, host) {
-  if (set.exact[host] === true) return true
+// The pattern of `set` that `host` matches (`name` or `*.suffix`), or null.
+function matchingPattern(set, host) {
+  if (set.exact[host] === true) return host
   for (var i = 0; i < set.suffixes.length; i++) {
     var suffix = set.suffixes[i]
-    if (host.length > suffix.length && host.endsWith(suffix)) return true
+    if (host.length > suffix.length && host.endsWith(suffix)) return '*' + suffix
   }
-  return false
+  return null
 }
 
 function compileRanges(ranges) {
@@ -217,7 +219,7 @@ function onHello(hello) {
       $verdict = 'egress'
       return
     }
-    if (sni && hostMatches(names, sni)) {
+    if (sni && matchingPattern(names, sni) !== null) {
       // The listed name, not the dialled address: a forged SNI cannot reach another host.
       $target = sni + ':' + $dstPort
       $verdict = 'egress'
@@ -278,15 +280,8 @@ function decideRequest(msg) {
   var path = q >= 0 ? head.path.substring(0, q) : head.path
   for (var i = 0; i < $candidates.length; i++) {
     var c = $candidates[i]
-    if (!hostMatches(c.hosts, host)) continue
-    var key = c.hosts.exact[host] === true ? host : null
-    if (key === null) {
-      for (var j = 0; j < c.hosts.suffixes.length; j++) {
-        var s = c.hosts.suffixes[j]
-        if (host.length > s.length && host.endsWith(s)) { key = '*' + s; break }
-      }
-    }
-    var routes = c.routes[key]
+    var key = matchingPattern(c.hosts, host)
+    var routes = key === null ? [] : c.routes[key]
     for (var k = 0; k < routes.length; k++) {
       if (routeAllows(routes[k], head, path)) {
         // The request's own name, never the dialled address.

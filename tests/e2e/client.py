@@ -54,6 +54,18 @@ def read_response(s, buf=b""):
     return (status, rest[:length].decode("latin-1")), rest[length:]
 
 
+def complete(response):
+    """Whether `response` holds a whole HTTP response with a content-length body."""
+    head, sep, rest = response.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"content-length":
+            return len(rest) >= int(v.strip())
+    return False
+
+
 def main():
     mode, host, port = sys.argv[1], sys.argv[2], sys.argv[3]
     try:
@@ -104,7 +116,7 @@ def main():
         obj.write(("GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % sni).encode())
         s.sendall(outgoing.read())
         body = b""
-        while True:
+        while not complete(body):
             try:
                 body += obj.read(65536)
                 continue
