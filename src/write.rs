@@ -97,7 +97,13 @@ pub fn write(out: &Output, dir: &Path) -> Result<(), WriteError> {
         }
         for (r, bytes) in &rel {
             let path = tmp.join(r);
-            std::fs::write(&path, bytes).map_err(io(&path))?;
+            // A file that is unchanged since the previous build is linked, not rewritten:
+            // creating and removing thousands of files dominates a rebuild otherwise.
+            let previous = dir.join(r);
+            let same = std::fs::read(&previous).is_ok_and(|old| old == **bytes);
+            if !(same && std::fs::hard_link(&previous, &path).is_ok()) {
+                std::fs::write(&path, bytes).map_err(io(&path))?;
+            }
         }
         Ok(())
     })();

@@ -199,6 +199,27 @@ fn check_reports_stale_files_after_an_edit() {
         run.stdout
     );
     assert!(!run.stdout.contains("sidecar/mesh.json"), "{}", run.stdout);
+    // Rebuilding over the previous output (unchanged files are linked from it) gives the new
+    // content, and the old tree is gone.
+    let before_mesh = std::fs::read(out.join("sidecar/mesh.json")).unwrap();
+    assert_eq!(build(&inputs, &out).code, 0);
+    let config = std::fs::read_to_string(out.join("configs/curl/curl.json")).unwrap();
+    assert!(
+        config.contains("api.github.com") && !config.contains("\"httpbin.org\": ["),
+        "{config}"
+    );
+    assert_eq!(
+        std::fs::read(out.join("sidecar/mesh.json")).unwrap(),
+        before_mesh
+    );
+    let recheck = egressc(&[
+        "build",
+        "--check",
+        "-o",
+        out.to_str().unwrap(),
+        work.to_str().unwrap(),
+    ]);
+    assert_eq!(recheck.code, 0, "{}", recheck.stdout);
     std::fs::remove_dir_all(&work).ok();
     std::fs::remove_dir_all(&out).ok();
 }
