@@ -93,15 +93,16 @@ fn first_line(s: &str) -> &str {
 /// The query of a case; an error for a malformed `to`.
 pub fn query(case: &Case) -> Result<Query, String> {
     let (dest, port) = eval::parse_destination(&case.to)?;
-    let http = case.http.as_ref().map(|h| HttpRequest {
-        host: h.host.clone(),
-        method: h.method.clone().unwrap_or_else(|| "GET".into()),
-        path: h.path.clone().unwrap_or_else(|| "/".into()),
-        headers: h
-            .headers
-            .iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
-            .collect(),
+    let http = case.http.as_ref().map(|h| {
+        HttpRequest::new(
+            h.host.clone(),
+            h.method.clone(),
+            h.path.clone(),
+            h.headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        )
     });
     Ok(Query {
         identity: case.from.clone(),
@@ -143,4 +144,28 @@ pub fn run_case(plan: &Plan, case: &Case) -> Result<Option<Vec<String>>, String>
         }
     }
     Ok(if diff.is_empty() { None } else { Some(diff) })
+}
+
+/// The report of a whole case file: one `PASS`/`FAIL` line per case (with the difference for
+/// a failure) and a closing count; and how many failed.
+pub fn run(plan: &Plan, file: &CaseFile) -> Result<(String, usize), String> {
+    let mut out = String::new();
+    let (mut passed, mut failed) = (0, 0);
+    for case in &file.cases {
+        match run_case(plan, case).map_err(|e| format!("case `{}`: {e}", case.name))? {
+            None => {
+                passed += 1;
+                out.push_str(&format!("PASS {}\n", case.name));
+            }
+            Some(diff) => {
+                failed += 1;
+                out.push_str(&format!("FAIL {}\n", case.name));
+                for line in diff {
+                    out.push_str(&format!("     {line}\n"));
+                }
+            }
+        }
+    }
+    out.push_str(&format!("{passed} cases passed, {failed} failed\n"));
+    Ok((out, failed))
 }

@@ -27,6 +27,27 @@ pub struct HttpRequest {
     pub headers: Vec<(String, String)>,
 }
 
+impl HttpRequest {
+    /// A request with the defaults of `explain` and `test`: method GET, path `/`; header names
+    /// are lower-cased.
+    pub fn new(
+        host: Option<String>,
+        method: Option<String>,
+        path: Option<String>,
+        headers: Vec<(String, String)>,
+    ) -> HttpRequest {
+        HttpRequest {
+            host,
+            method: method.unwrap_or_else(|| "GET".into()),
+            path: path.unwrap_or_else(|| "/".into()),
+            headers: headers
+                .into_iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v))
+                .collect(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
     /// `namespace/name`; an identity not in the plan runs the `_default` config.

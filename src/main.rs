@@ -343,14 +343,9 @@ fn explain(
                 let Some((k, v)) = h.split_once('=') else {
                     return usage_error(&format!("--header `{h}`: write NAME=VALUE"));
                 };
-                hs.push((k.trim().to_ascii_lowercase(), v.to_owned()));
+                hs.push((k.trim().to_owned(), v.to_owned()));
             }
-            Some(eval::HttpRequest {
-                host,
-                method: method.unwrap_or_else(|| "GET".into()),
-                path: path.unwrap_or_else(|| "/".into()),
-                headers: hs,
-            })
+            Some(eval::HttpRequest::new(host, method, path, hs))
         }
     };
     let q = eval::Query {
@@ -394,31 +389,16 @@ fn test(cases: &std::path::Path, inputs: &[String], args: &ReportArgs) -> ExitCo
         return code;
     };
     let plan = egressc::plan(&analysis);
-    let mut out = String::new();
-    let (mut passed, mut failed) = (0, 0);
-    for case in &file.cases {
-        match egressc::cases::run_case(&plan, case) {
-            Ok(None) => {
-                passed += 1;
-                out.push_str(&format!("PASS {}\n", case.name));
-            }
-            Ok(Some(diff)) => {
-                failed += 1;
-                out.push_str(&format!("FAIL {}\n", case.name));
-                for line in diff {
-                    out.push_str(&format!("     {line}\n"));
-                }
-            }
-            Err(e) => {
-                emit(
-                    std::io::stderr().lock(),
-                    &format!("error: {}: case `{}`: {e}\n", cases.display(), case.name),
-                );
-                return ExitCode::from(EXIT_ERRORS);
-            }
+    let (out, failed) = match egressc::cases::run(&plan, &file) {
+        Ok(r) => r,
+        Err(e) => {
+            emit(
+                std::io::stderr().lock(),
+                &format!("error: {}: {e}\n", cases.display()),
+            );
+            return ExitCode::from(EXIT_ERRORS);
         }
-    }
-    out.push_str(&format!("{passed} cases passed, {failed} failed\n"));
+    };
     emit(std::io::stdout().lock(), &out);
     if failed > 0 {
         ExitCode::from(EXIT_CASE_FAILED)

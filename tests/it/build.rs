@@ -200,7 +200,7 @@ fn check_reports_stale_files_after_an_edit() {
     );
     assert!(!run.stdout.contains("sidecar/mesh.json"), "{}", run.stdout);
     // Rebuilding over the previous output (unchanged files are linked from it) gives the new
-    // content, and the old tree is gone.
+    // content and keeps the unchanged.
     let before_mesh = std::fs::read(out.join("sidecar/mesh.json")).unwrap();
     assert_eq!(build(&inputs, &out).code, 0);
     let config = std::fs::read_to_string(out.join("configs/curl/curl.json")).unwrap();
