@@ -83,53 +83,104 @@ pub fn check(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
 
 // ------------------------------------------------------------------ names and duplicates
 
-fn name_diag(what: &str, value: &str, label_only: bool, span: Span) -> Diagnostic {
-    let rule = if label_only {
-        "a DNS-1123 label (lower-case letters, digits and `-`, at most 63 characters)"
-    } else {
-        "a DNS-1123 subdomain (lower-case letters, digits, `-` and `.`, at most 253 characters)"
-    };
-    Diagnostic::new("E0310", format!("{what} `{value}` is not {rule}"))
+/// The naming rules Kubernetes applies.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum NameRule {
+    /// Most object names: DNS-1123 subdomain.
+    Subdomain,
+    /// Namespaces: DNS-1123 label.
+    Label,
+    /// Service names: DNS-1035 label (a label that starts with a letter).
+    ServiceName,
+}
+
+impl NameRule {
+    fn allows(self, s: &str) -> bool {
+        match self {
+            NameRule::Subdomain => is_dns1123_subdomain(s),
+            NameRule::Label => is_dns1123_label(s),
+            NameRule::ServiceName => {
+                is_dns1123_label(s) && s.starts_with(|c: char| c.is_ascii_lowercase())
+            }
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            NameRule::Subdomain => {
+                "a DNS-1123 subdomain (lower-case letters, digits, `-` and `.`, at most 253 characters)"
+            }
+            NameRule::Label => {
+                "a DNS-1123 label (lower-case letters, digits and `-`, at most 63 characters)"
+            }
+            NameRule::ServiceName => {
+                "a DNS-1035 label (lower-case letters, digits and `-`, starting with a letter, at most 63 characters)"
+            }
+        }
+    }
+
+    fn suggest(self, s: &str) -> String {
+        let mut out: String = s
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric()
+                    || c == '-'
+                    || (c == '.' && self == NameRule::Subdomain)
+                {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        out = out.trim_matches(|c| c == '-' || c == '.').to_owned();
+        if out.is_empty() {
+            out = "name".into();
+        }
+        if self == NameRule::ServiceName && !out.starts_with(|c: char| c.is_ascii_lowercase()) {
+            out.insert_str(0, "svc-");
+        }
+        out
+    }
+}
+
+/// E0310 when `value` breaks `rule`.
+fn check_name(what: &str, value: &str, rule: NameRule, span: Span) -> Option<Diagnostic> {
+    if rule.allows(value) {
+        return None;
+    }
+    Some(
+        Diagnostic::new(
+            "E0310",
+            format!("{what} `{value}` is not {}", rule.describe()),
+        )
         .at(span)
         .help(format!(
             "Kubernetes rejects this {what}; try `{}`",
-            suggest_name(value, label_only)
-        ))
-}
-
-fn suggest_name(s: &str, label_only: bool) -> String {
-    let mut out: String = s
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || (c == '.' && !label_only) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    out = out.trim_matches(|c| c == '-' || c == '.').to_owned();
-    if out.is_empty() { "name".into() } else { out }
+            rule.suggest(value)
+        )),
+    )
 }
 
 fn check_meta<T>(inputs: &Inputs, r: &Res<T>, diags: &mut Vec<Diagnostic>) {
     let doc = inputs.doc(r);
-    if !is_dns1123_subdomain(&r.meta.name) {
-        diags.push(name_diag(
-            "name",
-            &r.meta.name,
-            false,
-            doc.span(path!["metadata", "name"]),
-        ));
-    }
-    if let Some(ns) = &r.meta.namespace
-        && !is_dns1123_label(ns)
-    {
-        diags.push(name_diag(
+    let rule = if doc.kind == Kind::Service {
+        NameRule::ServiceName
+    } else {
+        NameRule::Subdomain
+    };
+    diags.extend(check_name(
+        "name",
+        &r.meta.name,
+        rule,
+        doc.span(path!["metadata", "name"]),
+    ));
+    if let Some(ns) = &r.meta.namespace {
+        diags.extend(check_name(
             "namespace",
             ns,
-            true,
+            NameRule::Label,
             doc.span(path!["metadata", "namespace"]),
         ));
     }
@@ -468,22 +519,18 @@ fn check_gateways(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
     for g in &inputs.gateways {
         let doc = inputs.doc(g);
         for (i, b) in g.spec.global().iter().enumerate() {
-            if !is_dns1123_label(&b.service) {
-                diags.push(name_diag(
-                    "service name",
-                    &b.service,
-                    true,
-                    doc.span(path!["spec", "global", i, "service"]),
-                ));
-            }
-            if !is_dns1123_label(&b.namespace) {
-                diags.push(name_diag(
-                    "namespace",
-                    &b.namespace,
-                    true,
-                    doc.span(path!["spec", "global", i, "namespace"]),
-                ));
-            }
+            diags.extend(check_name(
+                "service name",
+                &b.service,
+                NameRule::ServiceName,
+                doc.span(path!["spec", "global", i, "service"]),
+            ));
+            diags.extend(check_name(
+                "namespace",
+                &b.namespace,
+                NameRule::Label,
+                doc.span(path!["spec", "global", i, "namespace"]),
+            ));
             let found = inputs
                 .services
                 .iter()
@@ -564,22 +611,18 @@ fn check_egress<'a>(
                 .help("write `kind: ServiceAccount`"),
             );
         }
-        if !is_dns1123_subdomain(&s.name) {
-            diags.push(name_diag(
-                "service account name",
-                &s.name,
-                false,
-                doc.span(path!["spec", "sources", i, "name"]),
-            ));
-        }
-        if !is_dns1123_label(&s.namespace) {
-            diags.push(name_diag(
-                "namespace",
-                &s.namespace,
-                true,
-                doc.span(path!["spec", "sources", i, "namespace"]),
-            ));
-        }
+        diags.extend(check_name(
+            "service account name",
+            &s.name,
+            NameRule::Subdomain,
+            doc.span(path!["spec", "sources", i, "name"]),
+        ));
+        diags.extend(check_name(
+            "namespace",
+            &s.namespace,
+            NameRule::Label,
+            doc.span(path!["spec", "sources", i, "namespace"]),
+        ));
         if s.mtls.is_some() {
             diags.push(
                 Diagnostic::new("W0408", "`mtls` is accepted but egressc does not act on it")

@@ -319,6 +319,12 @@ fn explain(
     let Some(analysis) = analysis else {
         return code;
     };
+    if from
+        .split_once('/')
+        .is_none_or(|(ns, sa)| ns.is_empty() || sa.is_empty() || sa.contains('/'))
+    {
+        return usage_error(&format!("--from `{from}`: write NAMESPACE/SERVICEACCOUNT"));
+    }
     let plan = egressc::plan(&analysis);
     let json = matches!(args.format, Format::Json);
     let Some(to) = to else {

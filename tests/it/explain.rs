@@ -149,6 +149,10 @@ fn explain_exit_codes_and_output() {
         .code,
         2
     );
+    assert_eq!(
+        egressc(&["explain", "example/mesh", "--from", "curl"]).code,
+        2
+    );
     let reach = egressc(&["explain", "example/mesh", "--from", "curl/curl"]);
     assert_eq!(reach.code, 0);
     // Another identity's rule is named for a deny.
