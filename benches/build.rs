@@ -142,7 +142,7 @@ fn main() {
         docs = 0;
         for p in &paths {
             let text = std::fs::read_to_string(p).unwrap();
-            docs += egressc::yaml::parse_documents(&text)
+            docs += egressc::parse_documents(&text)
                 .map(|d| d.len())
                 .unwrap_or(0);
         }

@@ -1,29 +1,35 @@
 //! egressc: an offline compiler for Flomesh Service Mesh egress configuration.
 //!
-//! Pipeline (one direction): read sources → parse spanned YAML → recognise kinds → validate
-//! against JSON Schemas → type → semantic checks. Diagnostics are data; `diagnostic` renders
-//! them.
+//! The pipeline runs one way, one folder per stage (see the README's "How the code is laid
+//! out"): `input` (sources, spanned YAML) → `load` (kinds, schemas, typed resources) →
+//! `check` (semantic rules, returning the resolved `model::Checked`) → `plan` (per-identity
+//! lowering) → `emit` (the output tree) → `write` (atomically to disk). `query` (explain,
+//! test) reads the plan; `diagnostics::render` turns diagnostics into text; `cli` runs it all.
 
-pub mod cases;
-pub mod check;
-pub mod diagnostic;
-pub mod emit;
-pub mod eval;
-pub mod explain;
-pub mod iptables;
-pub mod load;
-pub mod net;
-pub mod plan;
-pub mod regex_subset;
-pub mod resources;
-pub mod schema;
-pub mod scripts;
-pub mod source;
-pub mod write;
-pub mod yaml;
+mod check;
+mod cli;
+mod diagnostics;
+mod emit;
+mod input;
+mod load;
+mod model;
+mod net;
+mod plan;
+mod query;
+mod write;
 
-use diagnostic::Diagnostic;
-use source::Sources;
+pub use cli::run;
+pub use diagnostics::codes::readme_tables;
+pub use diagnostics::render::{render_human, render_json, render_sarif};
+pub use diagnostics::{Code, Diagnostic, Severity};
+pub use emit::output::Output;
+pub use input::source::Sources;
+pub use input::yaml::parse_documents;
+pub use plan::Plan;
+pub use query::eval::{
+    Dest, HttpRequest, Outcome, Query, QueryError, Verdict, evaluate, parse_destination,
+};
+pub use write::WriteError;
 
 /// How inputs are read.
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,43 +43,45 @@ pub struct ReadOptions {
 pub struct Analysis {
     pub sources: Sources,
     pub diagnostics: Vec<Diagnostic>,
-    pub inputs: load::Inputs,
+    checked: model::Checked,
+    /// Each recognised document as JSON (for schema tests).
+    documents: Vec<serde_json::Value>,
 }
 
 impl Analysis {
     pub fn has_errors(&self) -> bool {
-        self.diagnostics
-            .iter()
-            .any(|d| d.severity == diagnostic::Severity::Error)
+        self.diagnostics.iter().any(Diagnostic::is_error)
     }
     /// An input could not be read (exit code 2 rather than 1).
     pub fn has_io_errors(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.code == "E0001")
+        self.diagnostics.iter().any(|d| d.code == Code::E0001)
     }
-}
-
-/// Lower an analysis without errors into the plan that `build`, `explain` and `test` share.
-pub fn plan(analysis: &Analysis) -> plan::Plan {
-    plan::lower(&analysis.inputs, &analysis.sources)
-}
-
-/// Lower and emit the output tree of an analysis without errors.
-pub fn compile(analysis: &Analysis) -> emit::Output {
-    let plan = plan(analysis);
-    let inputs: Vec<(String, &[u8])> = analysis
-        .sources
-        .files
-        .iter()
-        .map(|f| (f.name.clone(), f.text.as_bytes()))
-        .collect();
-    emit::emit(&plan, &inputs)
+    /// The recognised documents of the known kinds, as JSON.
+    pub fn documents(&self) -> &[serde_json::Value] {
+        &self.documents
+    }
+    /// Lower an analysis without errors into the plan that `build`, `explain` and `test` share.
+    pub fn plan(&self) -> Plan {
+        plan::lower(&self.checked)
+    }
+    /// Lower and emit the output tree of an analysis without errors.
+    pub fn compile(&self) -> Output {
+        let plan = self.plan();
+        let inputs: Vec<(String, &[u8])> = self
+            .sources
+            .files
+            .iter()
+            .map(|f| (f.name.clone(), f.text.as_bytes()))
+            .collect();
+        emit::emit(&plan, &inputs)
+    }
 }
 
 /// Read and check the inputs named on the command line (`-` is stdin).
 pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: ReadOptions) -> Analysis {
     let mut sources = Sources::default();
     let mut diagnostics = Vec::new();
-    source::read_inputs(inputs, stdin, &mut sources, &mut diagnostics);
+    input::source::read_inputs(inputs, stdin, &mut sources, &mut diagnostics);
     if opts.strict {
         for f in &mut sources.files {
             f.explicit = true;
@@ -86,18 +94,44 @@ pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: ReadOptio
 pub fn analyze_texts(texts: Vec<(String, String)>) -> Analysis {
     let mut sources = Sources::default();
     for (name, text) in texts {
-        sources.add(source::SourceFile::new(name, text, true));
+        sources.add(input::source::SourceFile::new(name, text, true));
     }
     analyze_sources(sources, Vec::new())
 }
 
 fn analyze_sources(sources: Sources, mut diagnostics: Vec<Diagnostic>) -> Analysis {
     let inputs = load::load(&sources, &mut diagnostics);
-    check::check(&inputs, &mut diagnostics);
-    diagnostic::sort(&mut diagnostics);
+    let (checked, more) = check::check(&inputs);
+    diagnostics.extend(more);
+    diagnostics::sort(&mut diagnostics);
     Analysis {
+        documents: inputs.docs.iter().map(|d| d.root.to_json()).collect(),
         sources,
         diagnostics,
-        inputs,
+        checked,
     }
+}
+
+/// Every schema file egressc generates: (file name, pretty JSON with a trailing newline): the
+/// input kinds, the combined schema for editors, and the sidecar config it writes.
+pub fn schema_files() -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = load::schema::input_schemas()
+        .into_iter()
+        .chain(std::iter::once((
+            "sidecar-config.schema.json".to_owned(),
+            emit::config::config_schema(),
+        )))
+        .map(|(n, v)| {
+            let mut s = serde_json::to_string_pretty(&v).expect("schema serializes");
+            s.push('\n');
+            (n, s)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Write an output tree to `dir`, atomically.
+pub fn write_output(out: &Output, dir: &std::path::Path) -> Result<(), WriteError> {
+    write::write(out, dir)
 }

@@ -2,7 +2,8 @@
 //! outside OUT, never over a folder egressc did not write; and comparing with what is on disk
 //! for `build --check`.
 
-use crate::emit::{MANIFEST, Output};
+use crate::emit::manifest::MANIFEST;
+use crate::emit::output::Output;
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 

@@ -68,7 +68,7 @@ fn skip(what: &str, why: &str) {
 
 /// Build `inputs` into a fresh output directory with the library (as `egressc build` does);
 /// returns the plan, for explain.
-fn build_tree(inputs: &Path, out: &Path) -> egressc::plan::Plan {
+fn build_tree(inputs: &Path, out: &Path) -> egressc::Plan {
     let analysis = egressc::analyze(
         &[inputs.to_string_lossy().into_owned()],
         &mut std::io::empty(),
@@ -76,10 +76,10 @@ fn build_tree(inputs: &Path, out: &Path) -> egressc::plan::Plan {
     );
     assert!(!analysis.has_errors(), "e2e inputs have errors");
     let _ = std::fs::remove_dir_all(out);
-    egressc::write::write(&egressc::compile(&analysis), out).expect("write output");
+    egressc::write_output(&analysis.compile(), out).expect("write output");
     // The proxy runs as uid 1500: it must be able to read the tree.
     let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(out).status();
-    egressc::plan(&analysis)
+    analysis.plan()
 }
 
 /// A private network namespace with processes in it; everything is torn down on drop.
@@ -334,8 +334,8 @@ fn case(name: &str, client: Vec<String>, expect: Expect) -> Case {
 
 /// The connection a client command makes, as an `explain` query (None for the keep-alive
 /// client, whose two requests get two verdicts).
-fn query_of(identity: &str, client: &[String]) -> Option<egressc::eval::Query> {
-    use egressc::eval::{HttpRequest, Query, parse_destination};
+fn query_of(identity: &str, client: &[String]) -> Option<egressc::Query> {
+    use egressc::{HttpRequest, Query, parse_destination};
     let (dest, sni, http) = if client[0] == "curl" {
         let url = client
             .iter()
@@ -404,7 +404,7 @@ struct Agreement {
 struct Run<'a> {
     label: &'a str,
     identity: &'a str,
-    plan: Option<&'a egressc::plan::Plan>,
+    plan: Option<&'a egressc::Plan>,
 }
 
 /// Run cases against the running sidecar; failures are collected, not fatal. Each connection
@@ -465,7 +465,7 @@ fn run_cases(
         if let Some(plan) = run.plan
             && let Some(q) = query_of(run.identity, &c.client)
         {
-            let explained = egressc::eval::evaluate(plan, &q).verdict.is_allowed();
+            let explained = egressc::evaluate(plan, &q).verdict.is_allowed();
             agreement.compared += 1;
             if explained != reached {
                 agreement.disagreements.push(format!(

@@ -6,7 +6,7 @@ use crate::support::*;
 fn committed_schemas_are_fresh() {
     let dir = root().join("schemas");
     let mut stale = Vec::new();
-    let files = egressc::schema::schema_files();
+    let files = egressc::schema_files();
     for (name, text) in &files {
         match std::fs::read_to_string(dir.join(name)) {
             Ok(on_disk) if on_disk == *text => {}
@@ -25,7 +25,7 @@ fn schema_subcommand_writes_the_same_files() {
     let tmp = std::env::temp_dir().join(format!("egressc-schema-{}", std::process::id()));
     let run = egressc(&["schema", "-o", tmp.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    for (name, text) in egressc::schema::schema_files() {
+    for (name, text) in egressc::schema_files() {
         assert_eq!(
             std::fs::read_to_string(tmp.join(&name)).unwrap(),
             text,
@@ -39,17 +39,21 @@ fn schema_subcommand_writes_the_same_files() {
 
 #[test]
 fn combined_schema_accepts_good_documents_and_rejects_typos() {
-    let schema = egressc::schema::combined_schema();
+    let files = egressc::schema_files();
+    let (_, text) = files
+        .iter()
+        .find(|(n, _)| n == "egressc.schema.json")
+        .unwrap();
+    let schema: serde_json::Value = serde_json::from_str(text).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("combined schema compiles");
     let good = egressc::analyze(
         &["fixtures/fsm-docs".to_owned()],
         &mut std::io::empty(),
         egressc::ReadOptions::default(),
     );
-    assert!(!good.inputs.docs.is_empty());
-    for doc in &good.inputs.docs {
-        let json = doc.root.to_json();
-        assert!(validator.is_valid(&json), "{json}");
+    assert!(!good.documents().is_empty());
+    for json in good.documents() {
+        assert!(validator.is_valid(json), "{json}");
     }
     let typo = serde_json::json!({
         "apiVersion": "policy.flomesh.io/v1alpha1", "kind": "Egress",

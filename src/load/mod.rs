@@ -1,157 +1,23 @@
-//! From source texts to recognised, schema-valid, typed resources.
+//! Stage 2: from source texts to recognised, schema-valid, typed resources.
 //!
 //! Parse every file into spanned documents, expand `kind: List`, recognise apiVersion/kind,
 //! validate each known document against its kind's schema, then deserialize it.
 
-use crate::diagnostic::{Diagnostic, Span};
-use crate::resources::*;
-use crate::schema::{self, PathPart, ViolationKind};
-use crate::source::{FileId, Sources};
-use crate::yaml::{self, Node, Seg, Value};
+pub mod inputs;
+pub mod kinds;
+pub mod recognise;
+pub mod schema;
+
+use crate::diagnostics::{Code, Diagnostic};
+use crate::input::source::{Sources, Unparsable, unparsable};
+use crate::input::span::Span;
+use crate::input::yaml::{self, Node, Seg, Value};
+use crate::load::inputs::{Document, Inputs, Res};
+use crate::load::kinds::*;
+use crate::load::recognise::{Recognised, recognise};
+use crate::load::schema::{PathPart, ViolationKind};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
-
-/// One recognised document of a known kind.
-pub struct Document {
-    pub file: FileId,
-    pub kind: Kind,
-    pub root: Node,
-}
-
-impl Document {
-    /// The span of the value at `path` (or of the deepest node on the way).
-    pub fn span(&self, path: &[Seg]) -> Span {
-        Span::new(self.file, self.root.locate(path).0.loc)
-    }
-    /// The span of the key of the entry at `path` (falls back to the value).
-    pub fn key_span(&self, path: &[Seg]) -> Span {
-        let (node, key) = self.root.locate(path);
-        Span::new(self.file, key.map_or(node.loc, |k| k.loc))
-    }
-}
-
-/// A typed resource and the document it came from.
-pub struct Res<T> {
-    pub doc: usize,
-    pub meta: ObjectMeta,
-    pub spec: T,
-}
-
-impl<T> Res<T> {
-    pub fn ns(&self) -> &str {
-        self.meta.ns()
-    }
-    pub fn name(&self) -> &str {
-        &self.meta.name
-    }
-}
-
-/// Everything read from the inputs, typed.
-#[derive(Default)]
-pub struct Inputs {
-    pub docs: Vec<Document>,
-    pub mesh_configs: Vec<Res<MeshConfigSpec>>,
-    pub egresses: Vec<Res<EgressSpec>>,
-    pub gateways: Vec<Res<EgressGatewaySpec>>,
-    pub upstream_settings: Vec<Res<UpstreamTrafficSettingSpec>>,
-    pub route_groups: Vec<Res<HTTPRouteGroupSpec>>,
-    pub services: Vec<Res<ServiceSpec>>,
-    pub service_accounts: Vec<Res<NoSpec>>,
-}
-
-impl Inputs {
-    pub fn doc<T>(&self, r: &Res<T>) -> &Document {
-        &self.docs[r.doc]
-    }
-}
-
-enum Recognised {
-    Known(Kind),
-    /// A kind egressc does not read: counted in one note.
-    Other,
-    /// Reported as an error.
-    Invalid,
-}
-
-fn is_mesh_group(group: &str) -> bool {
-    group == "flomesh.io"
-        || group.ends_with(".flomesh.io")
-        || group == "smi-spec.io"
-        || group.ends_with(".smi-spec.io")
-}
-
-fn recognise(
-    api_version: &str,
-    kind: &str,
-    doc: &Node,
-    file: FileId,
-    diags: &mut Vec<Diagnostic>,
-) -> Recognised {
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let api_span = || Span::new(file, doc.locate(crate::path!["apiVersion"]).0.loc);
-    let kind_span = || Span::new(file, doc.locate(crate::path!["kind"]).0.loc);
-    if let Some(k) = Kind::ALL
-        .iter()
-        .find(|k| k.name() == kind && k.group() == group)
-    {
-        if k.versions().contains(&version) {
-            return Recognised::Known(*k);
-        }
-        diags.push(
-            Diagnostic::new(
-                "E0103",
-                format!("unknown version `{api_version}` of {kind}"),
-            )
-            .at(api_span())
-            .label("egressc does not know this version")
-            .help(format!(
-                "use apiVersion {}",
-                k.api_versions()
-                    .iter()
-                    .map(|v| format!("`{v}`"))
-                    .collect::<Vec<_>>()
-                    .join(" or ")
-            )),
-        );
-        return Recognised::Invalid;
-    }
-    if !is_mesh_group(group)
-        || OTHER_KNOWN_KINDS
-            .iter()
-            .any(|(g, k)| *g == group && *k == kind)
-    {
-        return Recognised::Other;
-    }
-    // A kind of ours in the wrong group, or a kind nobody defines: a typo that would
-    // silently drop a policy.
-    let ours: Vec<String> = Kind::ALL
-        .iter()
-        .filter(|k| !k.group().is_empty())
-        .map(|k| k.name().to_owned())
-        .chain(
-            OTHER_KNOWN_KINDS
-                .iter()
-                .filter(|(g, _)| *g == group)
-                .map(|(_, k)| (*k).to_owned()),
-        )
-        .collect();
-    let help = if let Some(k) = Kind::ALL.iter().find(|k| k.name() == kind) {
-        format!("{kind} belongs to apiVersion `{}`", k.api_versions()[0])
-    } else if let Some(s) = schema::closest(kind, &ours) {
-        match Kind::ALL.iter().find(|k| k.name() == s) {
-            Some(k) => format!("did you mean `{s}` (apiVersion `{}`)?", k.api_versions()[0]),
-            None => format!("did you mean `{s}`?"),
-        }
-    } else {
-        "egressc reads MeshConfig, Egress, EgressGateway, UpstreamTrafficSetting and HTTPRouteGroup from these groups".into()
-    };
-    diags.push(
-        Diagnostic::new("E0104", format!("unknown kind `{kind}` in group `{group}`"))
-            .at(kind_span())
-            .help(help),
-    );
-    Recognised::Invalid
-}
 
 fn type_of(node: &Node) -> Option<(&str, &str)> {
     Some((
@@ -162,7 +28,10 @@ fn type_of(node: &Node) -> Option<(&str, &str)> {
 
 /// Parse, recognise, validate and type every input file.
 pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
-    let mut inputs = Inputs::default();
+    let mut inputs = Inputs {
+        files: sources.files.iter().map(|f| f.name.clone()).collect(),
+        ..Inputs::default()
+    };
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     for (file, src) in sources.files.iter().enumerate() {
         if !src.usable {
@@ -176,14 +45,11 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
                     Some(l) if l.line > 0 => src.loc_of(l.line, l.col),
                     _ => src.loc_at(0),
                 };
-                let d = if src.explicit {
-                    Diagnostic::new("E0101", format!("invalid YAML: {}", e.message))
-                        .help("fix the syntax; `yamllint` or an editor with YAML support shows the structure")
-                } else {
-                    Diagnostic::new("W0101", format!("skipped a file that is not valid YAML: {}", e.message))
-                        .help("files in a walked directory that do not parse (Helm templates, for example) are skipped; name the file to make this an error")
-                };
-                diags.push(d.at(Span::new(file, loc)));
+                diags.push(unparsable(
+                    src.explicit,
+                    Span::new(file, loc),
+                    Unparsable::Yaml(e.message),
+                ));
                 continue;
             }
         };
@@ -207,7 +73,7 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
         if !src.explicit && !flat.is_empty() && flat.iter().all(|d| type_of(d).is_none()) {
             diags.push(
                 Diagnostic::new(
-                    "W0102",
+                    Code::W0102,
                     "skipped a file with no Kubernetes document (no apiVersion and kind)",
                 )
                 .at(Span::new(file, flat[0].loc))
@@ -224,9 +90,12 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
                     _ => "kind",
                 };
                 diags.push(
-                    Diagnostic::new("E0102", format!("this document has no string `{missing}`"))
-                        .at(Span::new(file, doc.loc))
-                        .help("every document needs `apiVersion` and `kind`, as kubectl requires"),
+                    Diagnostic::new(
+                        Code::E0102,
+                        format!("this document has no string `{missing}`"),
+                    )
+                    .at(Span::new(file, doc.loc))
+                    .help("every document needs `apiVersion` and `kind`, as kubectl requires"),
                 );
                 continue;
             };
@@ -249,7 +118,7 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
         let list: Vec<String> = skipped.iter().map(|(k, n)| format!("{k} ({n})")).collect();
         diags.push(
             Diagnostic::new(
-                "N0001",
+                Code::N0001,
                 format!(
                     "skipped {total} document{} of other kinds: {}",
                     if total == 1 { "" } else { "s" },
@@ -284,26 +153,13 @@ fn type_document(doc: Document, inputs: &mut Inputs, diags: &mut Vec<Diagnostic>
         } else {
             doc.span(&segs)
         };
-        let code = match v.kind {
-            ViolationKind::UnknownField => {
-                remove_at(&mut json, &v.path);
-                "E0202"
-            }
-            ViolationKind::PortRange => {
-                // Checked later as out of range; keep the number typable.
-                set_at(&mut json, &v.path, serde_json::json!(0));
-                "E0301"
-            }
-            ViolationKind::MissingField | ViolationKind::Other => {
-                fatal = true;
-                "E0201"
-            }
-        };
-        let mut d = Diagnostic::new(code, v.message).at(span);
-        if let Some(h) = v.help {
-            d = d.help(h);
+        match v.kind {
+            ViolationKind::UnknownField => remove_at(&mut json, &v.path),
+            // Checked later as out of range; keep the number typable.
+            ViolationKind::PortRange => set_at(&mut json, &v.path, serde_json::json!(0)),
+            ViolationKind::MissingField | ViolationKind::Other => fatal = true,
         }
-        diags.push(d);
+        diags.push(schema_diag(v.kind, span, v.message, v.help));
     }
     if fatal {
         return;
@@ -399,12 +255,32 @@ fn typed<T: DeserializeOwned>(
     match serde_json::from_value(value) {
         Ok(v) => Some(v),
         Err(e) => {
-            diags.push(
-                Diagnostic::new("E0201", format!("invalid `{field}`: {e}"))
-                    .at(doc.span(crate::path![field]))
-                    .help("see the schema in schemas/ for the allowed shape"),
-            );
+            diags.push(schema_diag(
+                ViolationKind::Other,
+                doc.span(crate::path![field]),
+                format!("invalid `{field}`: {e}"),
+                Some("see the schema in schemas/ for the allowed shape".into()),
+            ));
             None
         }
+    }
+}
+
+/// A document that does not match its kind's schema.
+fn schema_diag(
+    kind: ViolationKind,
+    span: Span,
+    message: String,
+    help: Option<String>,
+) -> Diagnostic {
+    let code = match kind {
+        ViolationKind::UnknownField => Code::E0202,
+        ViolationKind::PortRange => Code::E0301,
+        ViolationKind::MissingField | ViolationKind::Other => Code::E0201,
+    };
+    let d = Diagnostic::new(code, message).at(span);
+    match help {
+        Some(h) => d.help(h),
+        None => d,
     }
 }

@@ -2,11 +2,23 @@
 //! over the plan, with the reasons. `explain` and `test` use it; the e2e suite compares it
 //! with what Pipy does.
 
-use crate::check::Protocol;
+use crate::model::{GatewayMode, Protocol, ProtocolClass, Route};
 use crate::net::{self, HostPattern};
-use crate::plan::{IdentityPlan, Plan, Route, Rule};
+use crate::plan::{IdentityPlan, Plan, Rule};
 use serde::Serialize;
 use std::net::Ipv4Addr;
+
+/// A query that cannot be asked: a malformed destination, identity or case.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryError(pub String);
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for QueryError {}
 
 /// Where a connection goes, as the client dialled it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,7 +114,7 @@ pub struct RuleRef {
     pub policy: String,
     pub file: String,
     pub line: u32,
-    pub protocol: &'static str,
+    pub protocol: ProtocolClass,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route_group: Option<String>,
 }
@@ -118,7 +130,7 @@ pub struct Miss {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Via {
     Direct,
-    Gateway { address: String, mode: &'static str },
+    Gateway { address: String, mode: GatewayMode },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -185,24 +197,26 @@ fn suspicious(path: &str) -> bool {
         || path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
-/// Whether a route admits the request; the reason when it does not.
-fn route_allows(route: &Route, req: &HttpRequest, path: &str) -> Result<(), String> {
+/// Why a route does not admit the request; `None` when it does.
+fn route_miss(route: &Route, req: &HttpRequest, path: &str) -> Option<String> {
     if !route.methods.is_empty() && !route.methods.contains(&req.method) {
-        return Err(format!(
+        return Some(format!(
             "method {} is not one of {}",
             req.method,
             route.methods.join(", ")
         ));
     }
     if route.route_group.is_some() && suspicious(path) {
-        return Err(format!(
+        return Some(format!(
             "path `{path}` has dot-segments or encoded separators"
         ));
     }
-    let re = regex::Regex::new(&format!("^(?:{})$", route.path))
-        .map_err(|e| format!("route regex does not compile: {e}"))?;
+    let re = match regex::Regex::new(&format!("^(?:{})$", route.path)) {
+        Ok(re) => re,
+        Err(e) => return Some(format!("route regex does not compile: {e}")),
+    };
     if !re.is_match(path) {
-        return Err(format!("path `{path}` does not match `{}`", route.path));
+        return Some(format!("path `{path}` does not match `{}`", route.path));
     }
     for (name, pattern) in &route.headers {
         let value = req
@@ -210,14 +224,17 @@ fn route_allows(route: &Route, req: &HttpRequest, path: &str) -> Result<(), Stri
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str());
-        let re = regex::Regex::new(pattern).map_err(|e| format!("header regex: {e}"))?;
+        let re = match regex::Regex::new(pattern) {
+            Ok(re) => re,
+            Err(e) => return Some(format!("header regex: {e}")),
+        };
         match value {
             Some(v) if re.is_match(v) => {}
-            Some(v) => return Err(format!("header {name}: `{v}` does not match `{pattern}`")),
-            None => return Err(format!("header {name} is missing")),
+            Some(v) => return Some(format!("header {name}: `{v}` does not match `{pattern}`")),
+            None => return Some(format!("header {name} is missing")),
         }
     }
-    Ok(())
+    None
 }
 
 /// One rule against the query: Ok(target, route) when it allows, Err(why) when not, and
@@ -287,9 +304,9 @@ fn eval_rule<'r>(rule: &'r Rule, q: &Query) -> RuleResult<'r> {
             };
             let mut why = Vec::new();
             for r in routes {
-                match route_allows(r, req, path) {
-                    Ok(()) => return RuleResult::Allows(target, Some(r)),
-                    Err(e) => why.push(format!(
+                match route_miss(r, req, path) {
+                    None => return RuleResult::Allows(target, Some(r)),
+                    Some(e) => why.push(format!(
                         "{}: {e}",
                         r.route_group.as_deref().unwrap_or("route")
                     )),
@@ -446,7 +463,7 @@ pub struct Reach {
 #[derive(Clone, Debug, Serialize)]
 pub struct ReachRule {
     pub port: u16,
-    pub protocol: &'static str,
+    pub protocol: ProtocolClass,
     pub hosts: Vec<String>,
     pub cidrs: Vec<String>,
     pub routes: Option<Vec<String>>,
@@ -488,20 +505,22 @@ pub fn reach(plan: &Plan, identity_name: &str) -> Reach {
 }
 
 /// Parse `HOST_OR_IP:PORT`.
-pub fn parse_destination(s: &str) -> Result<(Dest, u16), String> {
+pub fn parse_destination(s: &str) -> Result<(Dest, u16), QueryError> {
     let (host, port) = s
         .rsplit_once(':')
-        .ok_or_else(|| format!("`{s}` has no port; write HOST:PORT"))?;
+        .ok_or_else(|| QueryError(format!("`{s}` has no port; write HOST:PORT")))?;
     let port: u16 = port
         .parse()
         .ok()
         .filter(|p| *p > 0)
-        .ok_or_else(|| format!("`{port}` is not a port number"))?;
+        .ok_or_else(|| QueryError(format!("`{port}` is not a port number")))?;
     if let Ok(ip) = host.parse::<Ipv4Addr>() {
         return Ok((Dest::Ip(ip), port));
     }
     match net::parse_host(host) {
         Ok(HostPattern::Exact(h)) => Ok((Dest::Name(h), port)),
-        _ => Err(format!("`{host}` is not an IPv4 address or a host name")),
+        _ => Err(QueryError(format!(
+            "`{host}` is not an IPv4 address or a host name"
+        ))),
     }
 }

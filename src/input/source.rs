@@ -1,11 +1,9 @@
 //! Reading inputs: files, directories (walked in sorted order, hidden entries skipped) and stdin.
 
-use crate::diagnostic::{Diagnostic, Span};
-use crate::yaml::Loc;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::input::span::{FileId, Loc, Span};
 use std::io::Read;
 use std::path::Path;
-
-pub type FileId = usize;
 
 /// One input text.
 pub struct SourceFile {
@@ -194,25 +192,44 @@ fn push_text(
             file.usable = false;
             let id = sources.add(file);
             let loc = sources.get(id).loc_at(offset);
-            let (code, help) = if explicit {
-                ("E0101", "save the file as UTF-8")
-            } else {
-                (
-                    "W0101",
-                    "the file was skipped; save it as UTF-8 if it holds configuration",
-                )
-            };
-            diags.push(
-                Diagnostic::new(code, "the file is not valid UTF-8")
-                    .at(Span::new(id, loc))
-                    .help(help),
-            );
+            diags.push(unparsable(explicit, Span::new(id, loc), Unparsable::Utf8));
         }
     }
 }
 
+/// Why a file does not parse.
+pub enum Unparsable {
+    Utf8,
+    Yaml(String),
+}
+
+/// A file that does not parse: an error when it was named, a warning when it was found by
+/// walking a folder.
+pub fn unparsable(explicit: bool, span: Span, why: Unparsable) -> Diagnostic {
+    let code = if explicit { Code::E0101 } else { Code::W0101 };
+    let (message, help) = match (explicit, why) {
+        (true, Unparsable::Utf8) => (
+            "the file is not valid UTF-8".to_owned(),
+            "save the file as UTF-8",
+        ),
+        (false, Unparsable::Utf8) => (
+            "the file is not valid UTF-8".to_owned(),
+            "the file was skipped; save it as UTF-8 if it holds configuration",
+        ),
+        (true, Unparsable::Yaml(m)) => (
+            format!("invalid YAML: {m}"),
+            "fix the syntax; `yamllint` or an editor with YAML support shows the structure",
+        ),
+        (false, Unparsable::Yaml(m)) => (
+            format!("skipped a file that is not valid YAML: {m}"),
+            "files in a walked directory that do not parse (Helm templates, for example) are skipped; name the file to make this an error",
+        ),
+    };
+    Diagnostic::new(code, message).at(span).help(help)
+}
+
 fn io_error(name: &str, e: &std::io::Error) -> Diagnostic {
-    Diagnostic::new("E0001", format!("cannot read `{name}`: {e}"))
+    Diagnostic::new(Code::E0001, format!("cannot read `{name}`: {e}"))
         .file_only(name)
         .help("check that the path exists and is readable")
 }

@@ -2,7 +2,7 @@
 //! under `schemas/`, and used to validate every document (jsonschema) with errors mapped
 //! back to the exact YAML value or key.
 
-use crate::resources::*;
+use crate::load::kinds::*;
 use schemars::generate::SchemaSettings;
 use serde_json::{Map, Value, json};
 use std::sync::OnceLock;
@@ -100,35 +100,17 @@ pub fn combined_schema() -> Value {
     })
 }
 
-/// The schema of the emitted per-identity sidecar config (written by hand: it describes
-/// output, not input).
-pub fn config_schema() -> Value {
-    serde_json::from_str(include_str!("config.schema.json")).expect("config schema is JSON")
-}
-
-/// Every schema file: (file name, pretty JSON with a trailing newline).
-pub fn schema_files() -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = Kind::ALL
+/// The schema files of the input kinds: (file name, JSON value), one per kind plus the
+/// combined schema for editors.
+pub fn input_schemas() -> Vec<(String, Value)> {
+    Kind::ALL
         .iter()
         .map(|k| (format!("{}.schema.json", k.file_stem()), kind_schema(*k)))
         .chain(std::iter::once((
             "egressc.schema.json".to_owned(),
             combined_schema(),
         )))
-        .map(|(n, v)| (n, pretty(&v)))
-        .chain(std::iter::once((
-            "sidecar-config.schema.json".to_owned(),
-            pretty(&config_schema()),
-        )))
-        .collect();
-    files.sort();
-    files
-}
-
-fn pretty(v: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(v).expect("schema serializes");
-    s.push('\n');
-    s
+        .collect()
 }
 
 struct Compiled {

@@ -15,8 +15,8 @@
 //!   via: direct                              # optional: direct | http2tunnel | sock5 (socks5)
 //! ```
 
-use crate::eval::{self, HttpRequest, Outcome, Query, Verdict, Via};
 use crate::plan::Plan;
+use crate::query::eval::{self, HttpRequest, Outcome, Query, QueryError, Verdict, Via};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -72,9 +72,9 @@ impl<'de> Deserialize<'de> for Outcome {
     }
 }
 
-pub fn parse(text: &str) -> Result<CaseFile, String> {
-    serde_saphyr::from_str_with_options(text, crate::yaml::options()).map_err(|e| {
-        match e.location() {
+pub fn parse(text: &str) -> Result<CaseFile, QueryError> {
+    serde_saphyr::from_str_with_options(text, crate::input::yaml::options()).map_err(|e| {
+        QueryError(match e.location() {
             Some(l) => format!(
                 "line {}, column {}: {}",
                 l.line(),
@@ -82,7 +82,7 @@ pub fn parse(text: &str) -> Result<CaseFile, String> {
                 first_line(&e.to_string())
             ),
             None => e.to_string(),
-        }
+        })
     })
 }
 
@@ -91,7 +91,7 @@ fn first_line(s: &str) -> &str {
 }
 
 /// The query of a case; an error for a malformed `to`.
-pub fn query(case: &Case) -> Result<Query, String> {
+pub fn query(case: &Case) -> Result<Query, QueryError> {
     let (dest, port) = eval::parse_destination(&case.to)?;
     let http = case.http.as_ref().map(|h| {
         HttpRequest::new(
@@ -115,13 +115,13 @@ pub fn query(case: &Case) -> Result<Query, String> {
 
 fn via_name(v: &Verdict) -> &'static str {
     match v.via.as_deref() {
-        Some([Via::Gateway { mode, .. }, ..]) => mode,
+        Some([Via::Gateway { mode, .. }, ..]) => mode.as_str(),
         _ => "direct",
     }
 }
 
 /// One case's result: None when it passes, else the lines of the difference.
-pub fn run_case(plan: &Plan, case: &Case) -> Result<Option<Vec<String>>, String> {
+pub fn run_case(plan: &Plan, case: &Case) -> Result<Option<Vec<String>>, QueryError> {
     let v = eval::evaluate(plan, &query(case)?);
     let mut diff = Vec::new();
     if v.verdict != case.expect {
@@ -148,11 +148,11 @@ pub fn run_case(plan: &Plan, case: &Case) -> Result<Option<Vec<String>>, String>
 
 /// The report of a whole case file: one `PASS`/`FAIL` line per case (with the difference for
 /// a failure) and a closing count; and how many failed.
-pub fn run(plan: &Plan, file: &CaseFile) -> Result<(String, usize), String> {
+pub fn run(plan: &Plan, file: &CaseFile) -> Result<(String, usize), QueryError> {
     let mut out = String::new();
     let (mut passed, mut failed) = (0, 0);
     for case in &file.cases {
-        match run_case(plan, case).map_err(|e| format!("case `{}`: {e}", case.name))? {
+        match run_case(plan, case).map_err(|e| QueryError(format!("case `{}`: {e}", case.name)))? {
             None => {
                 passed += 1;
                 out.push_str(&format!("PASS {}\n", case.name));

@@ -4,30 +4,20 @@
 //! range. The tree converts to `serde_json::Value` for schema validation and typed
 //! deserialization, and answers "where is `spec.ports[2].number`?" for diagnostics.
 
+use crate::input::span::Loc;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;
 
-/// A location in one source text: 1-based line and column, byte range.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Loc {
-    pub line: u32,
-    pub col: u32,
-    pub start: usize,
-    pub end: usize,
-}
-
-impl Loc {
-    fn from_saphyr(l: &serde_saphyr::Location) -> Loc {
-        let span = l.span();
-        let start = span.byte_offset().unwrap_or(0) as usize;
-        let len = span.byte_len().unwrap_or(0) as usize;
-        Loc {
-            line: l.line() as u32,
-            col: l.column() as u32,
-            start,
-            end: start + len,
-        }
+fn loc_from_saphyr(l: &serde_saphyr::Location) -> Loc {
+    let span = l.span();
+    let start = span.byte_offset().unwrap_or(0) as usize;
+    let len = span.byte_len().unwrap_or(0) as usize;
+    Loc {
+        line: l.line() as u32,
+        col: l.column() as u32,
+        start,
+        end: start + len,
     }
 }
 
@@ -81,7 +71,7 @@ impl From<usize> for Seg<'_> {
 /// `path!["spec", "ports", i, "number"]` builds a `&[Seg]`.
 #[macro_export]
 macro_rules! path {
-    ($($s:expr),* $(,)?) => { &[$($crate::yaml::Seg::from($s)),*] };
+    ($($s:expr),* $(,)?) => { &[$($crate::input::yaml::Seg::from($s)),*] };
 }
 
 impl Node {
@@ -158,7 +148,7 @@ impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Spanned::<Value>::deserialize(d)?;
         Ok(Node {
-            loc: Loc::from_saphyr(&s.referenced),
+            loc: loc_from_saphyr(&s.referenced),
             value: s.value,
         })
     }
@@ -168,7 +158,7 @@ impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = Spanned::<KeyName>::deserialize(d)?;
         Ok(Key {
-            loc: Loc::from_saphyr(&s.referenced),
+            loc: loc_from_saphyr(&s.referenced),
             name: s.value.0,
         })
     }
@@ -308,7 +298,7 @@ pub struct ParseError {
 /// Parse a multi-document stream. Empty documents are skipped.
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
     serde_saphyr::from_multiple_with_options::<Node>(text, options()).map_err(|e| {
-        let loc = e.location().map(|l| Loc::from_saphyr(&l));
+        let loc = e.location().map(|l| loc_from_saphyr(&l));
         let mut message = e.to_string();
         // The location is shown separately: drop "line X column Y: " before the message and
         // " at line X, column Y" after it.

@@ -1,8 +1,8 @@
 //! `iptables/outbound.rules`: the nat rules FSM's init container installs (PodLevel mode),
 //! in iptables-restore format, to be applied with `iptables-restore --noflush`.
 
-use crate::plan::Settings;
-use crate::scripts::{PROXY_UID, SIDECAR_PORT};
+use crate::emit::scripts::{PROXY_UID, SIDECAR_PORT};
+use crate::model::Settings;
 use std::fmt::Write as _;
 
 /// iptables' multiport match takes at most 15 ports per rule.

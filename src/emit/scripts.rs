@@ -12,11 +12,11 @@ pub const PROXY_UID: u32 = 1500;
 const TEMPLATES: &[(&str, &str)] = &[
     (
         "sidecar/main.js",
-        include_str!("../templates/sidecar/main.js"),
+        include_str!("../../templates/sidecar/main.js"),
     ),
     (
         "gateway/main.js",
-        include_str!("../templates/gateway/main.js"),
+        include_str!("../../templates/gateway/main.js"),
     ),
 ];
 

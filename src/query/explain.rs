@@ -1,6 +1,7 @@
 //! Human text for `egressc explain` (JSON comes from the same structs via serde).
 
-use crate::eval::{Outcome, Query, Reach, Verdict, Via};
+use crate::model::GatewayMode;
+use crate::query::eval::{Outcome, Query, Reach, Verdict, Via};
 use std::fmt::Write as _;
 
 fn via_text(via: &[Via]) -> String {
@@ -11,7 +12,10 @@ fn via_text(via: &[Via]) -> String {
             .map(|g| match g {
                 Via::Direct => "direct".to_owned(),
                 Via::Gateway { address, mode } => {
-                    let mode = if *mode == "sock5" { "socks5" } else { mode };
+                    let mode = match mode {
+                        GatewayMode::Socks5 => "socks5",
+                        GatewayMode::Http2Tunnel => "http2tunnel",
+                    };
                     format!("gateway {address} over {mode}")
                 }
             })
@@ -62,7 +66,11 @@ pub fn render_verdict(v: &Verdict, q: &Query) -> String {
             let _ = writeln!(
                 s,
                 "  - Egress {} ({}:{}, {}): {}",
-                m.rule.policy, m.rule.file, m.rule.line, m.rule.protocol, m.why
+                m.rule.policy,
+                m.rule.file,
+                m.rule.line,
+                m.rule.protocol.as_str(),
+                m.why
             );
         }
     }
@@ -126,7 +134,7 @@ pub fn render_reach(r: &Reach, asked: &str) -> String {
             s,
             "  - {}/{}: {}  [Egress {} at {}:{}]",
             rule.port,
-            rule.protocol,
+            rule.protocol.as_str(),
             what.join("; "),
             rule.rule.policy,
             rule.rule.file,

@@ -1,0 +1,338 @@
+//! Mesh-wide inputs: Services (in-mesh destinations, gateway modes), the MeshConfig (resolved
+//! into `Settings` with FSM's defaults) and the global egress gateways.
+
+use crate::check::common::{cidr, ipv6_unsupported};
+use crate::diagnostics::{Code, Diagnostic};
+use crate::input::span::Span;
+use crate::load::inputs::{Inputs, Res};
+use crate::load::kinds::{IntOrString, ServiceSpec};
+use crate::model::{GatewayMode, GatewayTarget, MODE_ANNOTATION, MeshDestination, Settings};
+use crate::path;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+fn unknown_mode(mode: &str, span: Span, on_annotation: bool) -> Diagnostic {
+    let d = Diagnostic::new(Code::E0314, format!("unknown egress gateway mode `{mode}`"))
+        .at(span)
+        .help("use `http2tunnel` or `sock5` (`socks5` is accepted as the same)");
+    if on_annotation {
+        d.label("FSM would silently use http2tunnel")
+    } else {
+        d
+    }
+}
+
+enum NoClusterIp {
+    Headless,
+    Missing,
+}
+
+fn no_cluster_ip(s: &Res<ServiceSpec>, why: NoClusterIp, span: Span) -> Diagnostic {
+    let (what, help) = match why {
+        NoClusterIp::Headless => (
+            "is headless: in-mesh traffic to it goes to pod addresses egressc cannot know",
+            "traffic to its pods is treated as egress; allow it with an Egress policy or passthrough",
+        ),
+        NoClusterIp::Missing => (
+            "has no clusterIP: in-mesh traffic to it cannot be recognised",
+            "add `spec.clusterIP` as the cluster assigned it (`kubectl get svc -o yaml`), or traffic to it is treated as egress",
+        ),
+    };
+    Diagnostic::new(
+        Code::W0407,
+        format!("Service `{}/{}` {what}", s.ns(), s.name()),
+    )
+    .at(span)
+    .help(help)
+}
+
+/// A Service's gateway mode annotation, checked.
+fn service_mode(
+    s: &Res<ServiceSpec>,
+    inputs: &Inputs,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<GatewayMode> {
+    let mode = s.meta.annotation(MODE_ANNOTATION)?;
+    let parsed = GatewayMode::parse(mode);
+    if parsed.is_none() {
+        let span = inputs
+            .doc(s)
+            .span(path!["metadata", "annotations", MODE_ANNOTATION]);
+        diags.push(unknown_mode(mode, span, true));
+    }
+    parsed
+}
+
+/// The in-mesh destinations: every Service's IPv4 clusterIP with each of its ports.
+pub fn check_services(inputs: &Inputs, diags: &mut Vec<Diagnostic>) -> Vec<MeshDestination> {
+    let mut out = Vec::new();
+    for s in &inputs.services {
+        let doc = inputs.doc(s);
+        service_mode(s, inputs, diags);
+        if s.spec.type_.as_deref() == Some("ExternalName") {
+            continue;
+        }
+        let ip_span = doc.span(path!["spec", "clusterIP"]);
+        let ip = match s.spec.cluster_ip.as_deref() {
+            Some("None") => {
+                diags.push(no_cluster_ip(s, NoClusterIp::Headless, ip_span));
+                continue;
+            }
+            None | Some("") => {
+                let span = doc.span(path!["metadata", "name"]);
+                diags.push(no_cluster_ip(s, NoClusterIp::Missing, span));
+                continue;
+            }
+            Some(ip) => ip,
+        };
+        let ip = match ip.parse::<Ipv4Addr>() {
+            Ok(ip) => ip,
+            Err(_) if ip.parse::<std::net::Ipv6Addr>().is_ok() => {
+                diags.push(ipv6_unsupported("clusterIP", ip, ip_span));
+                continue;
+            }
+            Err(_) => {
+                diags.push(
+                    Diagnostic::new(
+                        Code::E0318,
+                        format!("clusterIP `{ip}` is not an IPv4 address"),
+                    )
+                    .at(ip_span)
+                    .help("write the address as the cluster assigned it, e.g. `10.96.0.10`"),
+                );
+                continue;
+            }
+        };
+        for p in s.spec.ports.iter().flatten() {
+            if let Ok(port) = u16::try_from(p.port) {
+                out.push(MeshDestination {
+                    ip,
+                    port,
+                    service: format!("{}/{}", s.ns(), s.name()),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Values that parsed, sorted and without duplicates.
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The MeshConfig's settings, with FSM's defaults for whatever it leaves out.
+pub fn check_mesh_config(inputs: &Inputs, diags: &mut Vec<Diagnostic>) -> Settings {
+    let mut settings = Settings::default();
+    for (i, m) in inputs.mesh_configs.iter().enumerate() {
+        let doc = inputs.doc(m);
+        let traffic = m.spec.traffic.as_ref();
+        let mut lists = [Vec::new(), Vec::new()];
+        if let Some(t) = traffic {
+            for (k, (field, list)) in [
+                (
+                    "outboundIPRangeExclusionList",
+                    &t.outbound_ip_range_exclusion_list,
+                ),
+                (
+                    "outboundIPRangeInclusionList",
+                    &t.outbound_ip_range_inclusion_list,
+                ),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                for (j, c) in list.iter().flatten().enumerate() {
+                    lists[k].extend(cidr(doc, path!["spec", "traffic", field, j], c, diags));
+                }
+            }
+        }
+        let gw = m.spec.egress_gateway.as_ref();
+        let mut mode = None;
+        if let Some(text) = gw.and_then(|g| g.mode.as_deref()) {
+            mode = GatewayMode::parse(text);
+            if mode.is_none() {
+                let span = doc.span(path!["spec", "egressGateway", "mode"]);
+                diags.push(unknown_mode(text, span, false));
+            }
+        }
+        if i > 0 {
+            // A second MeshConfig is an error (E0312); only the first one counts.
+            continue;
+        }
+        let [exclusions, inclusions] = lists;
+        let defaults = Settings::default();
+        let sidecar = m.spec.sidecar.as_ref();
+        settings = Settings {
+            enable_egress: traffic
+                .and_then(|t| t.enable_egress)
+                .unwrap_or(defaults.enable_egress),
+            enable_egress_policy: m
+                .spec
+                .feature_flags
+                .as_ref()
+                .and_then(|f| f.enable_egress_policy)
+                .unwrap_or(defaults.enable_egress_policy),
+            log_level: sidecar
+                .and_then(|s| s.log_level.clone())
+                .unwrap_or(defaults.log_level),
+            sidecar_timeout: sidecar
+                .and_then(|s| s.sidecar_timeout)
+                .unwrap_or(defaults.sidecar_timeout),
+            gateway_mode: mode.unwrap_or(defaults.gateway_mode),
+            gateway_port: gw
+                .and_then(|g| g.port)
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or(defaults.gateway_port),
+            outbound_ip_range_exclusions: sorted(exclusions),
+            outbound_ip_range_inclusions: sorted(inclusions),
+            outbound_port_exclusions: sorted(
+                traffic
+                    .and_then(|t| t.outbound_port_exclusion_list.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| u16::try_from(p.0).ok())
+                    .collect(),
+            ),
+        };
+    }
+    policies_enforced(inputs, diags);
+    settings
+}
+
+/// W0401 and W0402: policies that the MeshConfig switches off, or that restrict nothing.
+fn policies_enforced(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
+    if inputs.egresses.is_empty() {
+        return;
+    }
+    let restrict_nothing = |span: Option<Span>, message: &str| {
+        let d = Diagnostic::new(Code::W0402, message)
+            .help("set `traffic.enableEgress: false` to enforce the policies");
+        match span {
+            Some(s) => d.at(s),
+            None => d.help(
+                "add the MeshConfig with `traffic.enableEgress: false` to enforce the policies",
+            ),
+        }
+    };
+    let Some(m) = inputs.mesh_configs.first() else {
+        diags.push(restrict_nothing(
+            None,
+            "Egress policies restrict nothing: there is no MeshConfig, and FSM's default `traffic.enableEgress: true` lets every destination through",
+        ));
+        return;
+    };
+    let doc = inputs.doc(m);
+    if m.spec
+        .feature_flags
+        .as_ref()
+        .and_then(|f| f.enable_egress_policy)
+        == Some(false)
+    {
+        let n = inputs.egresses.len();
+        diags.push(
+            Diagnostic::new(
+                Code::W0401,
+                format!(
+                    "{n} Egress polic{} will be ignored: `featureFlags.enableEgressPolicy` is false",
+                    if n == 1 { "y" } else { "ies" }
+                ),
+            )
+            .at(doc.span(path!["spec", "featureFlags", "enableEgressPolicy"]))
+            .help("set it to true to apply the policies, or remove the policies"),
+        );
+    }
+    let enable_egress = m.spec.traffic.as_ref().and_then(|t| t.enable_egress);
+    if enable_egress != Some(false) {
+        let span = match enable_egress {
+            Some(_) => doc.span(path!["spec", "traffic", "enableEgress"]),
+            None => doc.span(path!["spec"]),
+        };
+        diags.push(restrict_nothing(
+            Some(span),
+            "Egress policies restrict nothing while `traffic.enableEgress` is true: every destination is let through",
+        ));
+    }
+}
+
+/// The global egress gateways, resolved against their Services and the MeshConfig.
+pub fn check_gateways(
+    inputs: &Inputs,
+    settings: &Settings,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<GatewayTarget> {
+    use crate::check::names::{NameRule, check_name};
+    let services: HashMap<(&str, &str), &Res<ServiceSpec>> = inputs
+        .services
+        .iter()
+        .map(|s| ((s.ns(), s.name()), s))
+        .collect();
+    let mut out = Vec::new();
+    let mut first_global = true;
+    for g in &inputs.gateways {
+        let doc = inputs.doc(g);
+        let global = g.spec.global();
+        for (i, b) in global.iter().enumerate() {
+            diags.extend(check_name(
+                "service name",
+                &b.service,
+                NameRule::ServiceName,
+                doc.span(path!["spec", "global", i, "service"]),
+            ));
+            diags.extend(check_name(
+                "namespace",
+                &b.namespace,
+                NameRule::Label,
+                doc.span(path!["spec", "global", i, "namespace"]),
+            ));
+            let svc = services.get(&(b.namespace.as_str(), b.service.as_str()));
+            if svc.is_none() {
+                diags.push(
+                    Diagnostic::new(
+                        Code::W0406,
+                        format!(
+                            "gateway Service `{}/{}` is not in the inputs: its DNS name `{}.{}.svc.cluster.local` and the default port will be used",
+                            b.namespace, b.service, b.service, b.namespace
+                        ),
+                    )
+                    .at(doc.span(path!["spec", "global", i, "service"]))
+                    .help("add the gateway's Service manifest to the inputs so its port and mode annotation are known"),
+                );
+            }
+            if !first_global {
+                // A second EgressGateway with global entries is an error (E0313).
+                continue;
+            }
+            let first_port = svc.and_then(|s| s.spec.ports.as_ref()?.first());
+            let port = first_port
+                .and_then(|p| u16::try_from(p.port).ok())
+                .unwrap_or(settings.gateway_port);
+            let listen_port = match first_port.and_then(|p| p.target_port.as_ref()) {
+                Some(IntOrString::Int(i)) => u16::try_from(*i).unwrap_or(port),
+                _ => port,
+            };
+            let mode = svc
+                .and_then(|s| s.meta.annotation(MODE_ANNOTATION))
+                .and_then(GatewayMode::parse)
+                .unwrap_or(settings.gateway_mode);
+            let weight = match b.weight {
+                Some(w) if w > 0 => u32::try_from(w).unwrap_or(u32::MAX),
+                _ => 100,
+            };
+            out.push(GatewayTarget {
+                service: b.service.clone(),
+                namespace: b.namespace.clone(),
+                weight,
+                port,
+                listen_port,
+                mode,
+            });
+        }
+        if !global.is_empty() {
+            first_global = false;
+        }
+    }
+    out
+}

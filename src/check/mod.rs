@@ -1,0 +1,47 @@
+//! Stage 3: semantic rules over the typed inputs, one file per rule family. Each rule has a
+//! stable code (see `diagnostics::codes`); every problem is reported, none stops the others.
+//! `check` returns what it resolved (`model::Checked`) for lowering.
+
+pub mod common;
+pub mod egress;
+pub mod mesh;
+pub mod names;
+pub mod overlap;
+pub mod regex;
+pub mod routes;
+
+use crate::diagnostics::Diagnostic;
+use crate::load::inputs::Inputs;
+use crate::model::{Checked, Identity};
+
+/// Check the inputs; the resolved mesh holds every policy that passed its checks.
+pub fn check(inputs: &Inputs) -> (Checked, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    names::check_names(inputs, &mut diags);
+    names::check_singletons(inputs, &mut diags);
+    let mesh = mesh::check_services(inputs, &mut diags);
+    let settings = mesh::check_mesh_config(inputs, &mut diags);
+    let targets = egress::Targets {
+        route_groups: routes::check_route_groups(inputs, &mut diags),
+        upstream_settings: routes::check_upstream_settings(inputs, &mut diags),
+    };
+    let gateways = mesh::check_gateways(inputs, &settings, &mut diags);
+    let valid = egress::check_egresses(inputs, &targets, &mut diags);
+    overlap::check_port_protocols(inputs, &valid, &mut diags);
+    overlap::check_redundant(inputs, &valid, &mut diags);
+    let checked = Checked {
+        settings,
+        service_accounts: inputs
+            .service_accounts
+            .iter()
+            .map(|sa| Identity {
+                namespace: sa.ns().to_owned(),
+                name: sa.name().to_owned(),
+            })
+            .collect(),
+        policies: valid.into_iter().map(|v| v.policy).collect(),
+        mesh,
+        gateways,
+    };
+    (checked, diags)
+}

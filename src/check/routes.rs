@@ -1,0 +1,112 @@
+//! HTTPRouteGroups (portable regexes, resolved into routes) and UpstreamTrafficSettings
+//! (connection settings).
+
+use crate::check::common::not_acted_on;
+use crate::diagnostics::{Code, Diagnostic};
+use crate::input::yaml::Seg;
+use crate::load::inputs::{Document, Inputs};
+use crate::load::kinds::HttpMethod;
+use crate::model::{ConnectionSettings, Route};
+use crate::path;
+use std::collections::HashMap;
+
+/// (namespace, name) of a resource.
+pub type Key<'a> = (&'a str, &'a str);
+
+fn regex_diag(doc: &Document, p: &[Seg], pattern: &str) -> Option<Diagnostic> {
+    let e = crate::check::regex::check(pattern).err()?;
+    let mut span = doc.span(p);
+    // Point into the pattern when the scalar is written plainly on one line.
+    let node_text_len = span.loc.end.saturating_sub(span.loc.start);
+    if node_text_len == pattern.len() && e.end <= pattern.len() {
+        span.loc.start += e.start;
+        span.loc.end = span.loc.start + (e.end - e.start).max(1);
+        span.loc.col += pattern[..e.start].chars().count() as u32;
+    }
+    Some(
+        Diagnostic::new(Code::E0316, format!("regex `{pattern}`: {}", e.reason))
+            .at(span)
+            .help("route regexes run as RE2 in FSM and as ECMAScript in Pipy; write one that means the same in both"),
+    )
+}
+
+/// Every HTTPRouteGroup's routes, by (namespace, name); regexes outside the portable subset
+/// are reported.
+pub fn check_route_groups<'a>(
+    inputs: &'a Inputs,
+    diags: &mut Vec<Diagnostic>,
+) -> HashMap<Key<'a>, Vec<Route>> {
+    let mut out = HashMap::new();
+    for g in &inputs.route_groups {
+        let doc = inputs.doc(g);
+        let mut routes = Vec::new();
+        for (i, m) in g.spec.matches.iter().enumerate() {
+            if let Some(re) = &m.path_regex {
+                diags.extend(regex_diag(
+                    doc,
+                    path!["spec", "matches", i, "pathRegex"],
+                    re,
+                ));
+            }
+            let entries = m.headers.as_ref().map(|h| h.entries()).unwrap_or_default();
+            for &(idx, name, value) in &entries {
+                let d = match idx {
+                    Some(j) => {
+                        regex_diag(doc, path!["spec", "matches", i, "headers", j, name], value)
+                    }
+                    None => regex_diag(doc, path!["spec", "matches", i, "headers", name], value),
+                };
+                diags.extend(d);
+            }
+            let methods: Vec<String> = match &m.methods {
+                Some(ms) if !ms.contains(&HttpMethod::Any) => {
+                    let mut v: Vec<String> = ms.iter().map(|m| m.as_str().to_owned()).collect();
+                    v.sort();
+                    v.dedup();
+                    v
+                }
+                _ => Vec::new(),
+            };
+            routes.push(Route {
+                path: m
+                    .path_regex
+                    .clone()
+                    .filter(|p| !p.is_empty())
+                    .unwrap_or_else(|| ".*".to_owned()),
+                methods,
+                headers: entries
+                    .iter()
+                    .map(|(_, k, v)| (k.to_ascii_lowercase(), (*v).to_owned()))
+                    .collect(),
+                route_group: Some(format!("{}/{}#{}", g.ns(), g.name(), m.name)),
+            });
+        }
+        out.insert((g.ns(), g.name()), routes);
+    }
+    out
+}
+
+/// Every UpstreamTrafficSetting's connection settings, by (namespace, name).
+pub fn check_upstream_settings<'a>(
+    inputs: &'a Inputs,
+    diags: &mut Vec<Diagnostic>,
+) -> HashMap<Key<'a>, Option<ConnectionSettings>> {
+    let mut out = HashMap::new();
+    for u in &inputs.upstream_settings {
+        let doc = inputs.doc(u);
+        for (field, present) in [
+            ("rateLimit", u.spec.rate_limit.is_some()),
+            ("httpRoutes", u.spec.http_routes.is_some()),
+        ] {
+            if present {
+                diags.push(not_acted_on(
+                    doc.key_span(path!["spec", field]),
+                    format!("`{field}` is accepted but egressc does not act on it"),
+                    "only `connectionSettings` is carried into the sidecar config for egress",
+                ));
+            }
+        }
+        out.insert((u.ns(), u.name()), u.spec.connection_settings.clone());
+    }
+    out
+}

@@ -1,0 +1,135 @@
+//! The command line's arguments (clap derive).
+
+use crate::cli::exit::UsageError;
+use crate::diagnostics::{Code, Severity};
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Compile Flomesh Service Mesh egress configuration into Pipy sidecar configs and scripts.
+#[derive(Parser)]
+#[command(name = "egressc", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Validate the inputs and report every problem.
+    Check {
+        /// Files or directories (walked recursively, sorted; hidden entries skipped); `-` is stdin.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<String>,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Compile the inputs into the output tree (diagnostics as for `check`).
+    Build {
+        /// Files or directories (walked recursively, sorted; hidden entries skipped); `-` is stdin.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<String>,
+        /// The output directory (replaced atomically; refused if it holds files egressc did not write).
+        #[arg(short, long, value_name = "OUT")]
+        output: std::path::PathBuf,
+        /// Write nothing; exit 3 and list the files when OUT differs from what would be written.
+        #[arg(long)]
+        check: bool,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Explain what an identity may reach, or the verdict for one connection.
+    ///
+    /// Exit 0 when the connection is allowed (also in-mesh and passthrough), 4 when it is denied
+    /// or cannot be decided offline (a rule needs the destination address), 1 for input errors.
+    Explain {
+        /// Files or directories; `-` is stdin.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<String>,
+        /// The workload identity: NAMESPACE/SERVICEACCOUNT.
+        #[arg(long, value_name = "NS/SA")]
+        from: String,
+        /// The destination as dialled: HOST_OR_IP:PORT. Without it, list what the identity may reach.
+        #[arg(long, value_name = "HOST_OR_IP:PORT")]
+        to: Option<String>,
+        /// The TLS server name (https); defaults to the name in --to.
+        #[arg(long, value_name = "NAME", requires = "to")]
+        sni: Option<String>,
+        /// The HTTP Host header; giving any HTTP option makes the connection an HTTP request.
+        #[arg(long, value_name = "HOST", requires = "to")]
+        http_host: Option<String>,
+        /// The HTTP method (default GET).
+        #[arg(long, value_name = "METHOD", requires = "to")]
+        method: Option<String>,
+        /// The HTTP path, with an optional query (default /).
+        #[arg(long, value_name = "PATH", requires = "to")]
+        path: Option<String>,
+        /// An HTTP header, NAME=VALUE (repeatable).
+        #[arg(long, value_name = "NAME=VALUE", requires = "to")]
+        header: Vec<String>,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Check a file of connections against their expected verdicts, offline.
+    ///
+    /// Exit 0 when every case passes, 5 when one fails, 1 for input errors.
+    Test {
+        /// The cases file (YAML; see the README for its format).
+        #[arg(value_name = "CASES")]
+        cases: std::path::PathBuf,
+        /// Files or directories; `-` is stdin.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<String>,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
+    /// Write the JSON Schemas of the input kinds (per kind, plus one combined schema for editors).
+    Schema {
+        /// Directory to write into; without it the combined schema is printed.
+        #[arg(short, long, value_name = "DIR")]
+        output: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    /// Output format of the diagnostics.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Fail (exit 1) when there are warnings.
+    #[arg(long)]
+    pub deny_warnings: bool,
+    /// Silence a warning or note code (repeatable), e.g. `--allow W0403`.
+    #[arg(long, value_name = "CODE", value_parser = parse_allow)]
+    pub allow: Vec<Code>,
+    /// Colour in human output (`NO_COLOR` is honoured by `auto`).
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    /// Treat files found in walked directories like named files: unparsable or
+    /// non-Kubernetes files are errors rather than skipped with a warning.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+    Sarif,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// `--allow CODE`: a known warning or note code.
+fn parse_allow(s: &str) -> Result<Code, UsageError> {
+    match Code::parse(s) {
+        None => Err(UsageError(format!("unknown diagnostic code `{s}`"))),
+        Some(c) if c.severity() == Severity::Error => Err(UsageError(format!(
+            "`{s}` is an error and cannot be allowed"
+        ))),
+        Some(c) => Ok(c),
+    }
+}

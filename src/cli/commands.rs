@@ -1,0 +1,256 @@
+//! Each subcommand: read and check the inputs, do its work, say how it ended.
+
+use crate::Analysis;
+use crate::cli::args::{Color, Format, ReportArgs};
+use crate::cli::exit::{Exit, usage};
+use crate::diagnostics::Severity;
+use crate::diagnostics::render::{render_human, render_json, render_sarif};
+use crate::query::{cases, eval, explain as explain_text};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+/// Write to a stream; a closed pipe (`| head`) is a normal end, not a panic.
+pub fn emit(mut w: impl Write, text: &str) {
+    let _ = w.write_all(text.as_bytes()).and_then(|_| w.flush());
+}
+
+/// How diagnostics are reported for one run.
+pub struct Report<'a> {
+    args: &'a ReportArgs,
+    format: Format,
+}
+
+impl<'a> Report<'a> {
+    pub fn new(args: &'a ReportArgs) -> Report<'a> {
+        Report {
+            args,
+            format: args.format,
+        }
+    }
+
+    /// Diagnostics in human form on stderr (explain and test keep stdout for their own output).
+    fn human(args: &'a ReportArgs) -> Report<'a> {
+        Report {
+            args,
+            format: Format::Human,
+        }
+    }
+
+    fn color(&self) -> bool {
+        match self.args.color {
+            Color::Always => true,
+            Color::Never => false,
+            Color::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::stderr().is_terminal()
+            }
+        }
+    }
+
+    /// Read, check and report: how it ended, and the analysis when nothing failed.
+    pub fn check(&self, inputs: &[String]) -> (Exit, Option<Analysis>) {
+        let mut analysis = crate::analyze(
+            inputs,
+            &mut std::io::stdin().lock(),
+            crate::ReadOptions {
+                strict: self.args.strict,
+            },
+        );
+        analysis
+            .diagnostics
+            .retain(|d| !self.args.allow.contains(&d.code));
+        let diags = &analysis.diagnostics;
+        match self.format {
+            Format::Human => emit(
+                std::io::stderr().lock(),
+                &render_human(diags, &analysis.sources, self.color()),
+            ),
+            Format::Json => emit(
+                std::io::stdout().lock(),
+                &render_json(diags, &analysis.sources),
+            ),
+            Format::Sarif => emit(
+                std::io::stdout().lock(),
+                &render_sarif(diags, &analysis.sources),
+            ),
+        }
+        let warnings = diags.iter().any(|d| d.severity() == Severity::Warning);
+        if analysis.has_io_errors() {
+            (Exit::Unreadable, None)
+        } else if analysis.has_errors() || (self.args.deny_warnings && warnings) {
+            (Exit::InputErrors, None)
+        } else {
+            (Exit::Success, Some(analysis))
+        }
+    }
+}
+
+pub fn build(inputs: &[String], out: &Path, check_only: bool, args: &ReportArgs) -> Exit {
+    let (exit, analysis) = Report::new(args).check(inputs);
+    let Some(analysis) = analysis else {
+        return exit;
+    };
+    let output = analysis.compile();
+    if check_only {
+        let changes = crate::write::diff(&output, out);
+        if changes.is_empty() {
+            return Exit::Success;
+        }
+        let n = changes.len();
+        let mut text = format!(
+            "`{}` is stale: {n} file{} differ{} from what would be written\n",
+            out.display(),
+            if n == 1 { "" } else { "s" },
+            if n == 1 { "s" } else { "" },
+        );
+        for (path, change) in &changes {
+            text.push_str(&format!("  {:<8} {path}\n", change.as_str()));
+        }
+        emit(std::io::stdout().lock(), &text);
+        return Exit::Stale;
+    }
+    match crate::write::write(&output, out) {
+        Ok(()) => Exit::Success,
+        Err(e) => usage(e.to_string()),
+    }
+}
+
+pub fn schema(output: Option<&Path>) -> Exit {
+    let files = crate::schema_files();
+    let Some(dir) = output else {
+        let combined = files
+            .iter()
+            .find(|(n, _)| n == "egressc.schema.json")
+            .map(|(_, t)| t.as_str())
+            .unwrap_or_default();
+        emit(std::io::stdout().lock(), combined);
+        return Exit::Success;
+    };
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return usage(format!("cannot create `{}`: {e}", dir.display()));
+    }
+    for (name, text) in &files {
+        let path = dir.join(name);
+        if let Err(e) = std::fs::write(&path, text) {
+            return usage(format!("cannot write `{}`: {e}", path.display()));
+        }
+    }
+    Exit::Success
+}
+
+/// The HTTP options of `explain`.
+pub struct HttpArgs {
+    pub host: Option<String>,
+    pub method: Option<String>,
+    pub path: Option<String>,
+    pub headers: Vec<String>,
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    let text = serde_json::to_string_pretty(value).expect("json");
+    emit(std::io::stdout().lock(), &format!("{text}\n"));
+}
+
+pub fn explain(
+    inputs: &[String],
+    from: &str,
+    to: Option<&str>,
+    sni: Option<String>,
+    http: Option<HttpArgs>,
+    args: &ReportArgs,
+) -> Exit {
+    let (exit, analysis) = Report::human(args).check(inputs);
+    let Some(analysis) = analysis else {
+        return exit;
+    };
+    if from
+        .split_once('/')
+        .is_none_or(|(ns, sa)| ns.is_empty() || sa.is_empty() || sa.contains('/'))
+    {
+        return usage(format!("--from `{from}`: write NAMESPACE/SERVICEACCOUNT"));
+    }
+    let plan = analysis.plan();
+    let json = matches!(args.format, Format::Json);
+    let Some(to) = to else {
+        let reach = eval::reach(&plan, from);
+        if json {
+            print_json(&reach);
+        } else {
+            emit(
+                std::io::stdout().lock(),
+                &explain_text::render_reach(&reach, from),
+            );
+        }
+        return Exit::Success;
+    };
+    let (dest, port) = match eval::parse_destination(to) {
+        Ok(d) => d,
+        Err(e) => return usage(format!("--to: {e}")),
+    };
+    let http = match http {
+        None => None,
+        Some(h) => {
+            let mut hs = Vec::new();
+            for header in h.headers {
+                let Some((k, v)) = header.split_once('=') else {
+                    return usage(format!("--header `{header}`: write NAME=VALUE"));
+                };
+                hs.push((k.trim().to_owned(), v.to_owned()));
+            }
+            Some(eval::HttpRequest::new(h.host, h.method, h.path, hs))
+        }
+    };
+    let q = eval::Query {
+        identity: from.to_owned(),
+        dest,
+        port,
+        sni,
+        http,
+    };
+    let v = eval::evaluate(&plan, &q);
+    if json {
+        print_json(&v);
+    } else {
+        emit(
+            std::io::stdout().lock(),
+            &explain_text::render_verdict(&v, &q),
+        );
+    }
+    if v.verdict.is_allowed() {
+        Exit::Success
+    } else {
+        Exit::Denied
+    }
+}
+
+pub fn test(cases_path: &Path, inputs: &[String], args: &ReportArgs) -> Exit {
+    let text = match std::fs::read_to_string(cases_path) {
+        Ok(t) => t,
+        Err(e) => return usage(format!("cannot read `{}`: {e}", cases_path.display())),
+    };
+    let case_error = |e: &dyn std::fmt::Display| {
+        emit(
+            std::io::stderr().lock(),
+            &format!("error: {}: {e}\n", cases_path.display()),
+        );
+        Exit::InputErrors
+    };
+    let file = match cases::parse(&text) {
+        Ok(f) => f,
+        Err(e) => return case_error(&e),
+    };
+    let (exit, analysis) = Report::human(args).check(inputs);
+    let Some(analysis) = analysis else {
+        return exit;
+    };
+    let (out, failed) = match cases::run(&analysis.plan(), &file) {
+        Ok(r) => r,
+        Err(e) => return case_error(&e),
+    };
+    emit(std::io::stdout().lock(), &out);
+    if failed > 0 {
+        Exit::CaseFailed
+    } else {
+        Exit::Success
+    }
+}

@@ -1,0 +1,63 @@
+//! The command line: clap arguments, running a subcommand, and the one mapping from outcome to
+//! exit code (`exit::Exit`). The last stage: it uses every other, nothing uses it.
+
+pub mod args;
+pub mod commands;
+pub mod exit;
+
+use crate::cli::args::{Cli, Command};
+use crate::cli::commands::{Report, emit};
+use crate::cli::exit::Exit;
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Run egressc with the process's arguments; the exit code of the outcome.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let exit = match cli.command {
+        Command::Check { inputs, report } => Report::new(&report).check(&inputs).0,
+        Command::Build {
+            inputs,
+            output,
+            check,
+            report,
+        } => commands::build(&inputs, &output, check, &report),
+        Command::Schema { output } => commands::schema(output.as_deref()),
+        Command::Explain {
+            inputs,
+            from,
+            to,
+            sni,
+            http_host,
+            method,
+            path,
+            header,
+            report,
+        } => {
+            let any_http =
+                http_host.is_some() || method.is_some() || path.is_some() || !header.is_empty();
+            let http = any_http.then_some(commands::HttpArgs {
+                host: http_host,
+                method,
+                path,
+                headers: header,
+            });
+            commands::explain(&inputs, &from, to.as_deref(), sni, http, &report)
+        }
+        Command::Test {
+            cases,
+            inputs,
+            report,
+        } => commands::test(&cases, &inputs, &report),
+    };
+    if let Exit::Usage(e) = &exit {
+        emit(std::io::stderr().lock(), &format!("error: {e}\n"));
+    }
+    exit.exit_code()
+}

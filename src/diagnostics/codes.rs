@@ -1,0 +1,191 @@
+//! The one table of diagnostic codes: each code's severity, short title (SARIF rule
+//! description), and the README's wording and example. `--allow` parses into [`Code`]; the
+//! README's tables are generated from [`Code::ALL`] and a test keeps them in step.
+
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Note,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
+    }
+}
+
+macro_rules! codes {
+    ($($code:ident $sev:ident $title:literal, $meaning:literal, $example:literal;)*) => {
+        /// A stable diagnostic code.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Code { $($code),* }
+
+        impl Code {
+            /// Every code, in table order.
+            pub const ALL: &'static [Code] = &[$(Code::$code),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(Code::$code => stringify!($code)),* }
+            }
+            pub fn severity(self) -> Severity {
+                match self { $(Code::$code => Severity::$sev),* }
+            }
+            /// A short title (SARIF's rule description).
+            pub fn title(self) -> &'static str {
+                match self { $(Code::$code => $title),* }
+            }
+            /// The README's "meaning" column.
+            pub fn meaning(self) -> &'static str {
+                match self { $(Code::$code => $meaning),* }
+            }
+            /// The README's "example" column (may be empty).
+            pub fn example(self) -> &'static str {
+                match self { $(Code::$code => $example),* }
+            }
+        }
+    };
+}
+
+codes! {
+    E0001 Error "an input cannot be read",
+        "an input cannot be read", "`egressc check missing.yaml`";
+    E0101 Error "a named file is not valid YAML or UTF-8",
+        "a named file is not valid YAML (or not UTF-8)", "`hosts: [a, b`";
+    E0102 Error "a document has no apiVersion or kind",
+        "a document in a named file has no `apiVersion` or `kind`", "a values file named explicitly";
+    E0103 Error "unknown version of a known kind",
+        "unknown version of a known kind", "`apiVersion: policy.flomesh.io/v1alpha2` with `kind: Egress`";
+    E0104 Error "unknown kind in a flomesh.io or smi-spec.io group",
+        "unknown kind in a `flomesh.io` or `smi-spec.io` group", "`kind: Egres` (help: did you mean `Egress`?)";
+    E0201 Error "schema violation",
+        "schema violation: wrong type, missing required field, bad enum value", "`ports: 80`; `methods: [FETCH]`";
+    E0202 Error "unknown field",
+        "unknown field in a strict spec", "`ipAdresses:` (help: did you mean `ipAddresses`?)";
+    E0301 Error "port outside 1..65535",
+        "port outside 1..65535", "`number: 70000`";
+    E0302 Error "unsupported protocol",
+        "protocol other than `http`, `https`, `tcp`, `tcp-server-first` (FSM drops these silently)", "`protocol: grpc`";
+    E0303 Error "invalid CIDR",
+        "CIDR malformed, with host bits set, leading zeros or no prefix", "`10.0.0.1/8`, `010.0.0.0/8`, `10.0.0.1`";
+    E0304 Error "invalid host pattern",
+        "host that is not a DNS name or a single leading `*.` wildcard", "`a.*.example.com`, `foo..bar`, `example.com:443`";
+    E0305 Error "http port without hosts",
+        "an `http` port without `hosts`", "`ports: [{number: 80, protocol: http}]` and no hosts";
+    E0306 Error "matches names a resource that is not in the inputs",
+        "`matches` names an HTTPRouteGroup or UpstreamTrafficSetting that is not in the inputs (same namespace)", "`name: egress-http-route` with no such group";
+    E0307 Error "matches names an unsupported kind or apiGroup",
+        "`matches` names an unsupported kind/apiGroup", "`kind: HTTPRoute`, or a missing `apiGroup`";
+    E0308 Error "more than one UpstreamTrafficSetting in matches",
+        "more than one UpstreamTrafficSetting in one policy's `matches`", "two UpstreamTrafficSetting entries";
+    E0309 Error "source kind is not ServiceAccount",
+        "a source whose kind is not `ServiceAccount`", "`kind: Deployment`";
+    E0310 Error "a name Kubernetes would reject",
+        "a name or namespace Kubernetes would reject (namespaces: DNS-1123 labels; Service names: DNS-1035 labels, no dots, a letter first; other names: DNS-1123 subdomains)", "`name: Bad_Name`; a Service `api.v2`";
+    E0311 Error "the same resource is defined twice",
+        "the same kind/namespace/name defined twice", "two `Egress curl/httpbin-80`";
+    E0312 Error "more than one MeshConfig",
+        "more than one MeshConfig", "two MeshConfig documents";
+    E0313 Error "more than one EgressGateway with global entries",
+        "more than one EgressGateway with `global` entries", "two gateways with `global`";
+    E0314 Error "unknown egress gateway mode",
+        "gateway mode that is not `http2tunnel`, `sock5` or `socks5`", "`flomesh.io/egress-gateway-mode: socks`";
+    E0315 Error "one identity has two protocols on one port",
+        "one identity given two protocols on one port", "`curl` has `https` on 443 in one policy and `http` on 443 in another";
+    E0316 Error "regex outside the portable RE2/ECMAScript subset",
+        "route regex outside the subset that means the same in RE2 and ECMAScript", "`pathRegex: (?i)/get`, named groups, `\\A`, `\\p{L}`, lookaround";
+    E0317 Error "IPv6 is not supported",
+        "IPv6 address or CIDR (not supported yet)", "`ipAddresses: [2001:db8::/32]`";
+    E0318 Error "clusterIP is not an IP address",
+        "a Service's `clusterIP` that is neither an address nor `None`", "`clusterIP: 10.96.100`";
+    W0101 Warning "a file in a walked directory is not YAML; skipped",
+        "a file in a walked directory is not YAML; skipped", "a Helm template `templates/deploy.yaml`";
+    W0102 Warning "a file in a walked directory holds no Kubernetes document; skipped",
+        "a file in a walked directory holds no Kubernetes document; skipped", "`values.yaml`";
+    W0401 Warning "Egress policies are ignored: enableEgressPolicy is false",
+        "Egress policies while `featureFlags.enableEgressPolicy` is false: they are ignored", "`enableEgressPolicy: false`";
+    W0402 Warning "Egress policies restrict nothing: enableEgress is true",
+        "Egress policies while `traffic.enableEgress` is true (or no MeshConfig, whose default is true): they restrict nothing", "`enableEgress: true`";
+    W0403 Warning "a port rule allows every address",
+        "a port rule that allows every address: `tcp` without `ipAddresses`, `https` with neither hosts nor ipAddresses", "`ports: [{number: 5432, protocol: tcp}]` alone";
+    W0404 Warning "a wildcard covers a whole public suffix",
+        "a wildcard that covers a whole public suffix (ICANN section of the public suffix list)", "`*.com`, `*.co.uk`";
+    W0405 Warning "an Egress policy duplicates or is contained in another",
+        "an Egress policy that duplicates another or is contained in it (same sources, ports, protocols and matches; hosts and CIDRs a subset; routes not compared)", "`api.example.com` next to `*.example.com` for the same source and port";
+    W0406 Warning "EgressGateway names a Service that is not in the inputs",
+        "an EgressGateway names a Service that is not in the inputs (its DNS name will be used)", "`service: fsm-egress-gateway` without its Service";
+    W0407 Warning "Service without a clusterIP",
+        "a Service without a clusterIP: in-mesh traffic to it cannot be recognised", "a Service manifest without `spec.clusterIP`, or headless";
+    W0408 Warning "field accepted but not acted on",
+        "a field egressc accepts but does not act on", "`sources[].mtls`; `hosts` on a tcp-only policy; UpstreamTrafficSetting `rateLimit`";
+    N0001 Note "documents of other kinds were skipped",
+        "documents of other kinds were skipped (one note with the count per kind)", "";
+}
+
+impl Code {
+    /// Parse `E0301`-style text.
+    pub fn parse(s: &str) -> Option<Code> {
+        Code::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The README's tables of codes (errors, warnings, notes), generated from the table.
+pub fn readme_tables() -> String {
+    let mut out = String::new();
+    for (sev, heading) in [
+        (Severity::Error, "Errors"),
+        (Severity::Warning, "Warnings"),
+        (Severity::Note, "Notes"),
+    ] {
+        out.push_str(&format!(
+            "### {heading}\n\n| code | meaning | example |\n|---|---|---|\n"
+        ));
+        for c in Code::ALL.iter().filter(|c| c.severity() == sev) {
+            out.push_str(&format!(
+                "| `{}` | {} | {} |\n",
+                c.as_str(),
+                c.meaning(),
+                c.example()
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_sorted_and_prefixed_by_severity() {
+        let mut prev: Option<Code> = None;
+        for c in Code::ALL {
+            let prefix = match c.severity() {
+                Severity::Error => 'E',
+                Severity::Warning => 'W',
+                Severity::Note => 'N',
+            };
+            assert!(c.as_str().starts_with(prefix), "{c}");
+            assert_eq!(Code::parse(c.as_str()), Some(*c));
+            if let Some(p) = prev.filter(|p| p.severity() == c.severity()) {
+                assert!(p.as_str() < c.as_str(), "{p} before {c}");
+            }
+            prev = Some(*c);
+        }
+        assert_eq!(Code::parse("E9999"), None);
+    }
+}

@@ -1,0 +1,208 @@
+//! The one place where diagnostics become text: human (annotate-snippets), JSON and SARIF
+//! 2.1.0. The last stage: nothing of the pipeline imports it.
+
+use crate::diagnostics::{Diagnostic, Place, Severity, count};
+use crate::input::source::Sources;
+use crate::input::span::Span;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The human form, rendered with annotate-snippets.
+pub fn render_human(diags: &[Diagnostic], sources: &Sources, color: bool) -> String {
+    use annotate_snippets::{AnnotationKind, Group, Level, Origin, Renderer, Snippet};
+    let renderer = if color {
+        Renderer::styled()
+    } else {
+        Renderer::plain()
+    };
+    let mut out = String::new();
+    for d in diags {
+        let level = match d.severity() {
+            Severity::Error => Level::ERROR,
+            Severity::Warning => Level::WARNING,
+            Severity::Note => Level::NOTE,
+        };
+        let title = level.primary_title(d.message.as_str()).id(d.code.as_str());
+        let mut group = Group::with_title(title);
+        // One line of context around a span; the whole file is never handed to the renderer.
+        let snippet = |span: &Span, kind: AnnotationKind, label: Option<&str>| {
+            let file = sources.get(span.file);
+            let range = file.line_range(span.loc.line);
+            let line = &file.text[range.clone()];
+            let start = span.loc.start.clamp(range.start, range.end) - range.start;
+            let mut end = span.loc.end.clamp(range.start, range.end) - range.start;
+            if end <= start {
+                // Point at one character (or the end of the line).
+                end = line[start..]
+                    .chars()
+                    .next()
+                    .map_or(start, |c| start + c.len_utf8());
+            }
+            let mut ann = kind.span(start..end);
+            if let Some(l) = label {
+                ann = ann.label(l.to_owned());
+            }
+            Snippet::source(line.to_owned())
+                .line_start(span.loc.line as usize)
+                .path(file.name.clone())
+                .annotation(ann)
+        };
+        match &d.place {
+            Place::Span(s) => {
+                group = group.element(snippet(s, AnnotationKind::Primary, d.label.as_deref()));
+            }
+            Place::File(name) => {
+                group = group.element(Origin::path(name.clone()));
+            }
+            Place::None => {}
+        }
+        let mut groups = vec![group];
+        for (span, text) in &d.related {
+            groups.push(
+                Group::with_title(Level::NOTE.secondary_title(text.clone())).element(snippet(
+                    span,
+                    AnnotationKind::Context,
+                    None,
+                )),
+            );
+        }
+        if let Some(help) = &d.help {
+            let last = groups.pop().expect("one group");
+            groups.push(last.element(Level::HELP.message(help.clone())));
+        }
+        out.push_str(&renderer.render(&groups));
+        out.push_str("\n\n");
+    }
+    let c = count(diags);
+    if c.errors + c.warnings > 0 {
+        let _ = writeln!(
+            out,
+            "{}, {}",
+            plural(c.errors, "error"),
+            plural(c.warnings, "warning")
+        );
+    }
+    out
+}
+
+#[derive(Serialize)]
+struct JsonDiag<'a> {
+    code: &'a str,
+    severity: Severity,
+    file: Option<&'a str>,
+    line: Option<u32>,
+    column: Option<u32>,
+    message: &'a str,
+    help: Option<&'a str>,
+}
+
+fn file_line_col<'a>(
+    d: &'a Diagnostic,
+    sources: &'a Sources,
+) -> (Option<&'a str>, Option<u32>, Option<u32>) {
+    match &d.place {
+        Place::Span(s) => (
+            Some(sources.get(s.file).name.as_str()),
+            Some(s.loc.line),
+            Some(s.loc.col),
+        ),
+        Place::File(n) => (Some(n.as_str()), None, None),
+        Place::None => (None, None, None),
+    }
+}
+
+/// One JSON array; field names are stable.
+pub fn render_json(diags: &[Diagnostic], sources: &Sources) -> String {
+    let items: Vec<JsonDiag> = diags
+        .iter()
+        .map(|d| {
+            let (file, line, column) = file_line_col(d, sources);
+            JsonDiag {
+                code: d.code.as_str(),
+                severity: d.severity(),
+                file,
+                line,
+                column,
+                message: &d.message,
+                help: d.help.as_deref(),
+            }
+        })
+        .collect();
+    let mut s = serde_json::to_string_pretty(&items).expect("diagnostics serialize");
+    s.push('\n');
+    s
+}
+
+/// SARIF 2.1.0, for GitHub code scanning.
+pub fn render_sarif(diags: &[Diagnostic], sources: &Sources) -> String {
+    use serde_json::json;
+    let mut used: Vec<crate::diagnostics::Code> = diags.iter().map(|d| d.code).collect();
+    used.sort_unstable_by_key(|c| c.as_str());
+    used.dedup();
+    let rules: Vec<_> = used
+        .iter()
+        .map(|c| {
+            json!({
+                "id": c.as_str(),
+                "shortDescription": {"text": c.title()},
+                "defaultConfiguration": {"level": sarif_level(c.severity())},
+            })
+        })
+        .collect();
+    let results: Vec<_> = diags
+        .iter()
+        .map(|d| {
+            let mut text = d.message.clone();
+            if let Some(h) = &d.help {
+                text.push_str("\nhelp: ");
+                text.push_str(h);
+            }
+            let mut r = json!({
+                "ruleId": d.code.as_str(),
+                "ruleIndex": used.iter().position(|c| *c == d.code),
+                "level": sarif_level(d.severity()),
+                "message": {"text": text},
+            });
+            let (file, line, column) = file_line_col(d, sources);
+            if let Some(file) = file {
+                let mut phys = json!({"artifactLocation": {"uri": file}});
+                if let (Some(l), Some(c)) = (line, column) {
+                    phys["region"] = json!({"startLine": l, "startColumn": c});
+                }
+                r["locations"] = json!([{"physicalLocation": phys}]);
+            }
+            r
+        })
+        .collect();
+    let doc = json!({
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "egressc",
+                "version": env!("CARGO_PKG_VERSION"),
+                "rules": rules,
+            }},
+            "results": results,
+        }],
+    });
+    let mut s = serde_json::to_string_pretty(&doc).expect("sarif serializes");
+    s.push('\n');
+    s
+}
+
+fn sarif_level(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "note",
+    }
+}

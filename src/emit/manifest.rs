@@ -1,0 +1,42 @@
+//! `manifest.json`: every output file with its digest, the inputs, and egressc's version. The
+//! writer recognises an OUT it may replace by it.
+
+use crate::emit::output::{Output, sha256_hex};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+pub const MANIFEST: &str = "manifest.json";
+
+#[derive(Serialize)]
+pub struct Manifest {
+    pub egressc: &'static str,
+    /// Sorted by path.
+    pub inputs: Vec<InputDigest>,
+    pub files: BTreeMap<String, String>,
+}
+
+#[derive(Serialize)]
+pub struct InputDigest {
+    pub path: String,
+    pub sha256: String,
+}
+
+pub fn manifest(out: &Output, inputs: &[(String, &[u8])]) -> Manifest {
+    let mut ins: Vec<InputDigest> = inputs
+        .iter()
+        .map(|(p, b)| InputDigest {
+            path: p.clone(),
+            sha256: sha256_hex(b),
+        })
+        .collect();
+    ins.sort_by(|a, b| a.path.cmp(&b.path));
+    Manifest {
+        egressc: env!("CARGO_PKG_VERSION"),
+        inputs: ins,
+        files: out
+            .files
+            .iter()
+            .map(|(p, b)| (p.clone(), sha256_hex(b)))
+            .collect(),
+    }
+}

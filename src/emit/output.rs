@@ -1,0 +1,32 @@
+//! The output tree in memory and the JSON form every output file shares.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// Files by path relative to OUT (always `/`-separated, never absolute, never `..`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Output {
+    pub files: BTreeMap<String, Vec<u8>>,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Pretty JSON with sorted keys and a trailing newline.
+pub fn pretty(v: &impl Serialize) -> Vec<u8> {
+    let value = serde_json::to_value(v).expect("output serializes");
+    let mut s = serde_json::to_vec_pretty(&value).expect("JSON serializes");
+    s.push(b'\n');
+    s
+}
+
+/// Pretty JSON of a document whose `Version` is a hash of the rest of it.
+pub fn versioned(doc: &impl Serialize) -> Vec<u8> {
+    let mut value = serde_json::to_value(doc).expect("output serializes");
+    let hash = sha256_hex(&serde_json::to_vec(&value).expect("JSON serializes"));
+    value["Version"] = serde_json::Value::String(hash[..16].to_owned());
+    pretty(&value)
+}

@@ -1,0 +1,5 @@
+//! Stage 1: the input texts (files, walked folders, stdin) and their spanned YAML trees.
+
+pub mod source;
+pub mod span;
+pub mod yaml;

@@ -1,0 +1,64 @@
+//! What loading hands on: the recognised documents and their typed resources.
+
+use crate::input::span::{FileId, Span};
+use crate::input::yaml::{Node, Seg};
+use crate::load::kinds::*;
+
+/// One recognised document of a known kind.
+pub struct Document {
+    pub file: FileId,
+    pub kind: Kind,
+    pub root: Node,
+}
+
+impl Document {
+    /// The span of the value at `path` (or of the deepest node on the way).
+    pub fn span(&self, path: &[Seg]) -> Span {
+        Span::new(self.file, self.root.locate(path).0.loc)
+    }
+    /// The span of the key of the entry at `path` (falls back to the value).
+    pub fn key_span(&self, path: &[Seg]) -> Span {
+        let (node, key) = self.root.locate(path);
+        Span::new(self.file, key.map_or(node.loc, |k| k.loc))
+    }
+}
+
+/// A typed resource and the document it came from.
+pub struct Res<T> {
+    pub doc: usize,
+    pub meta: ObjectMeta,
+    pub spec: T,
+}
+
+impl<T> Res<T> {
+    pub fn ns(&self) -> &str {
+        self.meta.ns()
+    }
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+}
+
+/// Everything read from the inputs, typed.
+#[derive(Default)]
+pub struct Inputs {
+    /// The name of each input file, by `FileId` (for provenance).
+    pub files: Vec<String>,
+    pub docs: Vec<Document>,
+    pub mesh_configs: Vec<Res<MeshConfigSpec>>,
+    pub egresses: Vec<Res<EgressSpec>>,
+    pub gateways: Vec<Res<EgressGatewaySpec>>,
+    pub upstream_settings: Vec<Res<UpstreamTrafficSettingSpec>>,
+    pub route_groups: Vec<Res<HTTPRouteGroupSpec>>,
+    pub services: Vec<Res<ServiceSpec>>,
+    pub service_accounts: Vec<Res<NoSpec>>,
+}
+
+impl Inputs {
+    pub fn doc<T>(&self, r: &Res<T>) -> &Document {
+        &self.docs[r.doc]
+    }
+    pub fn file_name(&self, file: FileId) -> &str {
+        &self.files[file]
+    }
+}

@@ -1,0 +1,285 @@
+//! The resolved, typed mesh that `check` hands on to `plan`: every port, host, CIDR, source,
+//! route and setting already parsed, looked up and defaulted, so that lowering never parses,
+//! looks up or filters anything again. Also the domain words every later stage shares
+//! (protocols, gateway modes, connection settings). A leaf module: it imports nothing of the
+//! pipeline but the host/CIDR types of `net`.
+
+use crate::net::{Cidr, HostPattern};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+/// The Service annotation that sets a gateway's mode.
+pub const MODE_ANNOTATION: &str = "flomesh.io/egress-gateway-mode";
+
+/// Egress protocols, normalised (FSM lower-cases them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Protocol {
+    Http,
+    Https,
+    Tcp,
+    TcpServerFirst,
+}
+
+/// `tcp` and `tcp-server-first` are one protocol for the per-port rule (and for FSM's config).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProtocolClass {
+    Http,
+    Https,
+    Tcp,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s.to_ascii_lowercase().as_str() {
+            "http" => Some(Protocol::Http),
+            "https" => Some(Protocol::Https),
+            "tcp" => Some(Protocol::Tcp),
+            "tcp-server-first" => Some(Protocol::TcpServerFirst),
+            _ => None,
+        }
+    }
+    pub fn class(self) -> ProtocolClass {
+        match self {
+            Protocol::Http => ProtocolClass::Http,
+            Protocol::Https => ProtocolClass::Https,
+            Protocol::Tcp | Protocol::TcpServerFirst => ProtocolClass::Tcp,
+        }
+    }
+}
+
+impl ProtocolClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProtocolClass::Http => "http",
+            ProtocolClass::Https => "https",
+            ProtocolClass::Tcp => "tcp",
+        }
+    }
+}
+
+/// How the sidecar reaches an egress gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+pub enum GatewayMode {
+    /// One HTTP/2 CONNECT stream per connection.
+    #[serde(rename = "http2tunnel")]
+    Http2Tunnel,
+    /// SOCKS5 CONNECT; FSM spells it `sock5` in its config.
+    #[serde(rename = "sock5")]
+    Socks5,
+}
+
+impl GatewayMode {
+    /// `http2tunnel`, `sock5`, and `socks5` as the same as `sock5`.
+    pub fn parse(s: &str) -> Option<GatewayMode> {
+        match s {
+            "http2tunnel" => Some(GatewayMode::Http2Tunnel),
+            "sock5" | "socks5" => Some(GatewayMode::Socks5),
+            _ => None,
+        }
+    }
+    /// FSM's spelling in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayMode::Http2Tunnel => "http2tunnel",
+            GatewayMode::Socks5 => "sock5",
+        }
+    }
+}
+
+/// A workload identity: a ServiceAccount.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Identity {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// An UpstreamTrafficSetting's `connectionSettings`: read in Kubernetes' camelCase, written in
+/// FSM's sidecar config with Go's field names (and lower-case `tcp`/`http`).
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpConnectionSettings>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpConnectionSettings>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(
+    rename_all(deserialize = "camelCase", serialize = "PascalCase"),
+    deny_unknown_fields
+)]
+pub struct TcpConnectionSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 4294967295u32))]
+    pub max_connections: Option<u32>,
+    /// A Go duration such as `5s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$"))]
+    pub connect_timeout: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(
+    rename_all(deserialize = "camelCase", serialize = "PascalCase"),
+    deny_unknown_fields
+)]
+pub struct HttpConnectionSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_connection: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_pending_requests: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_retries: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub circuit_breaking: Option<CircuitBreaking>,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(
+    rename_all(deserialize = "camelCase", serialize = "PascalCase"),
+    deny_unknown_fields
+)]
+pub struct CircuitBreaking {
+    pub stat_time_window: String,
+    pub min_request_amount: u32,
+    pub degraded_time_window: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_time_threshold: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_amount_threshold: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_ratio_threshold: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_amount_threshold: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_ratio_threshold: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_status_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub degraded_response_content: Option<String>,
+}
+
+/// Mesh-wide settings, with FSM's defaults written out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub enable_egress: bool,
+    pub enable_egress_policy: bool,
+    pub log_level: String,
+    pub sidecar_timeout: i64,
+    pub gateway_mode: GatewayMode,
+    pub gateway_port: u16,
+    /// Sorted, without duplicates.
+    pub outbound_ip_range_exclusions: Vec<Cidr>,
+    pub outbound_ip_range_inclusions: Vec<Cidr>,
+    pub outbound_port_exclusions: Vec<u16>,
+}
+
+impl Default for Settings {
+    /// FSM's defaults, used when the inputs have no MeshConfig.
+    fn default() -> Settings {
+        Settings {
+            enable_egress: true,
+            enable_egress_policy: true,
+            log_level: "error".into(),
+            sidecar_timeout: 60,
+            gateway_mode: GatewayMode::Http2Tunnel,
+            gateway_port: 1080,
+            outbound_ip_range_exclusions: Vec::new(),
+            outbound_ip_range_inclusions: Vec::new(),
+            outbound_port_exclusions: Vec::new(),
+        }
+    }
+}
+
+/// Where a policy came from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Provenance {
+    /// `namespace/name` of the Egress policy.
+    pub policy: String,
+    pub file: String,
+    pub line: u32,
+}
+
+/// One match of an HTTPRouteGroup, resolved.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Route {
+    /// The path regex, matched against the whole path (anchored by the sidecar).
+    pub path: String,
+    /// Sorted, without duplicates; empty means any method.
+    pub methods: Vec<String>,
+    /// Lower-case header name → value regex.
+    pub headers: BTreeMap<String, String>,
+    /// `namespace/name#match` of the HTTPRouteGroup match.
+    pub route_group: Option<String>,
+}
+
+/// One port entry of a policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyPort {
+    pub number: u16,
+    pub protocol: Protocol,
+}
+
+/// An Egress policy that passed every check.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Policy {
+    pub provenance: Provenance,
+    pub sources: BTreeSet<Identity>,
+    pub ports: Vec<PolicyPort>,
+    /// Sorted, without duplicates.
+    pub hosts: Vec<HostPattern>,
+    /// Sorted, without duplicates; empty means any address.
+    pub cidrs: Vec<Cidr>,
+    /// The routes of its HTTPRouteGroups (sorted, without duplicates); `None` when it names
+    /// none, so that any request is allowed.
+    pub routes: Option<Vec<Route>>,
+    pub connection_settings: Option<ConnectionSettings>,
+}
+
+/// An in-mesh destination: a Service's clusterIP and port.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct MeshDestination {
+    pub ip: Ipv4Addr,
+    pub port: u16,
+    /// `namespace/name` of the Service.
+    pub service: String,
+}
+
+/// A global egress gateway, resolved against its Service and the MeshConfig.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewayTarget {
+    pub service: String,
+    pub namespace: String,
+    /// 0 or absent in the input means 100, as in FSM.
+    pub weight: u32,
+    /// The Service's port, else `egressGateway.port`.
+    pub port: u16,
+    /// The Service's numeric targetPort, else `port`.
+    pub listen_port: u16,
+    /// The Service's annotation, else the MeshConfig's mode.
+    pub mode: GatewayMode,
+}
+
+/// What `check` hands on: everything lowering needs, already resolved.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checked {
+    pub settings: Settings,
+    /// Every ServiceAccount in the inputs.
+    pub service_accounts: Vec<Identity>,
+    /// Egress policies without errors, in input order.
+    pub policies: Vec<Policy>,
+    pub mesh: Vec<MeshDestination>,
+    pub gateways: Vec<GatewayTarget>,
+}

@@ -1,0 +1,6 @@
+//! Questions asked of the plan: the one evaluator (the sidecar's decision, offline), `explain`
+//! and `test` cases.
+
+pub mod cases;
+pub mod eval;
+pub mod explain;
