@@ -1,10 +1,10 @@
 //! Each subcommand: read and check the inputs, do its work, say how it ended.
 
-use crate::Analysis;
 use crate::cli::args::{Color, Format, ReportArgs};
 use crate::cli::exit::{Exit, usage};
 use crate::diagnostics::Severity;
 use crate::diagnostics::render::{render_human, render_json, render_sarif};
+use crate::pipeline::{Analysis, ReadOptions, analyze, schema_files};
 use crate::query::{cases, eval, explain as explain_text};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -49,10 +49,10 @@ impl<'a> Report<'a> {
 
     /// Read, check and report: how it ended, and the analysis when nothing failed.
     pub fn check(&self, inputs: &[String]) -> (Exit, Option<Analysis>) {
-        let mut analysis = crate::analyze(
+        let mut analysis = analyze(
             inputs,
             &mut std::io::stdin().lock(),
-            crate::ReadOptions {
+            ReadOptions {
                 strict: self.args.strict,
             },
         );
@@ -116,7 +116,7 @@ pub fn build(inputs: &[String], out: &Path, check_only: bool, args: &ReportArgs)
 }
 
 pub fn schema(output: Option<&Path>) -> Exit {
-    let files = crate::schema_files();
+    let files = schema_files();
     let Some(dir) = output else {
         let combined = files
             .iter()
@@ -172,7 +172,7 @@ pub fn explain(
     let plan = analysis.plan();
     let json = matches!(args.format, Format::Json);
     let Some(to) = to else {
-        let reach = eval::reach(&plan, from);
+        let reach = crate::query::reach::reach(&plan, from);
         if json {
             print_json(&reach);
         } else {

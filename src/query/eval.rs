@@ -157,7 +157,7 @@ pub struct Verdict {
     pub other_identities: Vec<(String, RuleRef)>,
 }
 
-fn rule_ref(r: &Rule, route_group: Option<&Route>) -> RuleRef {
+pub fn rule_ref(r: &Rule, route_group: Option<&Route>) -> RuleRef {
     RuleRef {
         policy: r.provenance.policy.clone(),
         file: r.provenance.file.clone(),
@@ -167,7 +167,7 @@ fn rule_ref(r: &Rule, route_group: Option<&Route>) -> RuleRef {
     }
 }
 
-fn identity<'p>(plan: &'p Plan, name: &str) -> &'p IdentityPlan {
+pub fn identity<'p>(plan: &'p Plan, name: &str) -> &'p IdentityPlan {
     plan.identities
         .iter()
         .find(|i| i.name == name)
@@ -328,7 +328,7 @@ fn hosts_list(hosts: &[HostPattern]) -> String {
         .join(", ")
 }
 
-fn via(plan: &Plan) -> Vec<Via> {
+pub fn via(plan: &Plan) -> Vec<Via> {
     if plan.gateways.is_empty() {
         vec![Via::Direct]
     } else {
@@ -448,60 +448,6 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
         }
     }
     v
-}
-
-/// Everything an identity may reach: its rules, passthrough, gateway.
-#[derive(Clone, Debug, Serialize)]
-pub struct Reach {
-    pub identity: String,
-    pub passthrough: bool,
-    pub policies_enforced: bool,
-    pub rules: Vec<ReachRule>,
-    pub via: Vec<Via>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct ReachRule {
-    pub port: u16,
-    pub protocol: ProtocolClass,
-    pub hosts: Vec<String>,
-    pub cidrs: Vec<String>,
-    pub routes: Option<Vec<String>>,
-    #[serde(flatten)]
-    pub rule: RuleRef,
-}
-
-pub fn reach(plan: &Plan, identity_name: &str) -> Reach {
-    let id = identity(plan, identity_name);
-    Reach {
-        identity: id.name.clone(),
-        passthrough: plan.settings.enable_egress,
-        policies_enforced: plan.settings.enable_egress_policy,
-        rules: id
-            .rules
-            .iter()
-            .map(|r| ReachRule {
-                port: r.port,
-                protocol: r.protocol.class(),
-                hosts: r.hosts.iter().map(|h| h.to_string()).collect(),
-                cidrs: r.cidrs.iter().map(|c| c.to_string()).collect(),
-                routes: r.routes.as_ref().map(|rs| {
-                    rs.iter()
-                        .map(|rt| {
-                            let methods = if rt.methods.is_empty() {
-                                "*".to_owned()
-                            } else {
-                                rt.methods.join(",")
-                            };
-                            format!("{methods} {}", rt.path)
-                        })
-                        .collect()
-                }),
-                rule: rule_ref(r, None),
-            })
-            .collect(),
-        via: via(plan),
-    }
 }
 
 /// Parse `HOST_OR_IP:PORT`.

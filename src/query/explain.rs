@@ -1,7 +1,8 @@
 //! Human text for `egressc explain` (JSON comes from the same structs via serde).
 
 use crate::model::GatewayMode;
-use crate::query::eval::{Outcome, Query, Reach, Verdict, Via};
+use crate::query::eval::{Outcome, Query, Verdict, Via};
+use crate::query::reach::Reach;
 use std::fmt::Write as _;
 
 fn via_text(via: &[Via]) -> String {

@@ -4,3 +4,4 @@
 pub mod cases;
 pub mod eval;
 pub mod explain;
+pub mod reach;

@@ -1,0 +1,114 @@
+//! Running the pipeline: read and check the inputs, then lower, emit and write. The CLI and
+//! the library's users start here.
+
+use crate::diagnostics::{Code, Diagnostic};
+use crate::emit::output::Output;
+use crate::input::source::Sources;
+use crate::model::Checked;
+use crate::plan::Plan;
+use crate::write::WriteError;
+
+/// How inputs are read.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadOptions {
+    /// Treat files found by walking a directory like files named on the command line:
+    /// a file that does not parse, or holds no Kubernetes document, is an error.
+    pub strict: bool,
+}
+
+/// The result of reading and checking the inputs.
+pub struct Analysis {
+    pub sources: Sources,
+    pub diagnostics: Vec<Diagnostic>,
+    checked: Checked,
+    /// Each recognised document as JSON (for schema tests).
+    documents: Vec<serde_json::Value>,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+    /// An input could not be read (exit code 2 rather than 1).
+    pub fn has_io_errors(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.code == Code::E0001)
+    }
+    /// The recognised documents of the known kinds, as JSON.
+    pub fn documents(&self) -> &[serde_json::Value] {
+        &self.documents
+    }
+    /// Lower an analysis without errors into the plan that `build`, `explain` and `test` share.
+    pub fn plan(&self) -> Plan {
+        crate::plan::lower(&self.checked)
+    }
+    /// Lower and emit the output tree of an analysis without errors.
+    pub fn compile(&self) -> Output {
+        let plan = self.plan();
+        let inputs: Vec<(String, &[u8])> = self
+            .sources
+            .files
+            .iter()
+            .map(|f| (f.name.clone(), f.text.as_bytes()))
+            .collect();
+        crate::emit::emit(&plan, &inputs)
+    }
+}
+
+/// Read and check the inputs named on the command line (`-` is stdin).
+pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: ReadOptions) -> Analysis {
+    let mut sources = Sources::default();
+    let mut diagnostics = Vec::new();
+    crate::input::source::read_inputs(inputs, stdin, &mut sources, &mut diagnostics);
+    if opts.strict {
+        for f in &mut sources.files {
+            f.explicit = true;
+        }
+    }
+    analyze_sources(sources, diagnostics)
+}
+
+/// Check texts already in memory (used by tests and benchmarks).
+pub fn analyze_texts(texts: Vec<(String, String)>) -> Analysis {
+    let mut sources = Sources::default();
+    for (name, text) in texts {
+        sources.add(crate::input::source::SourceFile::new(name, text, true));
+    }
+    analyze_sources(sources, Vec::new())
+}
+
+fn analyze_sources(sources: Sources, mut diagnostics: Vec<Diagnostic>) -> Analysis {
+    let inputs = crate::load::load(&sources, &mut diagnostics);
+    let (checked, more) = crate::check::check(&inputs);
+    diagnostics.extend(more);
+    crate::diagnostics::sort(&mut diagnostics);
+    Analysis {
+        documents: inputs.docs.iter().map(|d| d.root.to_json()).collect(),
+        sources,
+        diagnostics,
+        checked,
+    }
+}
+
+/// Every schema file egressc generates: (file name, pretty JSON with a trailing newline): the
+/// input kinds, the combined schema for editors, and the sidecar config it writes.
+pub fn schema_files() -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = crate::load::schema::input_schemas()
+        .into_iter()
+        .chain(std::iter::once((
+            "sidecar-config.schema.json".to_owned(),
+            crate::emit::config::config_schema(),
+        )))
+        .map(|(n, v)| {
+            let mut s = serde_json::to_string_pretty(&v).expect("schema serializes");
+            s.push('\n');
+            (n, s)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Write an output tree to `dir`, atomically.
+pub fn write_output(out: &Output, dir: &std::path::Path) -> Result<(), WriteError> {
+    crate::write::write(out, dir)
+}

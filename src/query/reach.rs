@@ -1,0 +1,60 @@
+//! What an identity may reach: its rules, passthrough, the way out (`explain` without `--to`).
+
+use crate::model::ProtocolClass;
+use crate::plan::Plan;
+use crate::query::eval::{RuleRef, Via, identity, rule_ref, via};
+use serde::Serialize;
+
+/// Everything an identity may reach: its rules, passthrough, gateway.
+#[derive(Clone, Debug, Serialize)]
+pub struct Reach {
+    pub identity: String,
+    pub passthrough: bool,
+    pub policies_enforced: bool,
+    pub rules: Vec<ReachRule>,
+    pub via: Vec<Via>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ReachRule {
+    pub port: u16,
+    pub protocol: ProtocolClass,
+    pub hosts: Vec<String>,
+    pub cidrs: Vec<String>,
+    pub routes: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub rule: RuleRef,
+}
+
+pub fn reach(plan: &Plan, identity_name: &str) -> Reach {
+    let id = identity(plan, identity_name);
+    Reach {
+        identity: id.name.clone(),
+        passthrough: plan.settings.enable_egress,
+        policies_enforced: plan.settings.enable_egress_policy,
+        rules: id
+            .rules
+            .iter()
+            .map(|r| ReachRule {
+                port: r.port,
+                protocol: r.protocol.class(),
+                hosts: r.hosts.iter().map(|h| h.to_string()).collect(),
+                cidrs: r.cidrs.iter().map(|c| c.to_string()).collect(),
+                routes: r.routes.as_ref().map(|rs| {
+                    rs.iter()
+                        .map(|rt| {
+                            let methods = if rt.methods.is_empty() {
+                                "*".to_owned()
+                            } else {
+                                rt.methods.join(",")
+                            };
+                            format!("{methods} {}", rt.path)
+                        })
+                        .collect()
+                }),
+                rule: rule_ref(r, None),
+            })
+            .collect(),
+        via: via(plan),
+    }
+}
