@@ -233,3 +233,63 @@ pub fn parse_cidr(s: &str) -> Result<Cidr, CidrError> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_patterns() {
+        assert_eq!(
+            parse_host("API.Example.com"),
+            Ok(HostPattern::Exact("api.example.com".into()))
+        );
+        assert_eq!(
+            parse_host("*.example.com"),
+            Ok(HostPattern::Wildcard("example.com".into()))
+        );
+        assert_eq!(parse_host("[2001:db8::1]"), Err(HostError::Ipv6));
+        for bad in [
+            "",
+            "*",
+            "a.*.com",
+            "foo..bar",
+            "example.com:443",
+            "http://x",
+            "-a.com",
+            "*.1.2.3.4",
+        ] {
+            assert!(
+                matches!(parse_host(bad), Err(HostError::Invalid { .. })),
+                "{bad}"
+            );
+        }
+        let w = parse_host("*.example.com").unwrap();
+        assert!(parse_host("a.example.com").unwrap().is_covered_by(&w));
+        assert!(parse_host("*.a.example.com").unwrap().is_covered_by(&w));
+        assert!(!parse_host("example.com").unwrap().is_covered_by(&w));
+        assert!(is_public_suffix("co.uk") && !is_public_suffix("example.com"));
+    }
+
+    #[test]
+    fn cidrs() {
+        let c = parse_cidr("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.0".parse().unwrap()));
+        assert!(parse_cidr("10.1.0.0/16").unwrap().is_within(&c));
+        assert_eq!(parse_cidr("2001:db8::/32"), Err(CidrError::Ipv6));
+        for bad in [
+            "10.0.0.1/8",
+            "010.0.0.0/8",
+            "10.0.0.1",
+            "10.0.0.0/33",
+            "10.0.0.0/+8",
+            "10.0.0.0/08",
+        ] {
+            assert!(
+                matches!(parse_cidr(bad), Err(CidrError::Invalid { .. })),
+                "{bad}"
+            );
+        }
+    }
+}

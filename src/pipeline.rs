@@ -112,3 +112,39 @@ pub fn schema_files() -> Vec<(String, String)> {
 pub fn write_output(out: &Output, dir: &std::path::Path) -> Result<(), WriteError> {
     crate::write::write(out, dir)
 }
+
+/// Helpers for the unit tests beside each rule: inline YAML in, `CODE line:col` out.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::plan::Plan;
+
+    fn analysis(yaml: &str) -> super::Analysis {
+        super::analyze_texts(vec![("t.yaml".into(), yaml.into())])
+    }
+
+    /// `CODE line:col` of every diagnostic (just `CODE` for one without a place).
+    pub fn places(yaml: &str) -> Vec<String> {
+        analysis(yaml)
+            .diagnostics
+            .iter()
+            .map(|d| match d.span() {
+                Some(s) => format!("{} {}:{}", d.code, s.loc.line, s.loc.col),
+                None => d.code.to_string(),
+            })
+            .collect()
+    }
+
+    /// The plan of inputs that must have no errors.
+    pub fn plan(yaml: &str) -> Plan {
+        let a = analysis(yaml);
+        assert!(!a.has_errors(), "{:?}", a.diagnostics);
+        a.plan()
+    }
+
+    /// A MeshConfig with passthrough off, then `rest`.
+    pub fn enforced(rest: &str) -> String {
+        format!(
+            "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {{name: m, namespace: fsm}}\nspec: {{traffic: {{enableEgress: false}}}}\n---\n{rest}"
+        )
+    }
+}

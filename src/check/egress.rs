@@ -332,3 +332,46 @@ fn check_egress<'a>(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::testing::{enforced, places, plan};
+
+    fn egress(spec: &str) -> String {
+        enforced(&format!(
+            "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: a, namespace: ns}}]\n{spec}"
+        ))
+    }
+
+    #[test]
+    fn ports_protocols_and_hosts() {
+        let yaml = egress(
+            "  hosts: [a..b, '*.com']\n  ports:\n  - {number: 80, protocol: grpc}\n  - {number: 81, protocol: http}\n",
+        );
+        assert_eq!(places(&yaml), ["E0304 11:11", "W0404 11:17", "E0302 13:28"]);
+        let yaml = egress(
+            "  ports:\n  - {number: 80, protocol: http}\n  - {number: 5432, protocol: tcp}\n",
+        );
+        assert_eq!(places(&yaml), ["E0305 12:5", "W0403 13:5"]);
+    }
+
+    #[test]
+    fn matches_must_name_known_resources() {
+        let yaml = egress(
+            "  hosts: [a.example]\n  ports: [{number: 80, protocol: http}]\n  matches:\n  - {apiGroup: specs.smi-spec.io/v1alpha4, kind: HTTPRouteGroup, name: nope}\n  - {kind: HTTPRoute, name: x}\n",
+        );
+        assert_eq!(places(&yaml), ["E0306 14:72", "E0307 15:5"]);
+    }
+
+    #[test]
+    fn a_valid_policy_is_resolved_sorted() {
+        let p = plan(&egress(
+            "  hosts: [b.example, A.example, b.example]\n  ipAddresses: [10.0.0.0/8]\n  ports: [{number: 443, protocol: https}]\n",
+        ));
+        let id = p.identities.iter().find(|i| i.name == "ns/a").expect("n/a");
+        let hosts: Vec<String> = id.rules[0].hosts.iter().map(|h| h.to_string()).collect();
+        assert_eq!(hosts, ["a.example", "b.example"]);
+        assert_eq!(id.rules[0].provenance.policy, "ns/e");
+        assert_eq!(id.rules[0].provenance.line, 6);
+    }
+}

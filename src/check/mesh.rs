@@ -336,3 +336,38 @@ pub fn check_gateways(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::testing::{places, plan};
+
+    #[test]
+    fn cluster_ips_and_modes() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: ns}\nspec: {clusterIP: 10.96.1, ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: ns}\nspec: {clusterIP: None}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: c\n  namespace: ns\n  annotations: {flomesh.io/egress-gateway-mode: socks}\nspec: {clusterIP: 'fd00::1'}\n";
+        assert_eq!(
+            places(yaml),
+            ["E0318 4:19", "W0407 9:19", "E0314 16:49", "E0317 17:19"]
+        );
+    }
+
+    #[test]
+    fn settings_default_to_fsm_and_sort_lists() {
+        let p = plan("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a, namespace: ns}\n");
+        assert!(p.settings.enable_egress && p.settings.enable_egress_policy);
+        assert_eq!(
+            (p.settings.gateway_port, p.settings.sidecar_timeout),
+            (1080, 60)
+        );
+        let p = plan(
+            "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\nspec:\n  traffic:\n    outboundIPRangeExclusionList: [10.0.0.0/8, 1.0.0.0/8, 10.0.0.0/8]\n    outboundPortExclusionList: [22, 7, 22]\n",
+        );
+        let ex: Vec<String> = p
+            .settings
+            .outbound_ip_range_exclusions
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        assert_eq!(ex, ["1.0.0.0/8", "10.0.0.0/8"]);
+        assert_eq!(p.settings.outbound_port_exclusions, [7, 22]);
+    }
+}

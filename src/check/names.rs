@@ -218,3 +218,22 @@ pub fn check_singletons(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::testing::places;
+
+    #[test]
+    fn names_kubernetes_rejects() {
+        let yaml = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: Bad_Name, namespace: ok}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: api.v2\n  namespace: -ns\nspec: {clusterIP: 10.96.0.1, ports: [{port: 80}]}\n";
+        assert_eq!(places(yaml), ["E0310 3:18", "E0310 8:9", "E0310 9:14"]);
+    }
+
+    #[test]
+    fn defined_twice_and_second_mesh_config() {
+        let sa = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a, namespace: ns}\n";
+        let mc = "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\n";
+        let yaml = format!("{sa}---\n{sa}---\n{mc}---\n{mc}");
+        assert_eq!(places(&yaml), ["E0311 7:18", "E0311 15:18", "E0312 15:18"]);
+    }
+}

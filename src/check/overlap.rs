@@ -131,3 +131,38 @@ pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<D
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::testing::{enforced, places};
+
+    fn egress(name: &str, hosts: &str, port: &str) -> String {
+        format!(
+            "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: {name}, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: a, namespace: ns}}]\n  hosts: [{hosts}]\n  ports: [{port}]\n"
+        )
+    }
+
+    #[test]
+    fn two_protocols_on_one_port() {
+        let yaml = enforced(&format!(
+            "{}---\n{}",
+            egress("e1", "a.example", "{number: 443, protocol: https}"),
+            egress("e2", "a.example", "{number: 443, protocol: http}")
+        ));
+        assert_eq!(places(&yaml), ["E0315 20:35"]);
+    }
+
+    #[test]
+    fn a_policy_contained_in_another() {
+        let yaml = enforced(&format!(
+            "{}---\n{}",
+            egress("wide", "'*.example.com'", "{number: 443, protocol: https}"),
+            egress(
+                "narrow",
+                "api.example.com",
+                "{number: 443, protocol: https}"
+            )
+        ));
+        assert_eq!(places(&yaml), ["W0405 16:18"]);
+    }
+}

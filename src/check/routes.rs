@@ -110,3 +110,14 @@ pub fn check_upstream_settings<'a>(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::testing::places;
+
+    #[test]
+    fn regexes_outside_the_portable_subset() {
+        let yaml = "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: g, namespace: ns}\nspec:\n  matches:\n  - name: m\n    pathRegex: /a(?i)b\n    headers: {x-h: '(?P<n>x)'}\n";
+        assert_eq!(places(yaml), ["E0316 7:18", "E0316 8:20"]);
+    }
+}

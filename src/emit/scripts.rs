@@ -15,6 +15,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/sidecar/main.js"),
     ),
     (
+        "sidecar/decide.js",
+        include_str!("../../templates/sidecar/decide.js"),
+    ),
+    (
         "gateway/main.js",
         include_str!("../../templates/gateway/main.js"),
     ),
@@ -49,7 +53,10 @@ pub fn render(name: &str) -> Vec<u8> {
 
 /// Every script file, by output path.
 pub fn sidecar_files() -> Vec<(String, Vec<u8>)> {
-    vec![("sidecar/main.js".into(), render("sidecar/main.js"))]
+    ["sidecar/main.js", "sidecar/decide.js"]
+        .into_iter()
+        .map(|p| (p.to_owned(), render(p)))
+        .collect()
 }
 
 pub fn gateway_files() -> Vec<(String, Vec<u8>)> {

@@ -188,7 +188,8 @@ pub fn normalize_host(h: &str) -> String {
     s
 }
 
-fn suspicious(path: &str) -> bool {
+/// Dot-segments or encoded `.`, `/`, `\`: such a path never passes a route of an HTTPRouteGroup.
+pub fn suspicious(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
     lower.contains("%2e")
         || lower.contains("%2f")
@@ -470,3 +471,7 @@ pub fn parse_destination(s: &str) -> Result<(Dest, u16), QueryError> {
         ))),
     }
 }
+
+#[cfg(test)]
+#[path = "eval_tests.rs"]
+mod tests;

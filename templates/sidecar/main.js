@@ -10,6 +10,8 @@
 //   3. passthrough when Spec.Traffic.EnableEgress is true;
 //   4. otherwise denied (connection closed; HTTP 403), and logged.
 
+import decide from './decide.js'
+
 var LISTEN_PORT = {{ sidecar_port }}
 var SOL_IP = 0
 var SO_ORIGINAL_DST = 80
@@ -32,38 +34,10 @@ var inMesh = mesh.InMesh || {}
 
 // ---------------------------------------------------------------- lookups, built once
 
-// Host patterns: exact names in an object, `*.suffix` as a list of '.suffix' strings.
-function hostSet(names) {
-  var set = { exact: {}, suffixes: [] }
-  names.forEach(function (n) {
-    if (n.startsWith('*.')) {
-      set.suffixes.push(n.substring(1))
-    } else {
-      set.exact[n] = true
-    }
-  })
-  return set
-}
-
-var TRAILING_DOTS = new RegExp('\\.+$')
-
-function normalizeHost(h) {
-  if (!h) return ''
-  var s = h.toLowerCase()
-  var colon = s.lastIndexOf(':')
-  if (colon >= 0 && s.indexOf(']') < colon) s = s.substring(0, colon)
-  return s.replace(TRAILING_DOTS, '')
-}
-
-// The pattern of `set` that `host` matches (`name` or `*.suffix`), or null.
-function matchingPattern(set, host) {
-  if (set.exact[host] === true) return host
-  for (var i = 0; i < set.suffixes.length; i++) {
-    var suffix = set.suffixes[i]
-    if (host.length > suffix.length && host.endsWith(suffix)) return '*' + suffix
-  }
-  return null
-}
+var normalizeHost = decide.normalizeHost
+var hostSet = decide.hostSet
+var matchingPattern = decide.matchingPattern
+var SUSPICIOUS = decide.suspicious
 
 function compileRanges(ranges) {
   if (!ranges) return null
@@ -88,7 +62,7 @@ function compileRoute(r) {
     r.Methods.forEach(function (m) { methods[m] = true })
   }
   return {
-    path: new RegExp('^(?:' + r.Path + ')$'),
+    path: decide.anchored(r.Path),
     // Rules from an HTTPRouteGroup restrict the path: tricks with dot-segments or encoded
     // separators never pass them.
     strictPath: !!r.RouteGroup,
@@ -248,8 +222,6 @@ function onTLSData(data) {
     $verdict = 'deny'
   }
 }
-
-var SUSPICIOUS = new RegExp('(^|/)\\.\\.?(/|$)|%2e|%2f|%5c|\\\\', 'i')
 
 function routeAllows(route, head, path) {
   if (route.methods !== null && route.methods[head.method] !== true) return false

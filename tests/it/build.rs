@@ -77,43 +77,55 @@ fn build(inputs: &[String], out: &Path) -> Run {
 fn good_fixtures_build_and_check_clean_and_match_snapshots() {
     let config_schema =
         jsonschema::validator_for(&sidecar_config_schema()).expect("config schema compiles");
-    let settings = insta_settings();
-    let fixtures = good_fixtures();
-    assert!(fixtures.len() >= 3);
-    for dir in fixtures {
-        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        let out = tmp(&format!("good-{name}"));
-        let inputs = vec![dir.to_string_lossy().into_owned()];
-        let run = build(&inputs, &out);
-        assert_eq!(run.code, 0, "{name}: {}", run.stderr);
-        let mut args = vec!["build", "--check", "-o", out.to_str().unwrap()];
-        args.extend(inputs.iter().map(String::as_str));
-        let check = egressc(&args);
-        assert_eq!(
-            check.code, 0,
-            "{name}: fresh output is stale: {}",
-            check.stdout
-        );
-        let tree = read_tree(&out);
-        for (path, bytes) in &tree {
-            let text = String::from_utf8(bytes.clone()).unwrap();
-            if path.starts_with("configs/") || path == "sidecar/config.json" {
-                let json: serde_json::Value = serde_json::from_str(&text).unwrap();
-                let errors: Vec<String> = config_schema
-                    .iter_errors(&json)
-                    .map(|e| format!("{e} at {}", e.instance_path()))
-                    .collect();
-                assert!(
-                    errors.is_empty(),
-                    "{name}/{path} does not match the config schema: {errors:?}"
-                );
+    assert!(good_fixtures().len() >= 3);
+    insta_settings("build").bind(|| {
+        insta::glob!("../../fixtures", "*", |path| {
+            // The walk also yields the fixtures folder itself.
+            let dir = path.strip_prefix(root()).expect("inside the repository");
+            if dir == Path::new("fixtures") {
+                return;
             }
-            settings.bind(|| {
-                insta::assert_snapshot!(format!("build@{name}@{}", path.replace('/', "__")), text)
-            });
+            if !path.is_dir() || path.join("expect.txt").exists() {
+                return;
+            }
+
+            build_and_snapshot(dir, &config_schema);
+        });
+    });
+}
+
+/// Build one good fixture, check that `--check` finds it fresh and that every config matches
+/// the output schema, and snapshot every file of the tree.
+fn build_and_snapshot(dir: &Path, config_schema: &jsonschema::Validator) {
+    let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+    let out = tmp(&format!("good-{name}"));
+    let inputs = vec![dir.to_string_lossy().into_owned()];
+    let run = build(&inputs, &out);
+    assert_eq!(run.code, 0, "{name}: {}", run.stderr);
+    let mut args = vec!["build", "--check", "-o", out.to_str().unwrap()];
+    args.extend(inputs.iter().map(String::as_str));
+    let check = egressc(&args);
+    assert_eq!(
+        check.code, 0,
+        "{name}: fresh output is stale: {}",
+        check.stdout
+    );
+    for (path, bytes) in &read_tree(&out) {
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        if path.starts_with("configs/") || path == "sidecar/config.json" {
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let errors: Vec<String> = config_schema
+                .iter_errors(&json)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            assert!(
+                errors.is_empty(),
+                "{name}/{path} does not match the config schema: {errors:?}"
+            );
         }
-        std::fs::remove_dir_all(&out).ok();
+        insta::assert_snapshot!(path.replace('/', "__"), text);
     }
+    std::fs::remove_dir_all(&out).ok();
 }
 
 #[test]
@@ -311,12 +323,12 @@ fn scripts_are_the_same_bytes_for_every_input_and_pass_a_syntax_check() {
     );
 }
 
-/// `node --check` on a script (read as a classic script from stdin). Node is on every machine
+/// `node --check` on a script (read as an ES module from stdin, as Pipy reads it). Node is on every machine
 /// of this project's kind; a missing node fails the test rather than skipping it.
 fn node_check(path: &str, bytes: &[u8]) {
     use std::io::Write;
     let mut child = std::process::Command::new("node")
-        .arg("--check")
+        .args(["--check", "--input-type=module"])
         .stdin(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -4,8 +4,8 @@
 //! the gateway run as uid 1500; real clients (curl, Python) connect.
 //!
 //! Needs: `EGRESSC_PIPY=/path/to/pipy` (Pipy 1.5), root (network namespaces, iptables),
-//! `ip`, `iptables-restore`, `setpriv`, `curl`, `python3`, `openssl`. Without them the tests
-//! print one line saying what they skipped and why.
+//! `ip`, `iptables-restore`, `setpriv`, `curl`, `python3`, `openssl`. Without `EGRESSC_PIPY`
+//! each test prints one line saying it skipped; with it, a test that cannot set up fails.
 
 use crate::support::*;
 use std::collections::BTreeMap;
@@ -14,11 +14,28 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Why the e2e tests cannot run here, if they cannot.
+/// Namespace set-up is serialised: two `ip netns add` at the same moment can make one fail.
+static NETNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Whether the e2e tests run: without `EGRESSC_PIPY` a test prints one skip line and returns
+/// false; with it, anything missing fails the test (it must not pass by skipping).
+fn enabled(what: &str) -> bool {
+    if std::env::var_os("EGRESSC_PIPY").is_none() {
+        skip(
+            what,
+            "EGRESSC_PIPY is not set (point it at a Pipy 1.5 binary)",
+        );
+        return false;
+    }
+    if let Some(why) = unavailable() {
+        panic!("e2e: cannot run {what}: {why}");
+    }
+    true
+}
+
+/// What is missing for the e2e tests, if anything.
 fn unavailable() -> Option<String> {
-    let Some(pipy) = std::env::var_os("EGRESSC_PIPY") else {
-        return Some("EGRESSC_PIPY is not set (point it at a Pipy 1.5 binary)".into());
-    };
+    let pipy = std::env::var_os("EGRESSC_PIPY")?;
     if !Path::new(&pipy).is_file() {
         return Some(format!(
             "EGRESSC_PIPY={} is not a file",
@@ -43,6 +60,7 @@ fn unavailable() -> Option<String> {
             return Some(format!("`{tool}` is not installed"));
         }
     }
+    let _lock = NETNS.lock().unwrap_or_else(|e| e.into_inner());
     let probe = format!("egressc-probe-{}", std::process::id());
     let ok = Command::new("ip")
         .args(["netns", "add", &probe])
@@ -96,6 +114,7 @@ impl Netns {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let _ = Command::new("chmod").args(["755"]).arg(&dir).status();
+        let _lock = NETNS.lock().unwrap_or_else(|e| e.into_inner());
         run_ok(Command::new("ip").args(["netns", "add", &name]));
         run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
         let etc = PathBuf::from("/etc/netns").join(&name);
@@ -651,11 +670,7 @@ fn policy_cases() -> Vec<Case> {
 
 #[test]
 fn e2e_policies_passthrough_and_gateways_in_pipy() {
-    if let Some(why) = unavailable() {
-        skip(
-            "the end-to-end suite (policies, passthrough, gateways in Pipy)",
-            &why,
-        );
+    if !enabled("the end-to-end suite (policies, passthrough, gateways in Pipy)") {
         return;
     }
     let mut ns = Netns::new(HOSTS);
@@ -923,8 +938,7 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
 /// Every generated script loads in Pipy (node accepts syntax that PipyJS rejects).
 #[test]
 fn every_generated_script_loads_in_pipy() {
-    if let Some(why) = unavailable() {
-        skip("loading the generated scripts in Pipy", &why);
+    if !enabled("loading the generated scripts in Pipy") {
         return;
     }
     let mut failures = Vec::new();
@@ -979,6 +993,60 @@ fn every_generated_script_loads_in_pipy() {
         std::fs::remove_dir_all(&out).ok();
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The shared decision vectors agree with the generated sidecar's decision module, in Pipy
+/// (the Rust evaluator's unit tests read the same file).
+#[test]
+fn decision_vectors_agree_in_pipy() {
+    if !enabled("the decision vectors in Pipy") {
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("egressc-vectors-{}", std::process::id()));
+    build_tree(&root().join("fixtures/good-defaults"), &out);
+    let dir = out.join("selftest");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(out.join("sidecar/decide.js"), dir.join("decide.js")).unwrap();
+    std::fs::copy(root().join("tests/e2e/selftest.js"), dir.join("main.js")).unwrap();
+    let mut child = Command::new(pipy())
+        .arg("--admin-port-off")
+        .arg(dir.join("main.js"))
+        .env(
+            "EGRESSC_VECTORS",
+            root().join("tests/vectors/decisions.json"),
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pipy starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out_text = child.wait_with_output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out_text.stdout),
+        String::from_utf8_lossy(&out_text.stderr)
+    );
+    std::fs::remove_dir_all(&out).ok();
+    let summary = log.lines().find(|l| l.contains("selftest: ")).unwrap_or("");
+    {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "e2e: {}", summary.trim());
+    }
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "self-test failed ({status:?}):\n{log}"
+    );
+    assert!(summary.contains(" 0 disagree"), "{log}");
 }
 
 fn walk_json(dir: &Path) -> Vec<PathBuf> {

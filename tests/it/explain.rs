@@ -185,10 +185,10 @@ fn explain_exit_codes_and_output() {
     let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("one JSON document");
     assert_eq!(v["verdict"], "denied");
     assert_eq!(v["misses"][0]["policy"], "curl/httpbin-8080");
-    insta_settings().bind(|| {
-        insta::assert_snapshot!("explain-allowed", allowed.stdout);
-        insta::assert_snapshot!("explain-denied", denied.stdout);
-        insta::assert_snapshot!("explain-reach", reach.stdout);
-        insta::assert_snapshot!("explain-json-denied", json.stdout);
+    insta_settings("explain").bind(|| {
+        insta::assert_snapshot!("allowed", allowed.stdout);
+        insta::assert_snapshot!("denied", denied.stdout);
+        insta::assert_snapshot!("reach", reach.stdout);
+        insta::assert_snapshot!("json-denied", json.stdout);
     });
 }

@@ -67,9 +67,10 @@ pub fn fixture_inputs(dir: &Path) -> Vec<String> {
     }
 }
 
-pub fn insta_settings() -> insta::Settings {
+/// insta's settings for the snapshots of one test group, under `snapshots/<group>/`.
+pub fn insta_settings(group: &str) -> insta::Settings {
     let mut s = insta::Settings::clone_current();
-    s.set_snapshot_path(root().join("snapshots"));
+    s.set_snapshot_path(root().join("snapshots").join(group));
     s.set_prepend_module_to_snapshot(false);
     s.set_omit_expression(true);
     s

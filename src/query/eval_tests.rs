@@ -1,0 +1,97 @@
+//! Unit tests of the evaluator, and the shared decision vectors.
+
+use super::*;
+use crate::pipeline::testing::{enforced, plan};
+use serde_json::Value;
+
+/// The vectors the PipyJS sidecar also runs (in Pipy, in the e2e suite).
+fn vectors() -> Value {
+    serde_json::from_str(include_str!("../../tests/vectors/decisions.json")).expect("JSON")
+}
+
+fn cases<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v[key].as_array().expect("a list of cases")
+}
+
+#[test]
+fn shared_decision_vectors() {
+    let v = vectors();
+    let mut n = 0;
+    for c in cases(&v, "normalizeHost") {
+        assert_eq!(normalize_host(c["in"].as_str().unwrap()), c["out"], "{c}");
+        n += 1;
+    }
+    for c in cases(&v, "hostMatch") {
+        let p = net::parse_host(c["pattern"].as_str().unwrap()).expect("pattern");
+        assert_eq!(p.matches(c["host"].as_str().unwrap()), c["match"], "{c}");
+        n += 1;
+    }
+    for c in cases(&v, "suspiciousPath") {
+        assert_eq!(
+            suspicious(c["path"].as_str().unwrap()),
+            c["suspicious"],
+            "{c}"
+        );
+        n += 1;
+    }
+    for c in cases(&v, "routeRegex") {
+        let route = Route {
+            path: c["regex"].as_str().unwrap().to_owned(),
+            methods: Vec::new(),
+            headers: Default::default(),
+            route_group: None,
+        };
+        let req = HttpRequest::new(None, None, None, Vec::new());
+        let path = c["path"].as_str().unwrap();
+        assert_eq!(route_miss(&route, &req, path).is_none(), c["match"], "{c}");
+        n += 1;
+    }
+    assert!(n >= 30, "only {n} vectors");
+}
+
+fn http_query(host: &str, method: &str, path: &str) -> Query {
+    Query {
+        identity: "ns/a".into(),
+        dest: Dest::Name(host.into()),
+        port: 80,
+        sni: None,
+        http: Some(HttpRequest::new(
+            None,
+            Some(method.into()),
+            Some(path.into()),
+            Vec::new(),
+        )),
+    }
+}
+
+#[test]
+fn http_routes_methods_and_passthrough_off() {
+    let p = plan(&enforced(
+        "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {name: e, namespace: ns}\nspec:\n  sources: [{kind: ServiceAccount, name: a, namespace: ns}]\n  hosts: ['*.example.com']\n  ports: [{number: 80, protocol: http}]\n  matches: [{apiGroup: specs.smi-spec.io/v1alpha4, kind: HTTPRouteGroup, name: g}]\n---\napiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: g, namespace: ns}\nspec:\n  matches: [{name: get, pathRegex: /get, methods: [GET]}]\n",
+    ));
+    let v = evaluate(&p, &http_query("api.example.com", "GET", "/get?x=1"));
+    assert_eq!(v.verdict, Outcome::Allowed, "{v:?}");
+    assert_eq!(v.target.as_deref(), Some("api.example.com:80"));
+    for (host, method, path) in [
+        ("api.example.com", "POST", "/get"),
+        ("api.example.com", "GET", "/get/../admin"),
+        ("example.com", "GET", "/get"),
+    ] {
+        let v = evaluate(&p, &http_query(host, method, path));
+        assert_eq!(v.verdict, Outcome::Denied, "{host} {method} {path}: {v:?}");
+    }
+    let mut other = http_query("api.example.com", "GET", "/get");
+    other.identity = "ns/b".into();
+    let v = evaluate(&p, &other);
+    assert_eq!(v.verdict, Outcome::Denied);
+    assert_eq!(v.other_identities.len(), 1, "{v:?}");
+}
+
+#[test]
+fn destinations_parse_strictly() {
+    assert!(parse_destination("10.0.0.1:443").is_ok());
+    assert!(parse_destination("api.example.com:80").is_ok());
+    for bad in ["api.example.com", "a:0", "a:99999", "*.x.com:80", "a b:80"] {
+        assert!(parse_destination(bad).is_err(), "{bad}");
+    }
+}

@@ -1,0 +1,35 @@
+// Runs the shared decision vectors (tests/vectors/decisions.json, path in EGRESSC_VECTORS)
+// against the generated sidecar's decision module, inside Pipy. The e2e suite copies this
+// file next to a generated sidecar/decide.js and runs it; it prints one line per failure and
+// a closing count, and exits 1 when a vector fails.
+import decide from './decide.js'
+
+var v = JSON.decode(os.readFile(os.env['EGRESSC_VECTORS']))
+var passed = 0
+var failures = []
+
+function check(what, got, want) {
+  if (got === want) {
+    passed++
+  } else {
+    failures.push(what + ': got ' + JSON.stringify(got) + ', want ' + JSON.stringify(want))
+  }
+}
+
+v.normalizeHost.forEach(function (c) {
+  check('normalizeHost ' + JSON.stringify(c.in), decide.normalizeHost(c.in), c.out)
+})
+v.hostMatch.forEach(function (c) {
+  var set = decide.hostSet([c.pattern])
+  check('hostMatch ' + c.pattern + ' ' + c.host, decide.matchingPattern(set, c.host) !== null, c.match)
+})
+v.suspiciousPath.forEach(function (c) {
+  check('suspiciousPath ' + c.path, decide.suspicious.test(c.path), c.suspicious)
+})
+v.routeRegex.forEach(function (c) {
+  check('routeRegex ' + c.regex + ' ' + c.path, decide.anchored(c.regex).test(c.path), c.match)
+})
+
+failures.forEach(function (f) { console.log('selftest FAIL ' + f) })
+console.log('selftest: ' + passed + ' vectors agree, ' + failures.length + ' disagree')
+pipy.exit(failures.length > 0 ? 1 : 0)
