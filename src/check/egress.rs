@@ -2,7 +2,7 @@
 //! resolved into a `model::Policy`.
 
 use crate::check::common::{cidr, ipv6_unsupported, not_acted_on};
-use crate::check::names::{NameRule, check_name};
+use crate::check::names::{NameRule, check_reference};
 use crate::check::routes::Key;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::input::span::Span;
@@ -97,18 +97,19 @@ fn check_egress<'a>(
                 .help("write `kind: ServiceAccount`"),
             );
         }
-        diags.extend(check_name(
+        check_reference(
             "service account name",
-            &s.name,
-            NameRule::Subdomain,
-            doc.span(path!["spec", "sources", i, "name"]),
-        ));
-        diags.extend(check_name(
-            "namespace",
-            &s.namespace,
-            NameRule::Label,
-            doc.span(path!["spec", "sources", i, "namespace"]),
-        ));
+            (
+                &s.name,
+                NameRule::Subdomain,
+                doc.span(path!["spec", "sources", i, "name"]),
+            ),
+            (
+                &s.namespace,
+                doc.span(path!["spec", "sources", i, "namespace"]),
+            ),
+            diags,
+        );
         if s.mtls.is_some() {
             diags.push(not_acted_on(
                 doc.key_span(path!["spec", "sources", i, "mtls"]),

@@ -2,6 +2,7 @@
 //! into `Settings` with FSM's defaults) and the global egress gateways.
 
 use crate::check::common::{cidr, ipv6_unsupported};
+use crate::check::names::{NameRule, check_reference};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::input::span::Span;
 use crate::load::inputs::{Inputs, Res};
@@ -263,7 +264,6 @@ pub fn check_gateways(
     settings: &Settings,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<GatewayTarget> {
-    use crate::check::names::{NameRule, check_name};
     let services: HashMap<(&str, &str), &Res<ServiceSpec>> = inputs
         .services
         .iter()
@@ -275,18 +275,19 @@ pub fn check_gateways(
         let doc = inputs.doc(g);
         let global = g.spec.global();
         for (i, b) in global.iter().enumerate() {
-            diags.extend(check_name(
+            check_reference(
                 "service name",
-                &b.service,
-                NameRule::ServiceName,
-                doc.span(path!["spec", "global", i, "service"]),
-            ));
-            diags.extend(check_name(
-                "namespace",
-                &b.namespace,
-                NameRule::Label,
-                doc.span(path!["spec", "global", i, "namespace"]),
-            ));
+                (
+                    &b.service,
+                    NameRule::ServiceName,
+                    doc.span(path!["spec", "global", i, "service"]),
+                ),
+                (
+                    &b.namespace,
+                    doc.span(path!["spec", "global", i, "namespace"]),
+                ),
+                diags,
+            );
             let svc = services.get(&(b.namespace.as_str(), b.service.as_str()));
             if svc.is_none() {
                 diags.push(

@@ -101,6 +101,17 @@ pub fn check_name(what: &str, value: &str, rule: NameRule, span: Span) -> Option
     )
 }
 
+/// E0310 for a reference to a namespaced object: its name (by `rule`) and its namespace.
+pub fn check_reference(
+    what: &str,
+    (name, rule, name_span): (&str, NameRule, Span),
+    (namespace, ns_span): (&str, Span),
+    diags: &mut Vec<Diagnostic>,
+) {
+    diags.extend(check_name(what, name, rule, name_span));
+    diags.extend(check_name("namespace", namespace, NameRule::Label, ns_span));
+}
+
 fn check_meta<T>(inputs: &Inputs, r: &Res<T>, diags: &mut Vec<Diagnostic>) {
     let doc = inputs.doc(r);
     let rule = if doc.kind == Kind::Service {
