@@ -26,6 +26,7 @@ pub use diagnostics::{Code, Diagnostic, Severity};
 pub use emit::output::Output;
 pub use input::source::Sources;
 pub use input::yaml::parse_documents;
+pub use net::Cidr;
 pub use pipeline::{Analysis, ReadOptions, analyze, analyze_texts, schema_files, write_output};
 pub use plan::Plan;
 pub use query::eval::{

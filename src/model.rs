@@ -283,3 +283,12 @@ pub struct Checked {
     pub mesh: Vec<MeshDestination>,
     pub gateways: Vec<GatewayTarget>,
 }
+
+/// What the user tells `check` beyond the inputs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CheckOptions {
+    /// Egress policies without a MeshConfig are an error.
+    pub require_meshconfig: bool,
+    /// The cluster's Service CIDRs (`--service-cidr`).
+    pub service_cidrs: Vec<Cidr>,
+}

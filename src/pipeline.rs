@@ -3,17 +3,41 @@
 
 use crate::diagnostics::{Code, Diagnostic};
 use crate::emit::output::Output;
-use crate::input::source::Sources;
-use crate::model::Checked;
+use crate::input::source::{DEFAULT_MAX_INPUT_BYTES, ReadLimits, Sources};
+use crate::model::{CheckOptions, Checked};
+use crate::net::Cidr;
 use crate::plan::Plan;
 use crate::write::WriteError;
+use std::path::PathBuf;
 
-/// How inputs are read.
-#[derive(Clone, Copy, Debug, Default)]
+/// How inputs are read and checked.
+#[derive(Clone, Debug)]
 pub struct ReadOptions {
     /// Treat files found by walking a directory like files named on the command line:
-    /// a file that does not parse, or holds no Kubernetes document, is an error.
+    /// a file that does not parse, or holds no Kubernetes document, is an error; Egress
+    /// policies without a MeshConfig are an error.
     pub strict: bool,
+    /// Egress policies without a MeshConfig are an error (FSM's defaults let all through).
+    pub require_meshconfig: bool,
+    /// The largest input file (and stdin), in bytes.
+    pub max_input_bytes: u64,
+    /// Folders never read as input (a build's own output folder).
+    pub exclude: Vec<PathBuf>,
+    /// The cluster's Service CIDRs: a clusterIP outside them (and outside the private
+    /// ranges) gets a warning.
+    pub service_cidrs: Vec<Cidr>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> ReadOptions {
+        ReadOptions {
+            strict: false,
+            require_meshconfig: false,
+            max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
+            exclude: Vec::new(),
+            service_cidrs: Vec::new(),
+        }
+    }
 }
 
 /// The result of reading and checking the inputs.
@@ -55,16 +79,24 @@ impl Analysis {
 }
 
 /// Read and check the inputs named on the command line (`-` is stdin).
-pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: ReadOptions) -> Analysis {
+pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: &ReadOptions) -> Analysis {
     let mut sources = Sources::default();
     let mut diagnostics = Vec::new();
-    crate::input::source::read_inputs(inputs, stdin, &mut sources, &mut diagnostics);
+    let limits = ReadLimits {
+        max_bytes: opts.max_input_bytes,
+        exclude: opts.exclude.clone(),
+    };
+    crate::input::source::read_inputs(inputs, stdin, &limits, &mut sources, &mut diagnostics);
     if opts.strict {
         for f in &mut sources.files {
             f.explicit = true;
         }
     }
-    analyze_sources(sources, diagnostics)
+    let check = CheckOptions {
+        require_meshconfig: opts.require_meshconfig || opts.strict,
+        service_cidrs: opts.service_cidrs.clone(),
+    };
+    analyze_sources(sources, diagnostics, &check)
 }
 
 /// Check texts already in memory (used by tests and benchmarks).
@@ -73,12 +105,16 @@ pub fn analyze_texts(texts: Vec<(String, String)>) -> Analysis {
     for (name, text) in texts {
         sources.add(crate::input::source::SourceFile::new(name, text, true));
     }
-    analyze_sources(sources, Vec::new())
+    analyze_sources(sources, Vec::new(), &CheckOptions::default())
 }
 
-fn analyze_sources(sources: Sources, mut diagnostics: Vec<Diagnostic>) -> Analysis {
+fn analyze_sources(
+    sources: Sources,
+    mut diagnostics: Vec<Diagnostic>,
+    options: &CheckOptions,
+) -> Analysis {
     let inputs = crate::load::load(&sources, &mut diagnostics);
-    let (checked, more) = crate::check::check(&inputs);
+    let (checked, more) = crate::check::check(&inputs, options);
     diagnostics.extend(more);
     crate::diagnostics::sort(&mut diagnostics);
     Analysis {

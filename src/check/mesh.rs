@@ -1,18 +1,17 @@
-//! Mesh-wide inputs: Services (in-mesh destinations, gateway modes), the MeshConfig (resolved
-//! into `Settings` with FSM's defaults) and the global egress gateways.
+//! Mesh-wide inputs: the MeshConfig (resolved into `Settings` with FSM's defaults) and the
+//! global egress gateways.
 
-use crate::check::common::{cidr, ipv6_unsupported};
+use crate::check::common::cidr;
 use crate::check::names::{NameRule, check_reference};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::input::span::Span;
 use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::{IntOrString, ServiceSpec};
-use crate::model::{GatewayMode, GatewayTarget, MODE_ANNOTATION, MeshDestination, Settings};
+use crate::model::{CheckOptions, GatewayMode, GatewayTarget, MODE_ANNOTATION, Settings};
 use crate::path;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
 
-fn unknown_mode(mode: &str, span: Span, on_annotation: bool) -> Diagnostic {
+pub fn unknown_mode(mode: &str, span: Span, on_annotation: bool) -> Diagnostic {
     let d = Diagnostic::new(Code::E0314, format!("unknown egress gateway mode `{mode}`"))
         .at(span)
         .help("use `http2tunnel` or `sock5` (`socks5` is accepted as the same)");
@@ -23,100 +22,6 @@ fn unknown_mode(mode: &str, span: Span, on_annotation: bool) -> Diagnostic {
     }
 }
 
-enum NoClusterIp {
-    Headless,
-    Missing,
-}
-
-fn no_cluster_ip(s: &Res<ServiceSpec>, why: NoClusterIp, span: Span) -> Diagnostic {
-    let (what, help) = match why {
-        NoClusterIp::Headless => (
-            "is headless: in-mesh traffic to it goes to pod addresses egressc cannot know",
-            "traffic to its pods is treated as egress; allow it with an Egress policy or passthrough",
-        ),
-        NoClusterIp::Missing => (
-            "has no clusterIP: in-mesh traffic to it cannot be recognised",
-            "add `spec.clusterIP` as the cluster assigned it (`kubectl get svc -o yaml`), or traffic to it is treated as egress",
-        ),
-    };
-    Diagnostic::new(
-        Code::W0407,
-        format!("Service `{}/{}` {what}", s.ns(), s.name()),
-    )
-    .at(span)
-    .help(help)
-}
-
-/// A Service's gateway mode annotation, checked.
-fn service_mode(
-    s: &Res<ServiceSpec>,
-    inputs: &Inputs,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<GatewayMode> {
-    let mode = s.meta.annotation(MODE_ANNOTATION)?;
-    let parsed = GatewayMode::parse(mode);
-    if parsed.is_none() {
-        let span = inputs
-            .doc(s)
-            .span(path!["metadata", "annotations", MODE_ANNOTATION]);
-        diags.push(unknown_mode(mode, span, true));
-    }
-    parsed
-}
-
-/// The in-mesh destinations: every Service's IPv4 clusterIP with each of its ports.
-pub fn check_services(inputs: &Inputs, diags: &mut Vec<Diagnostic>) -> Vec<MeshDestination> {
-    let mut out = Vec::new();
-    for s in &inputs.services {
-        let doc = inputs.doc(s);
-        service_mode(s, inputs, diags);
-        if s.spec.type_.as_deref() == Some("ExternalName") {
-            continue;
-        }
-        let ip_span = doc.span(path!["spec", "clusterIP"]);
-        let ip = match s.spec.cluster_ip.as_deref() {
-            Some("None") => {
-                diags.push(no_cluster_ip(s, NoClusterIp::Headless, ip_span));
-                continue;
-            }
-            None | Some("") => {
-                let span = doc.span(path!["metadata", "name"]);
-                diags.push(no_cluster_ip(s, NoClusterIp::Missing, span));
-                continue;
-            }
-            Some(ip) => ip,
-        };
-        let ip = match ip.parse::<Ipv4Addr>() {
-            Ok(ip) => ip,
-            Err(_) if ip.parse::<std::net::Ipv6Addr>().is_ok() => {
-                diags.push(ipv6_unsupported("clusterIP", ip, ip_span));
-                continue;
-            }
-            Err(_) => {
-                diags.push(
-                    Diagnostic::new(
-                        Code::E0318,
-                        format!("clusterIP `{ip}` is not an IPv4 address"),
-                    )
-                    .at(ip_span)
-                    .help("write the address as the cluster assigned it, e.g. `10.96.0.10`"),
-                );
-                continue;
-            }
-        };
-        for p in s.spec.ports.iter().flatten() {
-            if let Ok(port) = u16::try_from(p.port) {
-                out.push(MeshDestination {
-                    ip,
-                    port,
-                    service: format!("{}/{}", s.ns(), s.name()),
-                });
-            }
-        }
-    }
-    out
-}
-
 /// Values that parsed, sorted and without duplicates.
 fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
     v.sort();
@@ -125,7 +30,11 @@ fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
 }
 
 /// The MeshConfig's settings, with FSM's defaults for whatever it leaves out.
-pub fn check_mesh_config(inputs: &Inputs, diags: &mut Vec<Diagnostic>) -> Settings {
+pub fn check_mesh_config(
+    inputs: &Inputs,
+    options: &CheckOptions,
+    diags: &mut Vec<Diagnostic>,
+) -> Settings {
     let mut settings = Settings::default();
     for (i, m) in inputs.mesh_configs.iter().enumerate() {
         let doc = inputs.doc(m);
@@ -199,12 +108,12 @@ pub fn check_mesh_config(inputs: &Inputs, diags: &mut Vec<Diagnostic>) -> Settin
             ),
         };
     }
-    policies_enforced(inputs, diags);
+    policies_enforced(inputs, options, diags);
     settings
 }
 
 /// W0401 and W0402: policies that the MeshConfig switches off, or that restrict nothing.
-fn policies_enforced(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
+fn policies_enforced(inputs: &Inputs, options: &CheckOptions, diags: &mut Vec<Diagnostic>) {
     if inputs.egresses.is_empty() {
         return;
     }
@@ -219,9 +128,23 @@ fn policies_enforced(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
         }
     };
     let Some(m) = inputs.mesh_configs.first() else {
+        if options.require_meshconfig {
+            diags.push(
+                Diagnostic::new(
+                    Code::E0108,
+                    format!(
+                        "{} Egress polic{} but no MeshConfig: FSM's defaults would apply, with passthrough on",
+                        inputs.egresses.len(),
+                        if inputs.egresses.len() == 1 { "y" } else { "ies" }
+                    ),
+                )
+                .help("add the MeshConfig (`fsm-mesh-config`) to the inputs; with `traffic.enableEgress: false` the policies are enforced"),
+            );
+            return;
+        }
         diags.push(restrict_nothing(
             None,
-            "Egress policies restrict nothing: there is no MeshConfig, and FSM's default `traffic.enableEgress: true` lets every destination through",
+            "Egress policies restrict nothing: there is no MeshConfig, so FSM's defaults apply and `traffic.enableEgress: true` lets every destination through",
         ));
         return;
     };

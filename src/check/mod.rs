@@ -9,18 +9,19 @@ pub mod names;
 pub mod overlap;
 pub mod regex;
 pub mod routes;
+pub mod services;
 
 use crate::diagnostics::Diagnostic;
 use crate::load::inputs::Inputs;
-use crate::model::{Checked, Identity};
+use crate::model::{CheckOptions, Checked, Identity};
 
 /// Check the inputs; the resolved mesh holds every policy that passed its checks.
-pub fn check(inputs: &Inputs) -> (Checked, Vec<Diagnostic>) {
+pub fn check(inputs: &Inputs, options: &CheckOptions) -> (Checked, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     names::check_names(inputs, &mut diags);
     names::check_singletons(inputs, &mut diags);
-    let mesh = mesh::check_services(inputs, &mut diags);
-    let settings = mesh::check_mesh_config(inputs, &mut diags);
+    let mesh = services::check_services(inputs, options, &mut diags);
+    let settings = mesh::check_mesh_config(inputs, options, &mut diags);
     let targets = egress::Targets {
         route_groups: routes::check_route_groups(inputs, &mut diags),
         upstream_settings: routes::check_upstream_settings(inputs, &mut diags),

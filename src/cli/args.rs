@@ -2,6 +2,7 @@
 
 use crate::cli::exit::UsageError;
 use crate::diagnostics::{Code, Severity};
+use crate::net::{self, Cidr};
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Compile Flomesh Service Mesh egress configuration into Pipy sidecar configs and scripts.
@@ -107,6 +108,17 @@ pub struct ReportArgs {
     /// non-Kubernetes files are errors rather than skipped with a warning.
     #[arg(long)]
     pub strict: bool,
+    /// Egress policies without a MeshConfig are an error (FSM's defaults would let
+    /// everything through). `--strict` implies it.
+    #[arg(long)]
+    pub require_meshconfig: bool,
+    /// A Service CIDR of the cluster (repeatable): clusterIPs inside it are expected, even
+    /// outside the private ranges.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub service_cidr: Vec<Cidr>,
+    /// The largest input file (and stdin) read, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub max_input_mib: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -132,4 +144,14 @@ fn parse_allow(s: &str) -> Result<Code, UsageError> {
         ))),
         Some(c) => Ok(c),
     }
+}
+
+/// `--service-cidr CIDR`.
+fn parse_cidr(s: &str) -> Result<Cidr, UsageError> {
+    net::parse_cidr(s).map_err(|e| {
+        UsageError(match e {
+            net::CidrError::Ipv6 => format!("`{s}`: IPv6 is not supported yet"),
+            net::CidrError::Invalid { reason, help } => format!("`{s}`: {reason} ({help})"),
+        })
+    })
 }

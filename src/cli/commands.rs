@@ -49,13 +49,23 @@ impl<'a> Report<'a> {
 
     /// Read, check and report: how it ended, and the analysis when nothing failed.
     pub fn check(&self, inputs: &[String]) -> (Exit, Option<Analysis>) {
-        let mut analysis = analyze(
-            inputs,
-            &mut std::io::stdin().lock(),
-            ReadOptions {
-                strict: self.args.strict,
-            },
-        );
+        self.check_excluding(inputs, None)
+    }
+
+    /// `check`, never reading `exclude` (a build's output folder) as input.
+    pub fn check_excluding(
+        &self,
+        inputs: &[String],
+        exclude: Option<&Path>,
+    ) -> (Exit, Option<Analysis>) {
+        let options = ReadOptions {
+            strict: self.args.strict,
+            require_meshconfig: self.args.require_meshconfig,
+            max_input_bytes: self.args.max_input_mib << 20,
+            exclude: exclude.into_iter().map(Path::to_path_buf).collect(),
+            service_cidrs: self.args.service_cidr.clone(),
+        };
+        let mut analysis = analyze(inputs, &mut std::io::stdin().lock(), &options);
         analysis
             .diagnostics
             .retain(|d| !self.args.allow.contains(&d.code));
@@ -86,7 +96,7 @@ impl<'a> Report<'a> {
 }
 
 pub fn build(inputs: &[String], out: &Path, check_only: bool, args: &ReportArgs) -> Exit {
-    let (exit, analysis) = Report::new(args).check(inputs);
+    let (exit, analysis) = Report::new(args).check_excluding(inputs, Some(out));
     let Some(analysis) = analysis else {
         return exit;
     };

@@ -57,6 +57,8 @@ macro_rules! codes {
 codes! {
     E0001 Error "an input cannot be read",
         "an input cannot be read", "`egressc check missing.yaml`";
+    E0002 Error "an input exceeds a limit",
+        "an input exceeds a limit: a file or stdin over `--max-input-mib`, or YAML that expands past the run's node budget (alias bombs)", "`egressc check /dev/zero`";
     E0101 Error "a named file is not valid YAML or UTF-8",
         "a named file is not valid YAML (or not UTF-8)", "`hosts: [a, b`";
     E0102 Error "a document has no apiVersion or kind",
@@ -65,6 +67,14 @@ codes! {
         "unknown version of a known kind", "`apiVersion: policy.flomesh.io/v1alpha2` with `kind: Egress`";
     E0104 Error "unknown kind in a flomesh.io or smi-spec.io group",
         "unknown kind in a `flomesh.io` or `smi-spec.io` group", "`kind: Egres` (help: did you mean `Egress`?)";
+    E0105 Error "a walked file that names flomesh.io or smi-spec.io does not parse",
+        "a file found by walking a folder does not parse, and it names `flomesh.io` or `smi-spec.io` (a policy in it would be lost); templates (`{{`, `{%`) are skipped with `W0101`", "a MeshConfig with a duplicated key in `config/`";
+    E0106 Error "a malformed List",
+        "a `kind: List` whose `items` is not a sequence, or a List inside a List", "`kind: List` with `items: {}`";
+    E0107 Error "a link leaves the inputs, or links form a loop",
+        "a symlink in a walked folder that points outside every input, or a loop of links", "`config/mesh.yaml -> /etc/other.yaml`";
+    E0108 Error "Egress policies without a MeshConfig",
+        "Egress policies but no MeshConfig, with `--require-meshconfig` or `--strict` (FSM's defaults would let everything through)", "policies alone, checked with `--strict`";
     E0201 Error "schema violation",
         "schema violation: wrong type, missing required field, bad enum value", "`ports: 80`; `methods: [FETCH]`";
     E0202 Error "unknown field",
@@ -105,6 +115,10 @@ codes! {
         "IPv6 address or CIDR (not supported yet)", "`ipAddresses: [2001:db8::/32]`";
     E0318 Error "clusterIP is not an IP address",
         "a Service's `clusterIP` that is neither an address nor `None`", "`clusterIP: 10.96.100`";
+    E0320 Error "a public or link-local clusterIP",
+        "a Service `clusterIP` that is globally routable or link-local: every identity would reach it as in-mesh", "`clusterIP: 8.8.8.8`, `169.254.169.254`";
+    E0321 Error "two Services claim one clusterIP:port",
+        "two Services with the same TCP `clusterIP:port`", "two Services on `10.96.0.10:80`";
     W0101 Warning "a file in a walked directory is not YAML; skipped",
         "a file in a walked directory is not YAML; skipped", "a Helm template `templates/deploy.yaml`";
     W0102 Warning "a file in a walked directory holds no Kubernetes document; skipped",
@@ -125,6 +139,8 @@ codes! {
         "a Service without a clusterIP: in-mesh traffic to it cannot be recognised", "a Service manifest without `spec.clusterIP`, or headless";
     W0408 Warning "field accepted but not acted on",
         "a field egressc accepts but does not act on", "`sources[].mtls`; `hosts` on a tcp-only policy; UpstreamTrafficSetting `rateLimit`";
+    W0409 Warning "an unusual clusterIP",
+        "a Service `clusterIP` outside the private and shared ranges (RFC 1918, 100.64.0.0/10) and outside every `--service-cidr`, or on loopback", "`clusterIP: 127.0.0.5`";
     N0001 Note "documents of other kinds were skipped",
         "documents of other kinds were skipped (one note with the count per kind)", "";
 }

@@ -3,7 +3,7 @@
 use crate::diagnostics::{Code, Diagnostic};
 use crate::input::span::{FileId, Loc, Span};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// One input text.
 pub struct SourceFile {
@@ -125,51 +125,165 @@ fn display(path: &Path) -> String {
     }
 }
 
+/// The default limit on one input file (and on stdin): 16 MiB.
+pub const DEFAULT_MAX_INPUT_BYTES: u64 = 16 << 20;
+
+/// How inputs are read.
+#[derive(Clone, Debug)]
+pub struct ReadLimits {
+    /// The largest input file (and stdin) accepted, in bytes.
+    pub max_bytes: u64,
+    /// Folders never read as input (the output folder of a build).
+    pub exclude: Vec<PathBuf>,
+}
+
+impl Default for ReadLimits {
+    fn default() -> ReadLimits {
+        ReadLimits {
+            max_bytes: DEFAULT_MAX_INPUT_BYTES,
+            exclude: Vec::new(),
+        }
+    }
+}
+
+/// E0002: an input over a limit (the caller adds the place).
+pub fn limit_exceeded(message: String, help: &str) -> Diagnostic {
+    Diagnostic::new(Code::E0002, message).help(help)
+}
+
+fn too_large(name: &str, limit: u64) -> Diagnostic {
+    limit_exceeded(
+        format!(
+            "`{name}` is larger than the input limit of {} MiB",
+            limit >> 20
+        ),
+        "raise the limit with `--max-input-mib`, or split the input",
+    )
+    .file_only(name)
+}
+
+/// E0107: a symlink that leaves every input folder, or a loop of links.
+fn bad_link(name: &str, why: &str) -> Diagnostic {
+    Diagnostic::new(Code::E0107, format!("`{name}`: {why}"))
+        .file_only(name)
+        .help("a link in a walked folder must point inside one of the inputs; a policy behind it would otherwise be read from anywhere, or lost")
+}
+
+/// Read at most `limit` bytes; `None` when there is more.
+fn read_limited(mut r: impl Read, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    r.by_ref().take(limit + 1).read_to_end(&mut buf)?;
+    Ok((buf.len() as u64 <= limit).then_some(buf))
+}
+
+/// The walk of the inputs: roots, files already read, limits.
+struct Reader<'a> {
+    limits: &'a ReadLimits,
+    roots: Vec<PathBuf>,
+    exclude: Vec<PathBuf>,
+    seen: std::collections::HashSet<PathBuf>,
+}
+
+impl Reader<'_> {
+    fn read_file(
+        &mut self,
+        path: &Path,
+        explicit: bool,
+        sources: &mut Sources,
+        diags: &mut Vec<Diagnostic>,
+    ) {
+        let name = display(path);
+        // The same file reached twice (a folder and a file in it, or two links) is read once.
+        if let Ok(canonical) = std::fs::canonicalize(path)
+            && !self.seen.insert(canonical)
+        {
+            return;
+        }
+        match std::fs::File::open(path).and_then(|f| read_limited(f, self.limits.max_bytes)) {
+            Ok(Some(bytes)) => push_text(sources, diags, name, bytes, explicit),
+            Ok(None) => diags.push(too_large(&name, self.limits.max_bytes)),
+            Err(err) => diags.push(io_error(&name, &err)),
+        }
+    }
+
+    fn walk(&mut self, input: &str, sources: &mut Sources, diags: &mut Vec<Diagnostic>) {
+        let exclude = self.exclude.clone();
+        let walker = walkdir::WalkDir::new(input)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(move |e| {
+                let excluded =
+                    std::fs::canonicalize(e.path()).is_ok_and(|c| exclude.iter().any(|x| *x == c));
+                (e.depth() == 0 || !is_hidden(e.file_name())) && !excluded
+            });
+        for entry in walker {
+            match entry {
+                Ok(e) if e.file_type().is_file() && is_input_file(e.path()) => {
+                    if e.path_is_symlink() || e.depth() > 0 {
+                        let inside = std::fs::canonicalize(e.path())
+                            .is_ok_and(|c| self.roots.iter().any(|r| c.starts_with(r)));
+                        if !inside {
+                            diags.push(bad_link(
+                                &display(e.path()),
+                                "the link points outside every input",
+                            ));
+                            continue;
+                        }
+                    }
+                    self.read_file(e.path(), false, sources, diags);
+                }
+                Ok(_) => {}
+                Err(err) if err.loop_ancestor().is_some() => {
+                    let name = err.path().map(display).unwrap_or_else(|| input.to_owned());
+                    diags.push(bad_link(&name, "the links form a loop"));
+                }
+                Err(err) => {
+                    let name = err.path().map(display).unwrap_or_else(|| input.to_owned());
+                    let ioe = std::io::Error::other(err.to_string());
+                    diags.push(io_error(&name, &ioe));
+                }
+            }
+        }
+    }
+}
+
 /// Read every input. Unreadable inputs become `E0001` diagnostics (an I/O error: exit 2).
 pub fn read_inputs(
     inputs: &[String],
     stdin: &mut dyn Read,
+    limits: &ReadLimits,
     sources: &mut Sources,
     diags: &mut Vec<Diagnostic>,
 ) {
+    let mut reader = Reader {
+        limits,
+        roots: inputs
+            .iter()
+            .filter(|i| *i != "-")
+            .filter_map(|i| std::fs::canonicalize(i).ok())
+            .collect(),
+        exclude: limits
+            .exclude
+            .iter()
+            .filter_map(|x| std::fs::canonicalize(x).ok())
+            .collect(),
+        seen: Default::default(),
+    };
     for input in inputs {
         if input == "-" {
-            let mut buf = Vec::new();
-            match stdin.read_to_end(&mut buf) {
-                Ok(_) => push_text(sources, diags, "<stdin>".into(), buf, true),
+            match read_limited(&mut *stdin, limits.max_bytes) {
+                Ok(Some(buf)) => push_text(sources, diags, "<stdin>".into(), buf, true),
+                Ok(None) => diags.push(too_large("<stdin>", limits.max_bytes)),
                 Err(e) => diags.push(io_error("<stdin>", &e)),
             }
             continue;
         }
         let path = Path::new(input);
         if path.is_dir() {
-            let walker = walkdir::WalkDir::new(path)
-                .sort_by_file_name()
-                .into_iter()
-                .filter_entry(|e| e.depth() == 0 || !is_hidden(e.file_name()));
-            for entry in walker {
-                match entry {
-                    Ok(e) if e.file_type().is_file() && is_input_file(e.path()) => {
-                        let name = display(e.path());
-                        match std::fs::read(e.path()) {
-                            Ok(bytes) => push_text(sources, diags, name, bytes, false),
-                            Err(err) => diags.push(io_error(&name, &err)),
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(err) => {
-                        let name = err.path().map(display).unwrap_or_else(|| input.clone());
-                        let ioe = std::io::Error::other(err.to_string());
-                        diags.push(io_error(&name, &ioe));
-                    }
-                }
-            }
+            reader.walk(input, sources, diags);
         } else {
-            let name = display(path);
-            match std::fs::read(path) {
-                Ok(bytes) => push_text(sources, diags, name, bytes, true),
-                Err(err) => diags.push(io_error(&name, &err)),
-            }
+            reader.read_file(path, true, sources, diags);
         }
     }
 }
@@ -190,11 +304,21 @@ fn push_text(
             let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
             let mut file = SourceFile::new(name, text, explicit);
             file.usable = false;
+            let found = Found::of(explicit, &file.text);
             let id = sources.add(file);
             let loc = sources.get(id).loc_at(offset);
-            diags.push(unparsable(explicit, Span::new(id, loc), Unparsable::Utf8));
+            diags.push(unparsable(found, Span::new(id, loc), Unparsable::Utf8));
         }
     }
+}
+
+/// Whether a text that does not parse may hold a mesh policy: it names a flomesh.io or
+/// smi-spec.io group and is not recognisably a template (Helm/Go template markers). Such a
+/// file is an error even in a walked folder: a lost MeshConfig or policy widens egress.
+pub fn may_hold_policy(text: &str) -> bool {
+    let template = text.contains("{{") || text.contains("{%");
+    let ours = text.contains("flomesh.io") || text.contains("smi-spec.io");
+    ours && !template
 }
 
 /// Why a file does not parse.
@@ -203,27 +327,59 @@ pub enum Unparsable {
     Yaml(String),
 }
 
-/// A file that does not parse: an error when it was named, a warning when it was found by
-/// walking a folder.
-pub fn unparsable(explicit: bool, span: Span, why: Unparsable) -> Diagnostic {
-    let code = if explicit { Code::E0101 } else { Code::W0101 };
-    let (message, help) = match (explicit, why) {
-        (true, Unparsable::Utf8) => (
-            "the file is not valid UTF-8".to_owned(),
-            "save the file as UTF-8",
+/// How a file that does not parse is judged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// Named on the command line: an error.
+    Named,
+    /// Found by walking a folder, and it may hold a mesh policy: an error.
+    WalkedPolicy,
+    /// Found by walking a folder, and it holds no mesh policy (or is a template): skipped.
+    Walked,
+}
+
+impl Found {
+    pub fn of(explicit: bool, text: &str) -> Found {
+        if explicit {
+            Found::Named
+        } else if may_hold_policy(text) {
+            Found::WalkedPolicy
+        } else {
+            Found::Walked
+        }
+    }
+}
+
+/// A file that does not parse: an error when it was named or may hold a policy, a warning
+/// when it was found by walking a folder and holds none.
+pub fn unparsable(found: Found, span: Span, why: Unparsable) -> Diagnostic {
+    let (code, skipped) = match found {
+        Found::Named => (Code::E0101, false),
+        Found::WalkedPolicy => (Code::E0105, false),
+        Found::Walked => (Code::W0101, true),
+    };
+    let problem = match &why {
+        Unparsable::Utf8 => "the file is not valid UTF-8".to_owned(),
+        Unparsable::Yaml(m) => format!("invalid YAML: {m}"),
+    };
+    let message = match (skipped, &why) {
+        (true, Unparsable::Yaml(m)) => format!("skipped a file that is not valid YAML: {m}"),
+        (false, _) if found == Found::WalkedPolicy => format!(
+            "{problem}; the file names flomesh.io or smi-spec.io, so a policy in it would be lost"
         ),
-        (false, Unparsable::Utf8) => (
-            "the file is not valid UTF-8".to_owned(),
-            "the file was skipped; save it as UTF-8 if it holds configuration",
-        ),
-        (true, Unparsable::Yaml(m)) => (
-            format!("invalid YAML: {m}"),
-            "fix the syntax; `yamllint` or an editor with YAML support shows the structure",
-        ),
-        (false, Unparsable::Yaml(m)) => (
-            format!("skipped a file that is not valid YAML: {m}"),
-            "files in a walked directory that do not parse (Helm templates, for example) are skipped; name the file to make this an error",
-        ),
+        _ => problem,
+    };
+    let help = match (found, why) {
+        (Found::Walked, Unparsable::Utf8) => {
+            "the file was skipped; save it as UTF-8 if it holds configuration"
+        }
+        (Found::Walked, Unparsable::Yaml(_)) => {
+            "files in a walked directory that do not parse (Helm templates, for example) are skipped; name the file to make this an error"
+        }
+        (_, Unparsable::Utf8) => "save the file as UTF-8",
+        (_, Unparsable::Yaml(_)) => {
+            "fix the syntax; `yamllint` or an editor with YAML support shows the structure"
+        }
     };
     Diagnostic::new(code, message).at(span).help(help)
 }

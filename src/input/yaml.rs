@@ -274,13 +274,32 @@ impl<'de> Deserialize<'de> for Value {
     }
 }
 
-/// Every YAML option egressc uses, in one place.
-pub fn options() -> serde_saphyr::Options {
+/// What one run may spend on YAML, across all its files (alias expansion included): a
+/// budget per file would let many files, or one alias bomb per file, exhaust memory.
+#[derive(Clone, Copy, Debug)]
+pub struct RunBudget {
+    pub nodes: usize,
+    pub scalar_bytes: usize,
+}
+
+impl Default for RunBudget {
+    fn default() -> RunBudget {
+        RunBudget {
+            nodes: 10_000_000,
+            scalar_bytes: 256 << 20,
+        }
+    }
+}
+
+/// Every YAML option egressc uses, in one place; the budget is what is left of the run's.
+pub fn options_within(run: &RunBudget) -> serde_saphyr::Options {
     let mut budget = serde_saphyr::Budget::default();
     budget.max_documents = 1_000_000;
-    budget.max_nodes = 50_000_000;
-    budget.max_events = 100_000_000;
-    budget.max_total_scalar_bytes = 1 << 30;
+    budget.max_nodes = run.nodes;
+    budget.max_events = run.nodes.saturating_mul(4);
+    budget.max_total_scalar_bytes = run.scalar_bytes;
+    // Anchors in Kubernetes YAML are small; a document that replays more is a bomb.
+    budget.max_recorded_anchor_events = 100_000;
     serde_saphyr::options! {
         // kubectl reads YAML 1.1 booleans (yes/no/on/off) in untyped positions.
         strict_booleans: false,
@@ -289,30 +308,87 @@ pub fn options() -> serde_saphyr::Options {
     }
 }
 
-/// A parse failure: message and location.
+/// The options for one small YAML file (a cases file).
+pub fn options() -> serde_saphyr::Options {
+    options_within(&RunBudget::default())
+}
+
+/// A parse failure: message and location; `limit` when a budget was exceeded.
 pub struct ParseError {
     pub message: String,
     pub loc: Option<Loc>,
+    pub limit: bool,
 }
 
-/// Parse a multi-document stream. Empty documents are skipped.
-pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
-    serde_saphyr::from_multiple_with_options::<Node>(text, options()).map_err(|e| {
-        let loc = e.location().map(|l| loc_from_saphyr(&l));
-        let mut message = e.to_string();
-        // The location is shown separately: drop "line X column Y: " before the message and
-        // " at line X, column Y" after it.
-        if let Some(rest) = message.strip_prefix("line ")
-            && let Some(pos) = rest.find(": ")
-            && rest[..pos].contains("column")
-        {
-            message = rest[pos + 2..].to_string();
+fn spend(nodes: &[Node], run: &mut RunBudget) {
+    fn walk(n: &Node, count: &mut usize, bytes: &mut usize) {
+        *count += 1;
+        match &n.value {
+            Value::Str(s) => *bytes += s.len(),
+            Value::Seq(items) => items.iter().for_each(|i| walk(i, count, bytes)),
+            Value::Map(entries) => entries.iter().for_each(|(k, v)| {
+                *bytes += k.name.len();
+                walk(v, count, bytes)
+            }),
+            _ => {}
         }
-        if let Some(pos) = message.rfind(" at line ")
-            && message[pos..].contains("column")
-        {
-            message.truncate(pos);
+    }
+    let (mut count, mut bytes) = (0, 0);
+    nodes.iter().for_each(|n| walk(n, &mut count, &mut bytes));
+    run.nodes = run.nodes.saturating_sub(count);
+    run.scalar_bytes = run.scalar_bytes.saturating_sub(bytes);
+}
+
+/// Parse a multi-document stream within what is left of the run's budget. Empty documents
+/// are skipped.
+pub fn parse_documents_within(text: &str, run: &mut RunBudget) -> Result<Vec<Node>, ParseError> {
+    let result = serde_saphyr::from_multiple_with_options::<Node>(text, options_within(run));
+    let e = match result {
+        Ok(nodes) => {
+            spend(&nodes, run);
+            return Ok(nodes);
         }
-        ParseError { message, loc }
+        Err(e) => e,
+    };
+    let loc = e.location().map(|l| loc_from_saphyr(&l));
+    if matches!(e, serde_saphyr::Error::Budget { .. }) || e.to_string().contains("budget breached")
+    {
+        // The run's budget is spent: later files are not parsed either.
+        *run = RunBudget {
+            nodes: 0,
+            scalar_bytes: 0,
+        };
+        return Err(ParseError {
+            message: "the YAML expands to more nodes or text than one run may hold (aliases are counted as expanded)".into(),
+            loc,
+            limit: true,
+        });
+    }
+    let mut message = e.to_string();
+    // The location is shown separately: drop "line X column Y: " before the message and
+    // " at line X, column Y" after it; and the library's advice on its own options.
+    if let Some(rest) = message.strip_prefix("line ")
+        && let Some(pos) = rest.find(": ")
+        && rest[..pos].contains("column")
+    {
+        message = rest[pos + 2..].to_string();
+    }
+    if let Some(pos) = message.rfind(" at line ")
+        && message[pos..].contains("column")
+    {
+        message.truncate(pos);
+    }
+    if let Some(pos) = message.find(", set DuplicateKeyPolicy") {
+        message.truncate(pos);
+    }
+    Err(ParseError {
+        message,
+        loc,
+        limit: false,
     })
+}
+
+/// Parse one stream with a budget of its own (tests, benchmarks).
+pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
+    parse_documents_within(text, &mut RunBudget::default())
 }

@@ -9,7 +9,7 @@ pub mod recognise;
 pub mod schema;
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::input::source::{Sources, Unparsable, unparsable};
+use crate::input::source::{Found, Sources, Unparsable, limit_exceeded, unparsable};
 use crate::input::span::Span;
 use crate::input::yaml::{self, Node, Seg, Value};
 use crate::load::inputs::{Document, Inputs, Res};
@@ -18,6 +18,51 @@ use crate::load::recognise::{Recognised, recognise};
 use crate::load::schema::{PathPart, ViolationKind};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
+
+fn is_list(doc: &Node) -> bool {
+    doc.get("kind").and_then(Node::as_str) == Some("List")
+}
+
+/// E0106: a List that cannot be expanded.
+fn malformed_list(span: Span, why: &str) -> Diagnostic {
+    Diagnostic::new(Code::E0106, format!("malformed `kind: List`: {why}"))
+        .at(span)
+        .help("write the documents of a List as a sequence under `items`, or as separate documents (`---`)")
+}
+
+/// The items of a List (taken out of it); E0106 when `items` is not a sequence.
+fn list_items(
+    doc: Node,
+    file: crate::input::span::FileId,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<Node> {
+    let Value::Map(entries) = doc.value else {
+        return Vec::new();
+    };
+    match entries.into_iter().find(|(k, _)| k.name == "items") {
+        Some((
+            _,
+            Node {
+                value: Value::Seq(items),
+                ..
+            },
+        )) => items,
+        None
+        | Some((
+            _,
+            Node {
+                value: Value::Null, ..
+            },
+        )) => Vec::new(),
+        Some((_, other)) => {
+            diags.push(malformed_list(
+                Span::new(file, other.loc),
+                "`items` is not a sequence",
+            ));
+            Vec::new()
+        }
+    }
+}
 
 fn type_of(node: &Node) -> Option<(&str, &str)> {
     Some((
@@ -33,11 +78,12 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
         ..Inputs::default()
     };
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    let mut budget = yaml::RunBudget::default();
     for (file, src) in sources.files.iter().enumerate() {
         if !src.usable {
             continue;
         }
-        let docs = match yaml::parse_documents(&src.text) {
+        let docs = match yaml::parse_documents_within(&src.text, &mut budget) {
             Ok(d) => d,
             Err(e) => {
                 // Parse errors carry line and column; the byte offset is recomputed from them.
@@ -45,29 +91,40 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
                     Some(l) if l.line > 0 => src.loc_of(l.line, l.col),
                     _ => src.loc_at(0),
                 };
+                if e.limit {
+                    diags.push(
+                        limit_exceeded(
+                            e.message,
+                            "split the inputs, or remove the aliases that multiply the document",
+                        )
+                        .at(Span::new(file, loc)),
+                    );
+                    continue;
+                }
                 diags.push(unparsable(
-                    src.explicit,
+                    Found::of(src.explicit, &src.text),
                     Span::new(file, loc),
                     Unparsable::Yaml(e.message),
                 ));
                 continue;
             }
         };
-        // Expand `kind: List`.
+        // Expand `kind: List`; a List that cannot be expanded is an error, never skipped.
         let mut flat: Vec<Node> = Vec::new();
         for doc in docs {
-            let is_list = matches!(type_of(&doc), Some((_, "List")))
-                && matches!(doc.get("items").map(|n| &n.value), Some(Value::Seq(_)));
-            if is_list {
-                if let Some(Node {
-                    value: Value::Seq(items),
-                    ..
-                }) = doc.get("items")
-                {
-                    flat.extend(items.iter().cloned());
-                }
-            } else {
+            if !is_list(&doc) {
                 flat.push(doc);
+                continue;
+            }
+            for item in list_items(doc, file, diags) {
+                if is_list(&item) {
+                    diags.push(malformed_list(
+                        Span::new(file, item.loc),
+                        "a List inside a List is not expanded by kubectl",
+                    ));
+                } else {
+                    flat.push(item);
+                }
             }
         }
         if !src.explicit && !flat.is_empty() && flat.iter().all(|d| type_of(d).is_none()) {

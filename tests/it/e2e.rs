@@ -90,7 +90,7 @@ fn build_tree(inputs: &Path, out: &Path) -> egressc::Plan {
     let analysis = egressc::analyze(
         &[inputs.to_string_lossy().into_owned()],
         &mut std::io::empty(),
-        egressc::ReadOptions::default(),
+        &egressc::ReadOptions::default(),
     );
     assert!(!analysis.has_errors(), "e2e inputs have errors");
     let _ = std::fs::remove_dir_all(out);

@@ -49,7 +49,7 @@ fn combined_schema_accepts_good_documents_and_rejects_typos() {
     let good = egressc::analyze(
         &["fixtures/fsm-docs".to_owned()],
         &mut std::io::empty(),
-        egressc::ReadOptions::default(),
+        &egressc::ReadOptions::default(),
     );
     assert!(!good.documents().is_empty());
     for json in good.documents() {
