@@ -213,8 +213,7 @@ impl Reader<'_> {
             .sort_by_file_name()
             .into_iter()
             .filter_entry(move |e| {
-                let excluded =
-                    std::fs::canonicalize(e.path()).is_ok_and(|c| exclude.iter().any(|x| *x == c));
+                let excluded = std::fs::canonicalize(e.path()).is_ok_and(|c| exclude.contains(&c));
                 (e.depth() == 0 || !is_hidden(e.file_name())) && !excluded
             });
         for entry in walker {
