@@ -29,7 +29,8 @@ pub use input::yaml::parse_documents;
 pub use net::Cidr;
 pub use pipeline::{Analysis, ReadOptions, analyze, analyze_texts, schema_files, write_output};
 pub use plan::Plan;
-pub use query::eval::{
-    Dest, HttpRequest, Outcome, Query, QueryError, Verdict, evaluate, parse_destination,
+pub use query::eval::evaluate;
+pub use query::question::{
+    Dest, HttpRequest, Outcome, Query, QueryError, Verdict, parse_destination,
 };
 pub use write::WriteError;

@@ -101,6 +101,12 @@ pub fn check_name(what: &str, value: &str, rule: NameRule, span: Span) -> Option
     )
 }
 
+/// Whether `NAMESPACE/SERVICEACCOUNT` names an identity Kubernetes would accept.
+pub fn is_identity(text: &str) -> bool {
+    text.split_once('/')
+        .is_some_and(|(ns, sa)| NameRule::Label.allows(ns) && NameRule::Subdomain.allows(sa))
+}
+
 /// E0310 for a reference to a namespaced object: its name (by `rule`) and its namespace.
 pub fn check_reference(
     what: &str,

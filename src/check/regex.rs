@@ -64,9 +64,62 @@ fn literal(lit: &ast::Literal) -> Result<(), NotPortable> {
     }
 }
 
+/// `\d`, `\w`, `\s` (and negations): ASCII in RE2, different in ECMAScript (`\s`) and
+/// Unicode in the regex crate that explain uses. The portable spelling instead.
+fn perl_class(c: &ast::ClassPerl) -> Result<(), NotPortable> {
+    use ast::ClassPerlKind::*;
+    let spelling = match (&c.kind, c.negated) {
+        (Digit, false) => "[0-9]",
+        (Digit, true) => "[^0-9]",
+        (Word, false) => "[A-Za-z0-9_]",
+        (Word, true) => "[^A-Za-z0-9_]",
+        (Space, false) => "[\\t\\n\\f\\r ]",
+        (Space, true) => "[^\\t\\n\\f\\r ]",
+    };
+    Err(NotPortable {
+        reason: format!(
+            "`\\{}` means different characters in RE2, ECMAScript and explain; write `{spelling}`",
+            match (&c.kind, c.negated) {
+                (Digit, false) => 'd',
+                (Digit, true) => 'D',
+                (Word, false) => 'w',
+                (Word, true) => 'W',
+                (Space, false) => 's',
+                (Space, true) => 'S',
+            }
+        ),
+        start: c.span.start.offset,
+        end: c.span.end.offset,
+    })
+}
+
+/// RE2 refuses repeat counts over 1000; ECMAScript accepts them.
+const MAX_REPEAT: u32 = 1000;
+
+fn repetition(r: &ast::Repetition) -> Result<(), NotPortable> {
+    use ast::{RepetitionKind, RepetitionRange};
+    if let Ast::Repetition(_) = &*r.ast {
+        return deny(
+            &r.span,
+            "a repetition of a repetition (`a**`, `a+{2}`) is an error in ECMAScript; group it: `(?:a*)*`",
+        );
+    }
+    if let RepetitionKind::Range(range) = &r.op.kind {
+        let big = match range {
+            RepetitionRange::Exactly(n) | RepetitionRange::AtLeast(n) => *n > MAX_REPEAT,
+            RepetitionRange::Bounded(m, n) => *m > MAX_REPEAT || *n > MAX_REPEAT,
+        };
+        if big {
+            return deny(&r.op.span, "RE2 refuses repeat counts over 1000");
+        }
+    }
+    walk(&r.ast)
+}
+
 fn class_item(item: &ClassSetItem, nested: bool) -> Result<(), NotPortable> {
     match item {
-        ClassSetItem::Empty(_) | ClassSetItem::Perl(_) => Ok(()),
+        ClassSetItem::Empty(_) => Ok(()),
+        ClassSetItem::Perl(c) => perl_class(c),
         ClassSetItem::Literal(l) => literal(l),
         ClassSetItem::Range(r) => {
             literal(&r.start)?;
@@ -97,14 +150,18 @@ fn class_set(set: &ClassSet) -> Result<(), NotPortable> {
 
 fn walk(ast: &Ast) -> Result<(), NotPortable> {
     match ast {
-        Ast::Empty(_) | Ast::Dot(_) | Ast::ClassPerl(_) => Ok(()),
+        // `.` means the same wherever the input is printable ASCII, and the sidecar and explain
+        // match routes only against such paths and header values.
+        Ast::Empty(_) | Ast::Dot(_) => Ok(()),
+        Ast::ClassPerl(c) => perl_class(c),
         Ast::Flags(f) => deny(&f.span, "inline flags like `(?i)` are not ECMAScript"),
         Ast::Literal(l) => literal(l),
         Ast::Assertion(a) => match a.kind {
-            AssertionKind::StartLine
-            | AssertionKind::EndLine
-            | AssertionKind::WordBoundary
-            | AssertionKind::NotWordBoundary => Ok(()),
+            AssertionKind::StartLine | AssertionKind::EndLine => Ok(()),
+            AssertionKind::WordBoundary | AssertionKind::NotWordBoundary => deny(
+                &a.span,
+                "`\\b` and `\\B` differ between RE2, ECMAScript and explain; write the boundary out, e.g. `(^|[^A-Za-z0-9_])`",
+            ),
             AssertionKind::StartText | AssertionKind::EndText => deny(
                 &a.span,
                 "`\\A` and `\\z` are not ECMAScript; use `^` and `$`",
@@ -119,7 +176,7 @@ fn walk(ast: &Ast) -> Result<(), NotPortable> {
             "Unicode classes `\\p{..}` need ECMAScript's `u` flag",
         ),
         Ast::ClassBracketed(b) => class_set(&b.kind),
-        Ast::Repetition(r) => walk(&r.ast),
+        Ast::Repetition(r) => repetition(r),
         Ast::Group(g) => {
             match &g.kind {
                 GroupKind::CaptureIndex(_) => {}
@@ -156,7 +213,10 @@ mod tests {
             "^/api/v[0-9]+/",
             "/a|/b",
             "(?:/x)?/y",
-            r"\d+\.\w*",
+            r"[0-9]+\.[A-Za-z0-9_]*",
+            "a{1000}",
+            "(?:a*)*",
+            "a*?",
             "[a-z-]+",
             r"/items/[^/]+$",
             "",
@@ -184,6 +244,14 @@ mod tests {
             "(?i:x)",
             "(",
             r"\012",
+            r"\d+",
+            r"[\w-]+",
+            r"\s",
+            r"\bword\b",
+            "a**",
+            "a+{2}",
+            "a{1001}",
+            "a{2,1001}",
         ] {
             assert!(check(bad).is_err(), "{bad}");
         }

@@ -73,7 +73,7 @@ pub enum Command {
     ///
     /// Exit 0 when every case passes, 5 when one fails, 1 for input errors.
     Test {
-        /// The cases file (YAML; see the README for its format).
+        /// The cases file (YAML; see the README for its format); `-` reads it from stdin.
         #[arg(value_name = "CASES")]
         cases: std::path::PathBuf,
         /// Files or directories; `-` is stdin.

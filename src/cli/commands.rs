@@ -169,16 +169,18 @@ pub fn explain(
     http: Option<HttpArgs>,
     args: &ReportArgs,
 ) -> Exit {
+    if !crate::check::names::is_identity(from) {
+        return usage(format!(
+            "--from `{from}`: write NAMESPACE/SERVICEACCOUNT, as Kubernetes names them (lower-case DNS names)"
+        ));
+    }
+    if matches!(args.format, Format::Sarif) {
+        return usage("explain writes human or JSON output; SARIF is for `check` and `build`");
+    }
     let (exit, analysis) = Report::human(args).check(inputs);
     let Some(analysis) = analysis else {
         return exit;
     };
-    if from
-        .split_once('/')
-        .is_none_or(|(ns, sa)| ns.is_empty() || sa.is_empty() || sa.contains('/'))
-    {
-        return usage(format!("--from `{from}`: write NAMESPACE/SERVICEACCOUNT"));
-    }
     let plan = analysis.plan();
     let json = matches!(args.format, Format::Json);
     let Some(to) = to else {
@@ -193,7 +195,7 @@ pub fn explain(
         }
         return Exit::Success;
     };
-    let (dest, port) = match eval::parse_destination(to) {
+    let (dest, port) = match crate::query::question::parse_destination(to) {
         Ok(d) => d,
         Err(e) => return usage(format!("--to: {e}")),
     };
@@ -207,10 +209,12 @@ pub fn explain(
                 };
                 hs.push((k.trim().to_owned(), v.to_owned()));
             }
-            Some(eval::HttpRequest::new(h.host, h.method, h.path, hs))
+            Some(crate::query::question::HttpRequest::new(
+                h.host, h.method, h.path, hs,
+            ))
         }
     };
-    let q = eval::Query {
+    let q = crate::query::question::Query {
         identity: from.to_owned(),
         dest,
         port,
@@ -234,9 +238,21 @@ pub fn explain(
 }
 
 pub fn test(cases_path: &Path, inputs: &[String], args: &ReportArgs) -> Exit {
-    let text = match std::fs::read_to_string(cases_path) {
-        Ok(t) => t,
-        Err(e) => return usage(format!("cannot read `{}`: {e}", cases_path.display())),
+    let from_stdin = cases_path == Path::new("-");
+    if from_stdin && inputs.iter().any(|i| i == "-") {
+        return usage("the cases and the inputs cannot both be read from stdin");
+    }
+    let text = if from_stdin {
+        let mut t = String::new();
+        match std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut t) {
+            Ok(_) => t,
+            Err(e) => return usage(format!("cannot read the cases from stdin: {e}")),
+        }
+    } else {
+        match std::fs::read_to_string(cases_path) {
+            Ok(t) => t,
+            Err(e) => return usage(format!("cannot read `{}`: {e}", cases_path.display())),
+        }
     };
     let case_error = |e: &dyn std::fmt::Display| {
         emit(

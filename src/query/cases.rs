@@ -11,12 +11,13 @@
 //!     method: GET                            #   default: GET
 //!     path: /get                             #   default: /
 //!     headers: {user-agent: curl}            #   default: none
-//!   expect: allowed                          # allowed | denied | in-mesh | passthrough | needs-address
+//!   expect: allowed                          # allowed | denied | in-mesh | passthrough | not-intercepted | needs-address
 //!   via: direct                              # optional: direct | http2tunnel | sock5 (socks5)
 //! ```
 
 use crate::plan::Plan;
-use crate::query::eval::{self, HttpRequest, Outcome, Query, QueryError, Verdict, Via};
+use crate::query::eval;
+use crate::query::question::{HttpRequest, Outcome, Query, QueryError, Verdict, Via};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -38,7 +39,28 @@ pub struct Case {
     pub http: Option<HttpCase>,
     pub expect: Outcome,
     #[serde(default)]
-    pub via: Option<String>,
+    pub via: Option<ViaName>,
+}
+
+/// The way out a case expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum ViaName {
+    #[serde(rename = "direct")]
+    Direct,
+    #[serde(rename = "http2tunnel")]
+    Http2Tunnel,
+    #[serde(rename = "sock5", alias = "socks5")]
+    Socks5,
+}
+
+impl ViaName {
+    fn as_str(self) -> &'static str {
+        match self {
+            ViaName::Direct => "direct",
+            ViaName::Http2Tunnel => "http2tunnel",
+            ViaName::Socks5 => "sock5",
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +80,7 @@ impl<'de> Deserialize<'de> for Outcome {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         Ok(match s.as_str() {
+            "not-intercepted" => Outcome::NotIntercepted,
             "allowed" => Outcome::Allowed,
             "denied" => Outcome::Denied,
             "in-mesh" => Outcome::InMesh,
@@ -65,7 +88,7 @@ impl<'de> Deserialize<'de> for Outcome {
             "needs-address" => Outcome::NeedsAddress,
             other => {
                 return Err(serde::de::Error::custom(format!(
-                    "unknown verdict `{other}`: use allowed, denied, in-mesh, passthrough or needs-address"
+                    "unknown verdict `{other}`: use allowed, denied, in-mesh, passthrough, not-intercepted or needs-address"
                 )));
             }
         })
@@ -75,12 +98,14 @@ impl<'de> Deserialize<'de> for Outcome {
 pub fn parse(text: &str) -> Result<CaseFile, QueryError> {
     serde_saphyr::from_str_with_options(text, crate::input::yaml::options()).map_err(|e| {
         QueryError(match e.location() {
-            Some(l) => format!(
-                "line {}, column {}: {}",
-                l.line(),
-                l.column(),
-                first_line(&e.to_string())
-            ),
+            Some(l) => {
+                let text = e.to_string();
+                let mut msg = first_line(&text);
+                if let Some(pos) = msg.rfind(" at line ") {
+                    msg = &msg[..pos];
+                }
+                format!("line {}, column {}: {msg}", l.line(), l.column())
+            }
             None => e.to_string(),
         })
     })
@@ -92,7 +117,13 @@ fn first_line(s: &str) -> &str {
 
 /// The query of a case; an error for a malformed `to`.
 pub fn query(case: &Case) -> Result<Query, QueryError> {
-    let (dest, port) = eval::parse_destination(&case.to)?;
+    if !crate::check::names::is_identity(&case.from) {
+        return Err(QueryError(format!(
+            "`from: {}` is not NAMESPACE/SERVICEACCOUNT as Kubernetes names them",
+            case.from
+        )));
+    }
+    let (dest, port) = crate::query::question::parse_destination(&case.to)?;
     let http = case.http.as_ref().map(|h| {
         HttpRequest::new(
             h.host.clone(),
@@ -132,11 +163,8 @@ pub fn run_case(plan: &Plan, case: &Case) -> Result<Option<Vec<String>>, QueryEr
         };
         diff.push(format!("+ actual:   {}{detail}", v.verdict.as_str()));
     }
-    if let Some(want) = &case.via {
-        let want = match want.as_str() {
-            "socks5" => "sock5",
-            w => w,
-        };
+    if let Some(want) = case.via {
+        let want = want.as_str();
         let got = via_name(&v);
         if v.verdict.is_allowed() && got != want {
             diff.push(format!("- expected via: {want}"));

@@ -2,160 +2,11 @@
 //! over the plan, with the reasons. `explain` and `test` use it; the e2e suite compares it
 //! with what Pipy does.
 
-use crate::model::{GatewayMode, Protocol, ProtocolClass, Route};
-use crate::net::{self, HostPattern};
+use crate::model::{Protocol, Route, Settings};
+use crate::net::HostPattern;
 use crate::plan::{IdentityPlan, Plan, Rule};
-use serde::Serialize;
+use crate::query::question::*;
 use std::net::Ipv4Addr;
-
-/// A query that cannot be asked: a malformed destination, identity or case.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct QueryError(pub String);
-
-impl std::fmt::Display for QueryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for QueryError {}
-
-/// Where a connection goes, as the client dialled it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Dest {
-    Ip(Ipv4Addr),
-    /// A name: offline there is no DNS, so rules that need the address cannot decide.
-    Name(String),
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HttpRequest {
-    /// The Host header; defaults to the destination name.
-    pub host: Option<String>,
-    pub method: String,
-    /// Path with optional query.
-    pub path: String,
-    /// (lower-case name, value)
-    pub headers: Vec<(String, String)>,
-}
-
-impl HttpRequest {
-    /// A request with the defaults of `explain` and `test`: method GET, path `/`; header names
-    /// are lower-cased.
-    pub fn new(
-        host: Option<String>,
-        method: Option<String>,
-        path: Option<String>,
-        headers: Vec<(String, String)>,
-    ) -> HttpRequest {
-        HttpRequest {
-            host,
-            method: method.unwrap_or_else(|| "GET".into()),
-            path: path.unwrap_or_else(|| "/".into()),
-            headers: headers
-                .into_iter()
-                .map(|(k, v)| (k.to_ascii_lowercase(), v))
-                .collect(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Query {
-    /// `namespace/name`; an identity not in the plan runs the `_default` config.
-    pub identity: String,
-    pub dest: Dest,
-    pub port: u16,
-    pub sni: Option<String>,
-    pub http: Option<HttpRequest>,
-}
-
-impl Query {
-    pub fn destination(&self) -> String {
-        match &self.dest {
-            Dest::Ip(ip) => format!("{ip}:{}", self.port),
-            Dest::Name(n) => format!("{n}:{}", self.port),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    InMesh,
-    Allowed,
-    Passthrough,
-    Denied,
-    /// A rule would decide on the destination address, which a name does not give offline.
-    NeedsAddress,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::InMesh => "in-mesh",
-            Outcome::Allowed => "allowed",
-            Outcome::Passthrough => "passthrough",
-            Outcome::Denied => "denied",
-            Outcome::NeedsAddress => "needs-address",
-        }
-    }
-    /// Whether the connection leaves (or reaches its in-mesh destination).
-    pub fn is_allowed(self) -> bool {
-        matches!(
-            self,
-            Outcome::InMesh | Outcome::Allowed | Outcome::Passthrough
-        )
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct RuleRef {
-    pub policy: String,
-    pub file: String,
-    pub line: u32,
-    pub protocol: ProtocolClass,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub route_group: Option<String>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Miss {
-    #[serde(flatten)]
-    pub rule: RuleRef,
-    pub why: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Via {
-    Direct,
-    Gateway { address: String, mode: GatewayMode },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Verdict {
-    pub identity: String,
-    pub destination: String,
-    pub verdict: Outcome,
-    /// The rule that allowed it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub allowed_by: Option<RuleRef>,
-    /// The in-mesh Service, for in-mesh destinations.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub service: Option<String>,
-    /// Where the sidecar connects (`host:port`), when the connection leaves.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// Direct, or through the gateways (picked by weight; the first is shown).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub via: Option<Vec<Via>>,
-    pub reason: String,
-    /// Rules of this identity on this port that did not match, and why.
-    pub misses: Vec<Miss>,
-    /// Rules of other identities that would have allowed this connection.
-    pub other_identities: Vec<(String, RuleRef)>,
-}
 
 pub fn rule_ref(r: &Rule, route_group: Option<&Route>) -> RuleRef {
     RuleRef {
@@ -188,6 +39,19 @@ pub fn normalize_host(h: &str) -> String {
     s
 }
 
+/// Whether a path is printable ASCII (as a request target must be): routes match only such
+/// paths, so that `.` in a route regex means the same in RE2, ECMAScript and here.
+pub fn printable_path(path: &str) -> bool {
+    path.bytes().all(|b| (0x21..=0x7e).contains(&b))
+}
+
+/// Whether a header value is printable ASCII, space or tab (header regexes match only these).
+pub fn printable_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (0x20..=0x7e).contains(&b) || b == b'\t')
+}
+
 /// Dot-segments or encoded `.`, `/`, `\`: such a path never passes a route of an HTTPRouteGroup.
 pub fn suspicious(path: &str) -> bool {
     let lower = path.to_ascii_lowercase();
@@ -205,6 +69,12 @@ fn route_miss(route: &Route, req: &HttpRequest, path: &str) -> Option<String> {
             "method {} is not one of {}",
             req.method,
             route.methods.join(", ")
+        ));
+    }
+    if route.route_group.is_some() && !printable_path(path) {
+        return Some(format!(
+            "path `{}` has characters outside printable ASCII",
+            path.escape_debug()
         ));
     }
     if route.route_group.is_some() && suspicious(path) {
@@ -230,6 +100,11 @@ fn route_miss(route: &Route, req: &HttpRequest, path: &str) -> Option<String> {
             Err(e) => return Some(format!("header regex: {e}")),
         };
         match value {
+            Some(v) if !printable_value(v) => {
+                return Some(format!(
+                    "header {name} has characters outside printable ASCII"
+                ));
+            }
             Some(v) if re.is_match(v) => {}
             Some(v) => return Some(format!("header {name}: `{v}` does not match `{pattern}`")),
             None => return Some(format!("header {name} is missing")),
@@ -358,6 +233,37 @@ fn in_mesh_by_name(plan: &Plan, name: &str, port: u16) -> Option<String> {
     })
 }
 
+/// Why the generated iptables rules never send this connection to the sidecar, if they do
+/// not (the order of `iptables/outbound.rules`). A name gives no address offline: only the
+/// port exclusions can decide it.
+fn not_intercepted(s: &Settings, q: &Query) -> Option<String> {
+    if let Dest::Ip(ip) = &q.dest {
+        if *ip == Ipv4Addr::LOCALHOST {
+            return Some("127.0.0.1 is never redirected".into());
+        }
+        if let Some(c) = s
+            .outbound_ip_range_exclusions
+            .iter()
+            .find(|c| c.contains(*ip))
+        {
+            return Some(format!("{ip} is in outboundIPRangeExclusionList ({c})"));
+        }
+    }
+    if s.outbound_port_exclusions.contains(&q.port) {
+        return Some(format!("port {} is in outboundPortExclusionList", q.port));
+    }
+    if let Dest::Ip(ip) = &q.dest
+        && !s.outbound_ip_range_inclusions.is_empty()
+        && !s
+            .outbound_ip_range_inclusions
+            .iter()
+            .any(|c| c.contains(*ip))
+    {
+        return Some(format!("{ip} is outside outboundIPRangeInclusionList"));
+    }
+    None
+}
+
 /// Decide one connection as the sidecar would.
 pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
     let id = identity(plan, &q.identity);
@@ -373,6 +279,14 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
         misses: Vec::new(),
         other_identities: Vec::new(),
     };
+    // 0. Not intercepted: the iptables rules return it before the redirect.
+    if let Some(why) = not_intercepted(&plan.settings, q) {
+        v.verdict = Outcome::NotIntercepted;
+        v.reason = format!("not intercepted: {why}; it goes out directly and no policy applies");
+        v.target = Some(q.destination());
+        v.via = Some(vec![Via::Direct]);
+        return v;
+    }
     // 1. In-mesh.
     let mesh = match &q.dest {
         Dest::Ip(ip) => plan
@@ -449,27 +363,6 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
         }
     }
     v
-}
-
-/// Parse `HOST_OR_IP:PORT`.
-pub fn parse_destination(s: &str) -> Result<(Dest, u16), QueryError> {
-    let (host, port) = s
-        .rsplit_once(':')
-        .ok_or_else(|| QueryError(format!("`{s}` has no port; write HOST:PORT")))?;
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| QueryError(format!("`{port}` is not a port number")))?;
-    if let Ok(ip) = host.parse::<Ipv4Addr>() {
-        return Ok((Dest::Ip(ip), port));
-    }
-    match net::parse_host(host) {
-        Ok(HostPattern::Exact(h)) => Ok((Dest::Name(h), port)),
-        _ => Err(QueryError(format!(
-            "`{host}` is not an IPv4 address or a host name"
-        ))),
-    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ fn shared_decision_vectors() {
         n += 1;
     }
     for c in cases(&v, "hostMatch") {
-        let p = net::parse_host(c["pattern"].as_str().unwrap()).expect("pattern");
+        let p = crate::net::parse_host(c["pattern"].as_str().unwrap()).expect("pattern");
         assert_eq!(p.matches(c["host"].as_str().unwrap()), c["match"], "{c}");
         n += 1;
     }
@@ -32,6 +32,10 @@ fn shared_decision_vectors() {
             c["suspicious"],
             "{c}"
         );
+        n += 1;
+    }
+    for c in cases(&v, "printablePath") {
+        assert_eq!(printable_path(c["path"].as_str().unwrap()), c["ok"], "{c}");
         n += 1;
     }
     for c in cases(&v, "routeRegex") {

@@ -1,7 +1,7 @@
 //! Human text for `egressc explain` (JSON comes from the same structs via serde).
 
 use crate::model::GatewayMode;
-use crate::query::eval::{Outcome, Query, Verdict, Via};
+use crate::query::question::{Outcome, Query, Verdict, Via};
 use crate::query::reach::Reach;
 use std::fmt::Write as _;
 
@@ -135,7 +135,7 @@ pub fn render_reach(r: &Reach, asked: &str) -> String {
             s,
             "  - {}/{}: {}  [Egress {} at {}:{}]",
             rule.port,
-            rule.protocol.as_str(),
+            rule.rule.protocol.as_str(),
             what.join("; "),
             rule.rule.policy,
             rule.rule.file,

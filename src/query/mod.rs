@@ -4,4 +4,5 @@
 pub mod cases;
 pub mod eval;
 pub mod explain;
+pub mod question;
 pub mod reach;

@@ -1,8 +1,8 @@
 //! What an identity may reach: its rules, passthrough, the way out (`explain` without `--to`).
 
-use crate::model::ProtocolClass;
 use crate::plan::Plan;
-use crate::query::eval::{RuleRef, Via, identity, rule_ref, via};
+use crate::query::eval::{identity, rule_ref, via};
+use crate::query::question::{RuleRef, Via};
 use serde::Serialize;
 
 /// Everything an identity may reach: its rules, passthrough, gateway.
@@ -18,7 +18,6 @@ pub struct Reach {
 #[derive(Clone, Debug, Serialize)]
 pub struct ReachRule {
     pub port: u16,
-    pub protocol: ProtocolClass,
     pub hosts: Vec<String>,
     pub cidrs: Vec<String>,
     pub routes: Option<Vec<String>>,
@@ -37,7 +36,6 @@ pub fn reach(plan: &Plan, identity_name: &str) -> Reach {
             .iter()
             .map(|r| ReachRule {
                 port: r.port,
-                protocol: r.protocol.class(),
                 hosts: r.hosts.iter().map(|h| h.to_string()).collect(),
                 cidrs: r.cidrs.iter().map(|c| c.to_string()).collect(),
                 routes: r.routes.as_ref().map(|rs| {

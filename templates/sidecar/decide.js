@@ -10,6 +10,11 @@ var TRAILING_DOTS = new RegExp('\\.+$')
 // Dot-segments and encoded `.`, `/`, `\`: such paths never pass a route from an HTTPRouteGroup.
 var SUSPICIOUS = new RegExp('(^|/)\\.\\.?(/|$)|%2e|%2f|%5c|\\\\', 'i')
 
+// Routes match only printable ASCII paths and header values, so that `.` in a route regex
+// means the same in RE2 (FSM), ECMAScript (here) and egressc's explain.
+var PRINTABLE_PATH = new RegExp('^[\\x21-\\x7e]*$')
+var PRINTABLE_VALUE = new RegExp('^[\\x20-\\x7e\\t]*$')
+
 // Lower-case, without port and trailing dots.
 function normalizeHost(h) {
   if (!h) return ''
@@ -42,9 +47,25 @@ function matchingPattern(set, host) {
   return null
 }
 
-// A route regex matched against the whole path.
+// A route regex matched against the whole path; null when it does not compile (egressc
+// checks every regex, but one bad regex must never stop the sidecar: its route never matches).
 function anchored(source) {
-  return new RegExp('^(?:' + source + ')$')
+  try {
+    return new RegExp('^(?:' + source + ')$')
+  } catch (e) {
+    console.log(JSON.stringify({ egressc: 'error', reason: 'route regex does not compile' }))
+    return null
+  }
+}
+
+// A header value regex (unanchored, as FSM); null when it does not compile.
+function unanchored(source) {
+  try {
+    return new RegExp(source)
+  } catch (e) {
+    console.log(JSON.stringify({ egressc: 'error', reason: 'header regex does not compile' }))
+    return null
+  }
 }
 
 export default {
@@ -52,5 +73,8 @@ export default {
   hostSet: hostSet,
   matchingPattern: matchingPattern,
   suspicious: SUSPICIOUS,
+  printablePath: PRINTABLE_PATH,
+  printableValue: PRINTABLE_VALUE,
+  unanchored: unanchored,
   anchored: anchored,
 }

@@ -38,6 +38,8 @@ var normalizeHost = decide.normalizeHost
 var hostSet = decide.hostSet
 var matchingPattern = decide.matchingPattern
 var SUSPICIOUS = decide.suspicious
+var PRINTABLE_PATH = decide.printablePath
+var PRINTABLE_VALUE = decide.printableValue
 
 function compileRanges(ranges) {
   if (!ranges) return null
@@ -54,18 +56,19 @@ function inRanges(masks, ip) {
 
 function compileRoute(r) {
   var headers = r.Headers ? Object.keys(r.Headers).map(function (name) {
-    return { name: name.toLowerCase(), re: new RegExp(r.Headers[name]) }
+    return { name: name.toLowerCase(), re: decide.unanchored(r.Headers[name]) }
   }) : []
   var methods = null
   if (r.Methods) {
     methods = {}
     r.Methods.forEach(function (m) { methods[m] = true })
   }
+  // A rule without an HTTPRouteGroup admits any path. Rules from an HTTPRouteGroup restrict
+  // it: only printable ASCII paths, never with dot-segments or encoded separators.
+  var anyPath = !r.RouteGroup
   return {
-    path: decide.anchored(r.Path),
-    // Rules from an HTTPRouteGroup restrict the path: tricks with dot-segments or encoded
-    // separators never pass them.
-    strictPath: !!r.RouteGroup,
+    anyPath: anyPath,
+    path: anyPath ? null : decide.anchored(r.Path),
     methods: methods,
     headers: headers,
     policy: r.Policy,
@@ -225,13 +228,16 @@ function onTLSData(data) {
 
 function routeAllows(route, head, path) {
   if (route.methods !== null && route.methods[head.method] !== true) return false
-  if (route.strictPath && SUSPICIOUS.test(path)) return false
-  if (!route.path.test(path)) return false
+  if (!route.anyPath) {
+    if (route.path === null || !PRINTABLE_PATH.test(path)) return false
+    if (SUSPICIOUS.test(path)) return false
+    if (!route.path.test(path)) return false
+  }
   var headers = head.headers
   for (var i = 0; i < route.headers.length; i++) {
     var h = route.headers[i]
     var v = headers[h.name]
-    if (v === undefined || !h.re.test(v)) return false
+    if (v === undefined || h.re === null || !PRINTABLE_VALUE.test(v) || !h.re.test(v)) return false
   }
   return true
 }

@@ -1,7 +1,7 @@
 // Runs the shared decision vectors (tests/vectors/decisions.json, path in EGRESSC_VECTORS)
 // against the generated sidecar's decision module, inside Pipy. The e2e suite copies this
-// file next to a generated sidecar/decide.js and runs it; it prints one line per failure and
-// a closing count, and exits 1 when a vector fails.
+// file next to a generated sidecar/decide.js and runs it; it writes one line per failure and a
+// closing count to the file EGRESSC_SELFTEST_OUT, and exits 1 when a vector fails.
 import decide from './decide.js'
 
 var v = JSON.decode(os.readFile(os.env['EGRESSC_VECTORS']))
@@ -26,10 +26,15 @@ v.hostMatch.forEach(function (c) {
 v.suspiciousPath.forEach(function (c) {
   check('suspiciousPath ' + c.path, decide.suspicious.test(c.path), c.suspicious)
 })
+v.printablePath.forEach(function (c) {
+  check('printablePath ' + JSON.stringify(c.path), decide.printablePath.test(c.path), c.ok)
+})
 v.routeRegex.forEach(function (c) {
   check('routeRegex ' + c.regex + ' ' + c.path, decide.anchored(c.regex).test(c.path), c.match)
 })
 
-failures.forEach(function (f) { console.log('selftest FAIL ' + f) })
-console.log('selftest: ' + passed + ' vectors agree, ' + failures.length + ' disagree')
+// The report goes to a file (EGRESSC_SELFTEST_OUT): Pipy's log may not be flushed at exit.
+var report = failures.map(function (f) { return 'selftest FAIL ' + f + '\n' }).join('')
+report += 'selftest: ' + passed + ' vectors agree, ' + failures.length + ' disagree\n'
+os.writeFile(os.env['EGRESSC_SELFTEST_OUT'], report)
 pipy.exit(failures.length > 0 ? 1 : 0)

@@ -374,3 +374,25 @@ fn sidecar_config_schema() -> serde_json::Value {
         .expect("the sidecar config schema");
     serde_json::from_str(text).expect("schema is JSON")
 }
+
+#[test]
+fn an_output_inside_an_input_folder_is_never_read_back() {
+    let dir = tmp("out-inside");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(
+        root().join("fixtures/good-defaults/egress.yaml"),
+        dir.join("egress.yaml"),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let inputs = vec![dir.to_string_lossy().into_owned()];
+    for _ in 0..2 {
+        let run = build(&inputs, &out);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(!run.stderr.contains("N0001"), "{}", run.stderr);
+    }
+    let mut args = vec!["build", "--check", "-o", out.to_str().unwrap()];
+    args.extend(inputs.iter().map(String::as_str));
+    assert_eq!(egressc(&args).code, 0, "the build does not converge");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -259,3 +259,86 @@ fn every_code_has_a_fixture() {
     }
     assert!(missing.is_empty(), "codes without a fixture: {missing:?}");
 }
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("egressc-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+#[test]
+fn walked_links_are_followed_inside_the_inputs_and_refused_outside_or_in_loops() {
+    let dir = scratch("links");
+    let policy = root().join("fixtures/good-defaults/egress.yaml");
+    std::fs::copy(&policy, dir.join("egress.yaml")).unwrap();
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    // A link inside the input: followed (the policy is read once, not twice).
+    std::os::unix::fs::symlink("../egress.yaml", dir.join("sub/again.yaml")).unwrap();
+    let run = egressc(&["check", "--format", "json", dir.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(!run.stdout.contains("E0311"), "{}", run.stdout);
+    // A loop of folder links.
+    std::os::unix::fs::symlink("..", dir.join("sub/loop")).unwrap();
+    let run = egressc(&["check", "--format", "json", dir.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("E0107"), "{}", run.stdout);
+    std::fs::remove_file(dir.join("sub/loop")).unwrap();
+    // A link to a file outside every input.
+    std::os::unix::fs::symlink(&policy, dir.join("outside.yaml")).unwrap();
+    let run = egressc(&["check", "--format", "json", dir.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("E0107"), "{}", run.stdout);
+    // Named as an input, the same file is read once: no "defined twice".
+    let file = dir.join("egress.yaml");
+    let run = egressc(&[
+        "check",
+        "--format",
+        "json",
+        file.to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn inputs_over_the_size_limit_are_errors_not_hangs() {
+    let run = egressc(&["check", "--max-input-mib", "1", "/dev/zero"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("E0002"), "{}", run.stderr);
+    let big = vec![b'#'; (1 << 20) + 10];
+    let run = egressc_stdin(&["check", "--max-input-mib", "1", "-"], Some(&big));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("E0002"), "{}", run.stderr);
+}
+
+#[test]
+fn explain_and_test_refuse_malformed_questions() {
+    for from in ["Curl/Curl", "*/*", "curl/curl ", "curl", "a/b/c"] {
+        let run = egressc(&["explain", "example/mesh", "--from", from]);
+        assert_eq!(run.code, 2, "--from {from:?}: {}", run.stderr);
+    }
+    let run = egressc(&[
+        "explain",
+        "example/mesh",
+        "--from",
+        "curl/curl",
+        "--format",
+        "sarif",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let bad_via =
+        "cases:\n- {name: x, from: curl/curl, to: httpbin.org:80, expect: allowed, via: tunnel}\n";
+    let run = egressc_stdin(&["test", "-", "example/mesh"], Some(bad_via.as_bytes()));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let bad_expect = "cases:\n- {name: x, from: curl/curl, to: httpbin.org:80, expect: ok}\n";
+    let run = egressc_stdin(&["test", "-", "example/mesh"], Some(bad_expect.as_bytes()));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let bad_from = "cases:\n- {name: x, from: Curl/curl, to: httpbin.org:80, expect: denied}\n";
+    let run = egressc_stdin(&["test", "-", "example/mesh"], Some(bad_from.as_bytes()));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let good = "cases:\n- {name: x, from: curl/curl, to: 127.0.0.1:80, expect: not-intercepted}\n";
+    let run = egressc_stdin(&["test", "-", "example/mesh"], Some(good.as_bytes()));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}

@@ -192,3 +192,37 @@ fn explain_exit_codes_and_output() {
         insta::assert_snapshot!("json-denied", json.stdout);
     });
 }
+
+#[test]
+fn explain_json_has_no_duplicate_keys() {
+    // JSON is YAML, and the YAML parser refuses duplicate keys where serde_json keeps one.
+    for args in [
+        vec![
+            "explain",
+            "example/mesh",
+            "--from",
+            "curl/curl",
+            "--format",
+            "json",
+        ],
+        vec![
+            "explain",
+            "example/mesh",
+            "--from",
+            "curl/curl",
+            "--to",
+            "httpbin.org:80",
+            "--path",
+            "/post",
+            "--format",
+            "json",
+        ],
+    ] {
+        let run = egressc(&args);
+        assert!(
+            egressc::parse_documents(&run.stdout).is_ok(),
+            "{args:?}: duplicate keys in\n{}",
+            run.stdout
+        );
+    }
+}
