@@ -34,21 +34,22 @@ pub struct Targets<'a> {
     pub upstream_settings: HashMap<Key<'a>, Option<ConnectionSettings>>,
 }
 
-/// W0403: a port rule that lets every address through.
+/// W0403: a rule that lets every address through.
+fn allows_everything(span: Span, message: String, help: &str) -> Diagnostic {
+    Diagnostic::new(Code::W0403, message).at(span).help(help)
+}
+
 fn open_port(span: Span, protocol: &str, port: u16, what: &str, help: &str) -> Diagnostic {
-    Diagnostic::new(
-        Code::W0403,
-        format!(
-            "{protocol} port {port} {what}: every {} on this port is allowed",
-            if protocol == "tcp" {
-                "address"
-            } else {
-                "destination"
-            }
-        ),
+    let every = if protocol == "tcp" {
+        "address"
+    } else {
+        "destination"
+    };
+    allows_everything(
+        span,
+        format!("{protocol} port {port} {what}: every {every} on this port is allowed"),
+        help,
     )
-    .at(span)
-    .help(help)
 }
 
 /// The policies without errors, in input order.
@@ -226,7 +227,31 @@ fn check_egress<'a>(
 
     let mut cidrs = Vec::new();
     for (i, c) in spec.ip_addresses().iter().enumerate() {
-        cidrs.extend(cidr(doc, path!["spec", "ipAddresses", i], c, diags));
+        let p = path!["spec", "ipAddresses", i];
+        let parsed = cidr(doc, p, c, diags);
+        if parsed.is_some_and(|c| c.0.network_length() == 0) {
+            diags.push(allows_everything(
+                doc.span(p),
+                format!("`{c}` contains every address: `ipAddresses` restricts nothing"),
+                "list the networks the policy may reach, or leave `ipAddresses` out on purpose",
+            ));
+        }
+        cidrs.extend(parsed);
+    }
+    for (field, empty) in [
+        ("sources", spec.sources.is_empty()),
+        ("ports", spec.ports.is_empty()),
+    ] {
+        if empty {
+            diags.push(
+                Diagnostic::new(
+                    Code::W0410,
+                    format!("`{field}` is empty: this policy allows nothing"),
+                )
+                .at(doc.key_span(path!["spec", field]))
+                .help("list what the policy is for, or remove the policy"),
+            );
+        }
     }
 
     let mut uts = Vec::new();

@@ -115,7 +115,28 @@ pub fn check_reference(
     diags: &mut Vec<Diagnostic>,
 ) {
     diags.extend(check_name(what, name, rule, name_span));
+    if what == "service account name" {
+        diags.extend(check_file_name(name, name_span));
+    }
     diags.extend(check_name("namespace", namespace, NameRule::Label, ns_span));
+}
+
+/// E0322: an identity's config is written as `configs/<ns>/<sa>.json`; a file name holds at
+/// most 255 bytes.
+pub fn check_file_name(service_account: &str, span: Span) -> Option<Diagnostic> {
+    const MAX_FILE_NAME: usize = 255;
+    let file = format!("{service_account}.json");
+    (file.len() > MAX_FILE_NAME).then(|| {
+        Diagnostic::new(
+            Code::E0322,
+            format!(
+                "ServiceAccount name of {} characters: its config file `<name>.json` would be longer than {MAX_FILE_NAME} bytes",
+                service_account.len()
+            ),
+        )
+        .at(span)
+        .help("shorten the ServiceAccount name to at most 250 characters")
+    })
 }
 
 fn check_meta<T>(inputs: &Inputs, r: &Res<T>, diags: &mut Vec<Diagnostic>) {
@@ -131,6 +152,12 @@ fn check_meta<T>(inputs: &Inputs, r: &Res<T>, diags: &mut Vec<Diagnostic>) {
         rule,
         doc.span(path!["metadata", "name"]),
     ));
+    if doc.kind == Kind::ServiceAccount {
+        diags.extend(check_file_name(
+            &r.meta.name,
+            doc.span(path!["metadata", "name"]),
+        ));
+    }
     if let Some(ns) = &r.meta.namespace {
         diags.extend(check_name(
             "namespace",

@@ -30,6 +30,37 @@ fn regex_diag(doc: &Document, p: &[Seg], pattern: &str) -> Option<Diagnostic> {
     )
 }
 
+/// E0319: a header named twice in one match (names are case-insensitive, and in the list form
+/// a name may repeat): only one of the values would hold.
+fn duplicate_headers(
+    doc: &Document,
+    i: usize,
+    entries: &[(Option<usize>, &str, &str)],
+    diags: &mut Vec<Diagnostic>,
+) {
+    let mut seen: HashMap<String, (Option<usize>, &str)> = HashMap::new();
+    for &(idx, name, _) in entries {
+        let span = |idx: Option<usize>, name: &str| match idx {
+            Some(j) => doc.key_span(path!["spec", "matches", i, "headers", j, name]),
+            None => doc.key_span(path!["spec", "matches", i, "headers", name]),
+        };
+        match seen.get(&name.to_ascii_lowercase()) {
+            Some(&(first_idx, first)) => diags.push(
+                Diagnostic::new(
+                    Code::E0319,
+                    format!("header `{name}` is matched twice (header names are case-insensitive)"),
+                )
+                .at(span(idx, name))
+                .related(span(first_idx, first), "first matched here")
+                .help("match each header once; to allow several values, write one regex such as `a|b`"),
+            ),
+            None => {
+                seen.insert(name.to_ascii_lowercase(), (idx, name));
+            }
+        }
+    }
+}
+
 /// Every HTTPRouteGroup's routes, by (namespace, name); regexes outside the portable subset
 /// are reported.
 pub fn check_route_groups<'a>(
@@ -49,6 +80,7 @@ pub fn check_route_groups<'a>(
                 ));
             }
             let entries = m.headers.as_ref().map(|h| h.entries()).unwrap_or_default();
+            duplicate_headers(doc, i, &entries, diags);
             for &(idx, name, value) in &entries {
                 let d = match idx {
                     Some(j) => {

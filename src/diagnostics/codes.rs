@@ -115,10 +115,14 @@ codes! {
         "IPv6 address or CIDR (not supported yet)", "`ipAddresses: [2001:db8::/32]`";
     E0318 Error "clusterIP is not an IP address",
         "a Service's `clusterIP` that is neither an address nor `None`", "`clusterIP: 10.96.100`";
+    E0319 Error "a header matched twice",
+        "an HTTPRouteGroup match names one header twice (names are case-insensitive; the list form may repeat a name): one value would silently win", "`headers: {X-Tenant: a, x-tenant: b}`";
     E0320 Error "a public or link-local clusterIP",
         "a Service `clusterIP` that is globally routable or link-local: every identity would reach it as in-mesh", "`clusterIP: 8.8.8.8`, `169.254.169.254`";
     E0321 Error "two Services claim one clusterIP:port",
         "two Services with the same TCP `clusterIP:port`", "two Services on `10.96.0.10:80`";
+    E0322 Error "a name too long to be a file name",
+        "a ServiceAccount name whose config file name (`<name>.json`) would be longer than 255 bytes", "a 253-character ServiceAccount name";
     W0101 Warning "a file in a walked directory is not YAML; skipped",
         "a file in a walked directory is not YAML; skipped", "a Helm template `templates/deploy.yaml`";
     W0102 Warning "a file in a walked directory holds no Kubernetes document; skipped",
@@ -141,6 +145,8 @@ codes! {
         "a field egressc accepts but does not act on", "`sources[].mtls`; `hosts` on a tcp-only policy; UpstreamTrafficSetting `rateLimit`";
     W0409 Warning "an unusual clusterIP",
         "a Service `clusterIP` outside the private and shared ranges (RFC 1918, 100.64.0.0/10) and outside every `--service-cidr`, or on loopback", "`clusterIP: 127.0.0.5`";
+    W0410 Warning "an empty list that allows nothing",
+        "an Egress policy with `ports: []` or `sources: []`: it allows nothing", "`sources: []`";
     N0001 Note "documents of other kinds were skipped",
         "documents of other kinds were skipped (one note with the count per kind)", "";
 }

@@ -172,6 +172,34 @@ pub fn validate(kind: Kind, instance: &Value) -> Vec<Violation> {
         .expect("every kind has a validator");
     let mut out = Vec::new();
     for err in compiled.validator.iter_errors(instance) {
+        violation(compiled, &err, &mut out);
+    }
+    out
+}
+
+/// One validation error as violations. An `anyOf` (how an optional field is written) is
+/// reported by the errors of its branch that reached deepest, so that the message names the
+/// field itself rather than its parent.
+fn violation(compiled: &Compiled, err: &jsonschema::ValidationError, out: &mut Vec<Violation>) {
+    {
+        use jsonschema::error::ValidationErrorKind as K;
+        if let K::AnyOf { context } = err.kind() {
+            let depth = err.instance_path().as_str().len();
+            let deeper = context.iter().find(|branch| {
+                !branch.is_empty()
+                    && branch
+                        .iter()
+                        .all(|e| e.instance_path().as_str().len() > depth)
+            });
+            if let Some(branch) = deeper {
+                for e in branch {
+                    violation(compiled, e, out);
+                }
+                return;
+            }
+        }
+    }
+    {
         let path: Vec<PathPart> = err
             .instance_path()
             .segments()
@@ -234,7 +262,6 @@ pub fn validate(kind: Kind, instance: &Value) -> Vec<Violation> {
             }
         }
     }
-    out
 }
 
 fn help_for(kind: &jsonschema::error::ValidationErrorKind) -> String {

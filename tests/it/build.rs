@@ -357,12 +357,23 @@ fn hostile_strings_stay_json_data() {
     );
     let config = std::fs::read_to_string(out.join("configs/hostile/app.json")).unwrap();
     let json: serde_json::Value = serde_json::from_str(&config).unwrap();
-    assert_eq!(
-        json["Spec"]["SidecarLogLevel"],
-        "error'\"`${1+1}`*/</script>\nconsole.log(1)//"
-    );
-    let script = std::fs::read_to_string(out.join("sidecar/main.js")).unwrap();
-    assert!(!script.contains("</script>") && !script.contains("console.log(1)"));
+    // The hostile match name reaches the config intact, as JSON data.
+    fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::String(s) => out.push(s.clone()),
+            serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+            serde_json::Value::Object(o) => o.values().for_each(|x| strings(x, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    strings(&json, &mut all);
+    let hostile = "#q'\"`${x}`*/</script>\nalert(1)";
+    assert!(all.iter().any(|s| s.ends_with(hostile)), "{all:?}");
+    for script in ["sidecar/main.js", "sidecar/decide.js"] {
+        let text = std::fs::read_to_string(out.join(script)).unwrap();
+        assert!(!text.contains("</script>") && !text.contains("alert(1)"), "{script}");
+    }
     std::fs::remove_dir_all(&out).ok();
 }
 
@@ -394,5 +405,33 @@ fn an_output_inside_an_input_folder_is_never_read_back() {
     let mut args = vec!["build", "--check", "-o", out.to_str().unwrap()];
     args.extend(inputs.iter().map(String::as_str));
     assert_eq!(egressc(&args).code, 0, "the build does not converge");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn the_longest_names_check_accepts_build() {
+    // 250 characters: the longest ServiceAccount name whose `<name>.json` fits a file name.
+    let name = [
+        &"b".repeat(62)[..],
+        &"b".repeat(62),
+        &"b".repeat(62),
+        &"b".repeat(61),
+    ]
+    .join(".");
+    let ns = "n".repeat(63);
+    let dir = tmp("long-names");
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("sa.yaml");
+    std::fs::write(
+        &input,
+        format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: {name}, namespace: {ns}}}\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let run = build(&[input.to_string_lossy().into_owned()], &out);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(out.join(format!("configs/{ns}/{name}.json")).is_file());
     std::fs::remove_dir_all(&dir).ok();
 }

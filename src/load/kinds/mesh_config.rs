@@ -48,6 +48,8 @@ pub struct FeatureFlags {
 #[serde(rename_all = "camelCase")]
 pub struct SidecarSpec {
     #[serde(default)]
+    /// FSM's sidecar log levels.
+    #[schemars(regex(pattern = r"^(trace|debug|info|warn|error|fatal|panic|disabled)$"))]
     pub log_level: Option<String>,
     #[serde(default)]
     #[schemars(range(min = 0))]
