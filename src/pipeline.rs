@@ -68,11 +68,22 @@ impl Analysis {
     /// Lower and emit the output tree of an analysis without errors.
     pub fn compile(&self) -> Output {
         let plan = self.plan();
+        // Inputs are recorded by a stable path: relative to the working directory where they
+        // are inside it, so that an absolute and a relative invocation give the same manifest.
+        let cwd = std::env::current_dir().ok();
+        let stable = |name: &str| {
+            let p = std::path::Path::new(name);
+            cwd.as_deref()
+                .filter(|_| p.is_absolute())
+                .and_then(|c| p.strip_prefix(c).ok())
+                .map(|r| r.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_else(|| name.to_owned())
+        };
         let inputs: Vec<(String, &[u8])> = self
             .sources
             .files
             .iter()
-            .map(|f| (f.name.clone(), f.text.as_bytes()))
+            .map(|f| (stable(&f.name), f.text.as_bytes()))
             .collect();
         crate::emit::emit(&plan, &inputs)
     }

@@ -9,9 +9,26 @@ use crate::query::{cases, eval, explain as explain_text};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-/// Write to a stream; a closed pipe (`| head`) is a normal end, not a panic.
+/// The first write error of this run (other than a closed pipe).
+static WRITE_FAILED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Write to a stream; a closed pipe (`| head`) is a normal end, not a panic; any other write
+/// error (a full disk) is remembered and fails the run (`write_failure`).
 pub fn emit(mut w: impl Write, text: &str) {
-    let _ = w.write_all(text.as_bytes()).and_then(|_| w.flush());
+    if let Err(e) = w.write_all(text.as_bytes()).and_then(|_| w.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        let mut failed = WRITE_FAILED.lock().unwrap_or_else(|p| p.into_inner());
+        failed.get_or_insert_with(|| format!("cannot write the output: {e}"));
+    }
+}
+
+/// The write error that fails this run, if there was one.
+pub fn write_failure() -> Option<String> {
+    WRITE_FAILED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
 }
 
 /// How diagnostics are reported for one run.
@@ -71,10 +88,17 @@ impl<'a> Report<'a> {
             .retain(|d| !self.args.allow.contains(&d.code));
         let diags = &analysis.diagnostics;
         match self.format {
-            Format::Human => emit(
-                std::io::stderr().lock(),
-                &render_human(diags, &analysis.sources, self.color()),
-            ),
+            Format::Human => {
+                let mut text = render_human(diags, &analysis.sources, self.color());
+                if diags.is_empty() && std::io::stderr().is_terminal() {
+                    let n = analysis.documents().len();
+                    text = format!(
+                        "egressc: {n} document{} of the kinds egressc reads, no problems\n",
+                        if n == 1 { "" } else { "s" }
+                    );
+                }
+                emit(std::io::stderr().lock(), &text)
+            }
             Format::Json => emit(
                 std::io::stdout().lock(),
                 &render_json(diags, &analysis.sources),
@@ -116,13 +140,58 @@ pub fn build(inputs: &[String], out: &Path, check_only: bool, args: &ReportArgs)
         for (path, change) in &changes {
             text.push_str(&format!("  {:<8} {path}\n", change.as_str()));
         }
-        emit(std::io::stdout().lock(), &text);
+        // On stderr: stdout holds only the diagnostics (JSON or SARIF when asked for).
+        emit(std::io::stderr().lock(), &text);
         return Exit::Stale;
     }
+    let previous = std::fs::read(out.join(crate::emit::manifest::MANIFEST)).ok();
     match crate::write::write(&output, out) {
-        Ok(()) => Exit::Success,
+        Ok(()) => {
+            emit(
+                std::io::stderr().lock(),
+                &build_summary(&analysis, &output, previous, out),
+            );
+            Exit::Success
+        }
         Err(e) => usage(e.to_string()),
     }
+}
+
+/// The line `build` ends with: identities compiled, files written and unchanged, warnings.
+fn build_summary(
+    analysis: &Analysis,
+    output: &crate::emit::output::Output,
+    previous_manifest: Option<Vec<u8>>,
+    out: &Path,
+) -> String {
+    let manifest = crate::emit::manifest::MANIFEST;
+    let same_manifest = previous_manifest.as_deref() == output.files.get(manifest).map(|b| &b[..]);
+    let previous: std::collections::BTreeMap<String, String> = previous_manifest
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| serde_json::from_value(v["files"].clone()).ok())
+        .unwrap_or_default();
+    let unchanged = output
+        .files
+        .iter()
+        .filter(|(p, b)| {
+            if *p == manifest {
+                same_manifest
+            } else {
+                previous.get(*p) == Some(&crate::emit::output::sha256_hex(b))
+            }
+        })
+        .count();
+    let identities = analysis.plan().identities.len();
+    let warnings = crate::diagnostics::count(&analysis.diagnostics).warnings;
+    let s = |n: usize| if n == 1 { "" } else { "s" };
+    format!(
+        "egressc: {identities} identit{} compiled into `{}`: {} file{} written, {unchanged} unchanged; {warnings} warning{}\n",
+        if identities == 1 { "y" } else { "ies" },
+        out.display(),
+        output.files.len() - unchanged,
+        s(output.files.len() - unchanged),
+        s(warnings),
+    )
 }
 
 pub fn schema(output: Option<&Path>) -> Exit {

@@ -56,6 +56,10 @@ pub fn run() -> ExitCode {
             report,
         } => commands::test(&cases, &inputs, &report),
     };
+    let exit = match commands::write_failure() {
+        Some(e) if exit.code() != 2 => exit::usage(e),
+        _ => exit,
+    };
     if let Exit::Usage(e) = &exit {
         emit(std::io::stderr().lock(), &format!("error: {e}\n"));
     }

@@ -173,7 +173,7 @@ pub fn render_sarif(diags: &[Diagnostic], sources: &Sources) -> String {
             });
             let (file, line, column) = file_line_col(d, sources);
             if let Some(file) = file {
-                let mut phys = json!({"artifactLocation": {"uri": file}});
+                let mut phys = json!({"artifactLocation": {"uri": uri(file)}});
                 if let (Some(l), Some(c)) = (line, column) {
                     phys["region"] = json!({"startLine": l, "startColumn": c});
                 }
@@ -191,12 +191,27 @@ pub fn render_sarif(diags: &[Diagnostic], sources: &Sources) -> String {
                 "version": env!("CARGO_PKG_VERSION"),
                 "rules": rules,
             }},
+            "columnKind": "unicodeCodePoints",
             "results": results,
         }],
     });
     let mut s = serde_json::to_string_pretty(&doc).expect("sarif serializes");
     s.push('\n');
     s
+}
+
+/// A file name as a relative URI reference (RFC 3986): reserved and non-ASCII bytes are
+/// percent-encoded, `/` separates segments.
+fn uri(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn sarif_level(s: Severity) -> &'static str {

@@ -201,16 +201,28 @@ fn check_reports_stale_files_after_an_edit() {
     ]);
     assert_eq!(run.code, 3, "{}{}", run.stdout, run.stderr);
     assert!(
-        run.stdout.contains("changed  configs/curl/curl.json"),
+        run.stderr.contains("changed  configs/curl/curl.json"),
         "{}",
-        run.stdout
+        run.stderr
     );
     assert!(
-        run.stdout.contains("changed  manifest.json"),
+        run.stderr.contains("changed  manifest.json"),
         "{}",
-        run.stdout
+        run.stderr
     );
-    assert!(!run.stdout.contains("sidecar/mesh.json"), "{}", run.stdout);
+    assert!(!run.stderr.contains("sidecar/mesh.json"), "{}", run.stderr);
+    // With --format json, stdout holds only the diagnostics' JSON.
+    let json = egressc(&[
+        "build",
+        "--check",
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+        work.to_str().unwrap(),
+    ]);
+    assert_eq!(json.code, 3);
+    serde_json::from_str::<serde_json::Value>(&json.stdout).expect("only JSON on stdout");
     // Rebuilding over the previous output (unchanged files are linked from it) gives the new
     // content and keeps the unchanged.
     let before_mesh = std::fs::read(out.join("sidecar/mesh.json")).unwrap();
@@ -372,7 +384,10 @@ fn hostile_strings_stay_json_data() {
     assert!(all.iter().any(|s| s.ends_with(hostile)), "{all:?}");
     for script in ["sidecar/main.js", "sidecar/decide.js"] {
         let text = std::fs::read_to_string(out.join(script)).unwrap();
-        assert!(!text.contains("</script>") && !text.contains("alert(1)"), "{script}");
+        assert!(
+            !text.contains("</script>") && !text.contains("alert(1)"),
+            "{script}"
+        );
     }
     std::fs::remove_dir_all(&out).ok();
 }
@@ -434,4 +449,127 @@ fn the_longest_names_check_accepts_build() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(out.join(format!("configs/{ns}/{name}.json")).is_file());
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn check_compares_the_tree_exactly() {
+    let out = tmp("exact");
+    let inputs = vec!["fixtures/good-defaults".to_owned()];
+    assert_eq!(build(&inputs, &out).code, 0);
+    let check = |out: &Path| {
+        let mut args = vec!["build", "--check", "-o", out.to_str().unwrap()];
+        args.extend(inputs.iter().map(String::as_str));
+        egressc(&args)
+    };
+    assert_eq!(check(&out).code, 0);
+    // An extra folder, a link where a file belongs, a link beside the files.
+    std::fs::create_dir_all(out.join("stray/deeper")).unwrap();
+    let config = out.join("sidecar/config.json");
+    let saved = std::fs::read(&config).unwrap();
+    std::fs::remove_file(&config).unwrap();
+    std::fs::write(out.join("saved.json"), &saved).unwrap();
+    std::os::unix::fs::symlink(out.join("saved.json"), &config).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", out.join("sidecar/link.json")).unwrap();
+    let run = check(&out);
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    for line in [
+        "extra    stray",
+        "not-file sidecar/config.json",
+        "not-file sidecar/link.json",
+        "extra    saved.json",
+    ] {
+        assert!(run.stderr.contains(line), "{line}: {}", run.stderr);
+    }
+    // A rebuild replaces it all with regular files.
+    assert_eq!(build(&inputs, &out).code, 0);
+    assert_eq!(check(&out).code, 0, "{}", check(&out).stderr);
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn replacing_out_is_atomic_cleans_up_and_writes_through_a_link() {
+    let base = tmp("atomic");
+    std::fs::create_dir_all(&base).unwrap();
+    let out = base.join("out");
+    let inputs = vec!["fixtures/good-defaults".to_owned()];
+    // A temporary folder left by a run that was killed (its process is gone).
+    let stale = base.join(".out.egressc-tmp-999999999");
+    std::fs::create_dir_all(stale.join("configs")).unwrap();
+    assert_eq!(build(&inputs, &out).code, 0);
+    assert!(!stale.exists(), "stale temporary folder left behind");
+    // Rebuild: the folder is exchanged in place, nothing is left beside it.
+    assert_eq!(build(&inputs, &out).code, 0);
+    let beside: Vec<String> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(beside, ["out"], "{beside:?}");
+    // OUT as a link: written through, the link stays a link.
+    let real = base.join("real");
+    std::fs::rename(&out, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &out).unwrap();
+    assert_eq!(build(&inputs, &out).code, 0);
+    assert!(
+        std::fs::symlink_metadata(&out)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(real.join("manifest.json").is_file());
+    std::fs::remove_dir_all(&base).ok();
+}
+
+#[test]
+fn the_manifest_records_inputs_by_a_stable_path() {
+    let rel = tmp("manifest-rel");
+    let abs = tmp("manifest-abs");
+    assert_eq!(build(&["fixtures/good-defaults".to_owned()], &rel).code, 0);
+    let absolute = root().join("fixtures/good-defaults");
+    assert_eq!(
+        build(&[absolute.to_string_lossy().into_owned()], &abs).code,
+        0
+    );
+    assert_eq!(
+        std::fs::read(rel.join("manifest.json")).unwrap(),
+        std::fs::read(abs.join("manifest.json")).unwrap()
+    );
+    std::fs::remove_dir_all(&rel).ok();
+    std::fs::remove_dir_all(&abs).ok();
+}
+
+#[test]
+fn build_says_what_it_did() {
+    let out = tmp("summary");
+    let run = build(&["example/mesh".to_owned()], &out);
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stderr.contains("identities compiled into") && run.stderr.contains("files written"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn every_write_error_fails_the_run() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return;
+    };
+    drop(full);
+    for args in [
+        vec!["check", "--format", "json", "example/mesh"],
+        vec!["check", "--format", "sarif", "example/mesh"],
+        vec!["explain", "example/mesh", "--from", "curl/curl"],
+        vec!["test", "example/cases.yaml", "example/mesh"],
+        vec!["schema"],
+    ] {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_egressc"))
+            .args(&args)
+            .current_dir(root())
+            .stdout(std::fs::File::create("/dev/full").unwrap())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(2), "{args:?}");
+    }
 }

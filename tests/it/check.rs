@@ -342,3 +342,29 @@ fn explain_and_test_refuse_malformed_questions() {
     let run = egressc_stdin(&["test", "-", "example/mesh"], Some(good.as_bytes()));
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 }
+
+#[test]
+fn sarif_validates_against_the_sarif_2_1_0_schema() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/sarif/sarif-schema-2.1.0.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the SARIF schema compiles");
+    for dir in [
+        "fixtures/bad-e0301-port-range",
+        "fixtures/bad-e0107-link-outside",
+        "example/mesh",
+    ] {
+        let run = egressc(&["check", "--format", "sarif", dir]);
+        let doc: Value = serde_json::from_str(&run.stdout).expect("SARIF is JSON");
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{e} at {}", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{dir}: {errors:?}");
+        assert_eq!(doc["runs"][0]["columnKind"], "unicodeCodePoints");
+    }
+    // Names are URI references: a space or `<` is percent-encoded.
+    let run = egressc_stdin(&["check", "--format", "sarif", "-"], Some(b"kind: [\n"));
+    assert!(run.stdout.contains("%3Cstdin%3E"), "{}", run.stdout);
+}
