@@ -1,19 +1,54 @@
-//! Benchmark: compile a generated large mesh (2,000 ServiceAccounts, 5,000 Egress policies,
-//! 1,000 Services, one gateway) and compare with only parsing the same YAML.
+//! Benchmark: compile generated meshes and compare with only parsing the same YAML: the
+//! 2,000-identity mesh (5,000 Egress policies, 1,000 Services, one gateway), 10,000 policies of
+//! one identity on one port, and a mesh ten times the first (50,000 policies).
 //!
-//! Run with `cargo bench --bench build`. It prints wall time (median of 5 runs) of a full
-//! `egressc build` process, its peak resident memory, and the in-process time to only parse
-//! the YAML.
+//! Run with `cargo bench --bench build` (`EGRESSC_BENCH_SHAPES=mesh` for the first shape
+//! only). For each shape it prints the in-process time to only parse the YAML, the wall time
+//! and CPU of full `egressc build` processes (fresh and over the previous output; medians),
+//! and their peak resident memory.
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const SERVICE_ACCOUNTS: usize = 2_000;
-const POLICIES: usize = 5_000;
-const SERVICES: usize = 1_000;
 const FILES: usize = 10;
+
+/// The size of a generated mesh.
+#[derive(Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    service_accounts: usize,
+    policies: usize,
+    services: usize,
+    /// Every policy is for one identity and one port (https, a host of its own): the shape
+    /// that was quadratic in the cross-policy checks.
+    one_identity: bool,
+}
+
+const SHAPES: &[Shape] = &[
+    Shape {
+        name: "mesh",
+        service_accounts: 2_000,
+        policies: 5_000,
+        services: 1_000,
+        one_identity: false,
+    },
+    Shape {
+        name: "one identity, one port",
+        service_accounts: 1,
+        policies: 10_000,
+        services: 0,
+        one_identity: true,
+    },
+    Shape {
+        name: "mesh x10",
+        service_accounts: 20_000,
+        policies: 50_000,
+        services: 10_000,
+        one_identity: false,
+    },
+];
 
 struct Rng(u64);
 impl Rng {
@@ -28,7 +63,9 @@ impl Rng {
     }
 }
 
-fn generate(dir: &Path) {
+fn generate(dir: &Path, shape: &Shape) {
+    let (service_accounts, policies, services) =
+        (shape.service_accounts, shape.policies, shape.services);
     let mut rng = Rng(0x00c0_ffee_1234_5678);
     let mut files: Vec<String> = vec![String::new(); FILES];
     let ns = |i: usize| format!("team-{}", i % 50);
@@ -37,7 +74,7 @@ fn generate(dir: &Path) {
 apiVersion: policy.flomesh.io/v1alpha1\nkind: EgressGateway\nmetadata: {name: global, namespace: fsm}\nspec:\n  global:\n  - {service: fsm-egress-gateway, namespace: fsm}\n---\n\
 apiVersion: v1\nkind: Service\nmetadata:\n  name: fsm-egress-gateway\n  namespace: fsm\n  annotations: {flomesh.io/egress-gateway-mode: http2tunnel}\nspec:\n  clusterIP: 10.96.255.1\n  ports: [{port: 1080, targetPort: 1080}]\n---\n",
     );
-    for i in 0..SERVICE_ACCOUNTS {
+    for i in 0..service_accounts {
         let f = &mut files[i % FILES];
         let _ = write!(
             f,
@@ -45,22 +82,29 @@ apiVersion: v1\nkind: Service\nmetadata:\n  name: fsm-egress-gateway\n  namespac
             ns(i)
         );
     }
-    for i in 0..SERVICES {
+    for i in 0..services {
         let f = &mut files[i % FILES];
         let _ = write!(
             f,
             "apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{i}\n  namespace: {}\nspec:\n  clusterIP: 10.96.{}.{}\n  ports:\n  - port: 80\n    targetPort: 8080\n  - port: 9090\n---\n",
             ns(i),
-            i / 250,
+            i / 250 % 256,
             i % 250 + 1
         );
     }
-    for i in 0..POLICIES {
+    for i in 0..policies {
         let f = &mut files[i % FILES];
+        if shape.one_identity {
+            let _ = write!(
+                f,
+                "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata:\n  name: p-{i}\n  namespace: team-0\nspec:\n  sources:\n  - kind: ServiceAccount\n    name: sa-0\n    namespace: team-0\n  hosts:\n  - api-{i}.example.com\n  ports:\n  - number: 443\n    protocol: https\n---\n"
+            );
+            continue;
+        }
         let n = ns(i);
         let mut sources = String::new();
         for _ in 0..(1 + rng.below(3)) {
-            let sa = rng.below(SERVICE_ACCOUNTS);
+            let sa = rng.below(service_accounts);
             let _ = write!(
                 sources,
                 "  - kind: ServiceAccount\n    name: sa-{sa}\n    namespace: {}\n",
@@ -106,24 +150,43 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// Resource use of the finished child processes: (peak RSS in KiB, user s, system s).
-fn children_usage() -> (i64, f64, f64) {
-    // SAFETY: getrusage writes into the struct we pass and has no other effect.
+/// One `egressc build` process: wall time, and its own peak RSS (KiB) and CPU (s).
+fn run_build(input: &Path, out: &Path) -> (Duration, i64, f64, f64) {
+    let start = Instant::now();
+    #[allow(clippy::zombie_processes, reason = "reaped by wait4 below, which also gives its rusage")]
+    let child = Command::new(env!("CARGO_BIN_EXE_egressc"))
+        .args(["build", "--allow", "W0405", "--color", "never", "-o"])
+        .arg(out)
+        .arg(input)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: wait4 on our own child fills `usage` and reaps it.
     let usage = unsafe {
         let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage);
+        libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage);
         usage
     };
+    let elapsed = start.elapsed();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "build failed: {status}"
+    );
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (usage.ru_maxrss, secs(usage.ru_utime), secs(usage.ru_stime))
+    (
+        elapsed,
+        usage.ru_maxrss,
+        secs(usage.ru_utime),
+        secs(usage.ru_stime),
+    )
 }
 
-fn main() {
-    // `cargo bench` passes `--bench`; `cargo test --benches` would pass nothing useful.
-    let base = std::env::temp_dir().join(format!("egressc-bench-{}", std::process::id()));
+fn bench(shape: &Shape, base: &Path) {
     let input = base.join("mesh");
     let out = base.join("out");
-    generate(&input);
+    let _ = std::fs::remove_dir_all(base);
+    generate(&input, shape);
     let bytes: u64 = std::fs::read_dir(&input)
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len())
@@ -133,11 +196,11 @@ fn main() {
         .map(|e| e.unwrap().path())
         .collect();
     paths.sort();
-
+    let runs = if shape.policies > 10_000 { 3 } else { 5 };
     // Parse only: read the files and parse every document into the spanned tree.
     let mut parse = Vec::new();
     let mut docs = 0;
-    for _ in 0..5 {
+    for _ in 0..runs {
         let start = Instant::now();
         docs = 0;
         for p in &paths {
@@ -148,63 +211,63 @@ fn main() {
         }
         parse.push(start.elapsed());
     }
-
-    // Full build: the release binary, as a user runs it. Fresh: into a missing OUT. Rebuild:
-    // over the previous output, as in a GitOps pipeline (unchanged files are linked).
-    let exe = env!("CARGO_BIN_EXE_egressc");
-    let run_build = || {
-        let start = Instant::now();
-        let status = Command::new(exe)
-            .args(["build", "--allow", "W0405", "--color", "never", "-o"])
-            .arg(&out)
-            .arg(&input)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "build failed: {status}");
-        start.elapsed()
-    };
+    // Fresh: into a missing OUT. Rebuild: over the previous output, as in a GitOps pipeline.
     let mut fresh = Vec::new();
-    for _ in 0..5 {
+    let mut peak = 0;
+    for _ in 0..runs {
         let _ = std::fs::remove_dir_all(&out);
-        fresh.push(run_build());
+        let r = run_build(&input, &out);
+        peak = peak.max(r.1);
+        fresh.push(r);
     }
     let files_out = walk_count(&out);
-    let (_, fresh_user, fresh_sys) = children_usage();
     let mut rebuild = Vec::new();
-    for _ in 0..5 {
-        rebuild.push(run_build());
+    for _ in 0..runs {
+        let r = run_build(&input, &out);
+        peak = peak.max(r.1);
+        rebuild.push(r);
     }
-    let (rss_kib, all_user, all_sys) = children_usage();
-    let rss_mib = rss_kib as f64 / 1024.0;
     let parse = median(parse);
-    let fresh = median(fresh);
-    let rebuild = median(rebuild);
-    println!(
-        "input: {docs} documents, {:.1} MiB in {FILES} files ({SERVICE_ACCOUNTS} ServiceAccounts, {POLICIES} Egress, {SERVICES} Services)",
-        bytes as f64 / 1048576.0
-    );
-    println!("output: {files_out} files");
-    println!(
-        "parse only (in-process, median of 5): {:.0} ms",
-        parse.as_secs_f64() * 1000.0
-    );
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "fresh build (egressc build process, empty OUT, median of 5): {:.0} ms = {:.2}x parse; CPU {:.0} ms user, {:.0} ms system",
-        ms(fresh),
-        fresh.as_secs_f64() / parse.as_secs_f64(),
-        fresh_user * 200.0,
-        fresh_sys * 200.0
+        "== {}: {docs} documents, {:.1} MiB in {FILES} files ({} ServiceAccounts, {} Egress, {} Services); {files_out} files out",
+        shape.name,
+        bytes as f64 / 1048576.0,
+        shape.service_accounts,
+        shape.policies,
+        shape.services
     );
     println!(
-        "rebuild over the previous output (median of 5): {:.0} ms = {:.2}x parse; CPU {:.0} ms user, {:.0} ms system",
-        ms(rebuild),
-        rebuild.as_secs_f64() / parse.as_secs_f64(),
-        (all_user - fresh_user) * 200.0,
-        (all_sys - fresh_sys) * 200.0
+        "parse only (in-process, median of {runs}): {:.0} ms",
+        ms(parse)
     );
-    println!("peak memory of the build process: {rss_mib:.0} MiB");
+    for (what, mut runs_of) in [("fresh build", fresh), ("rebuild", rebuild)] {
+        runs_of.sort_by_key(|r| r.0);
+        let (wall, _, user, sys) = runs_of[runs_of.len() / 2];
+        println!(
+            "{what} (egressc build process, median): {:.0} ms = {:.2}x parse; CPU {:.0} ms user, {:.0} ms system",
+            ms(wall),
+            wall.as_secs_f64() / parse.as_secs_f64(),
+            user * 1000.0,
+            sys * 1000.0
+        );
+    }
+    println!(
+        "peak memory of the build process: {:.0} MiB",
+        peak as f64 / 1024.0
+    );
+}
+
+fn main() {
+    let base = std::env::temp_dir().join(format!("egressc-bench-{}", std::process::id()));
+    // `EGRESSC_BENCH_SHAPES=mesh` runs only the shapes whose name starts with it.
+    let only = std::env::var("EGRESSC_BENCH_SHAPES").ok();
+    for shape in SHAPES {
+        if only.as_deref().is_some_and(|o| !shape.name.starts_with(o)) {
+            continue;
+        }
+        bench(shape, &base);
+    }
     if std::env::var_os("EGRESSC_BENCH_KEEP").is_none() {
         std::fs::remove_dir_all(&base).ok();
     } else {

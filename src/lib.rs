@@ -27,7 +27,9 @@ pub use emit::output::Output;
 pub use input::source::Sources;
 pub use input::yaml::parse_documents;
 pub use net::Cidr;
-pub use pipeline::{Analysis, ReadOptions, analyze, analyze_texts, schema_files, write_output};
+pub use pipeline::{
+    Analysis, ReadOptions, analyze, analyze_texts, schema_files, write_output, yaml_as_json,
+};
 pub use plan::Plan;
 pub use query::eval::evaluate;
 pub use query::question::{

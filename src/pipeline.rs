@@ -45,8 +45,8 @@ pub struct Analysis {
     pub sources: Sources,
     pub diagnostics: Vec<Diagnostic>,
     checked: Checked,
-    /// Each recognised document as JSON (for schema tests).
-    documents: Vec<serde_json::Value>,
+    /// How many documents of the kinds egressc reads were recognised.
+    documents: usize,
 }
 
 impl Analysis {
@@ -57,9 +57,9 @@ impl Analysis {
     pub fn has_io_errors(&self) -> bool {
         self.diagnostics.iter().any(|d| d.code == Code::E0001)
     }
-    /// The recognised documents of the known kinds, as JSON.
-    pub fn documents(&self) -> &[serde_json::Value] {
-        &self.documents
+    /// How many documents of the kinds egressc reads were recognised.
+    pub fn documents(&self) -> usize {
+        self.documents
     }
     /// Lower an analysis without errors into the plan that `build`, `explain` and `test` share.
     pub fn plan(&self) -> Plan {
@@ -129,11 +129,19 @@ fn analyze_sources(
     diagnostics.extend(more);
     crate::diagnostics::sort(&mut diagnostics);
     Analysis {
-        documents: inputs.docs.iter().map(|d| d.root.to_json()).collect(),
+        documents: inputs.docs.len(),
         sources,
         diagnostics,
         checked,
     }
+}
+
+/// The documents of one YAML text as JSON values (for tools and tests that validate them with
+/// the generated schemas); `None` when the text does not parse.
+pub fn yaml_as_json(text: &str) -> Option<Vec<serde_json::Value>> {
+    crate::input::yaml::parse_documents(text)
+        .ok()
+        .map(|docs| docs.iter().map(|d| d.to_json()).collect())
 }
 
 /// Every schema file egressc generates: (file name, pretty JSON with a trailing newline): the

@@ -58,7 +58,7 @@ pub fn check_egresses<'a>(
     targets: &Targets<'a>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<ValidEgress<'a>> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(inputs.egresses.len());
     for e in &inputs.egresses {
         let before = diags.len();
         let v = check_egress(inputs, e, targets, diags);
@@ -347,7 +347,7 @@ fn check_egress<'a>(
             provenance: Provenance {
                 policy: format!("{}/{}", e.ns(), e.name()),
                 file: inputs.file_name(doc.file).to_owned(),
-                line: doc.root.loc.line,
+                line: doc.start.line,
             },
             sources,
             ports,

@@ -6,6 +6,7 @@ use crate::check::egress::ValidEgress;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::load::inputs::Inputs;
 use crate::model::{Identity, Protocol, ProtocolClass};
+use crate::net::{Cidr, HostPattern};
 use crate::path;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -86,47 +87,165 @@ fn contained(a: &ValidEgress, b: &ValidEgress) -> bool {
     hosts_ok && cidrs_ok
 }
 
+/// What a containing policy must have at one place: any host (or address), or this
+/// pattern. Borrowed from the policies: the index allocates no strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Cover<'a> {
+    Any,
+    Exact(&'a str),
+    Wildcard(&'a str),
+    Cidr(Cidr),
+}
+
+fn cover_of(h: &HostPattern) -> Cover<'_> {
+    match h {
+        HostPattern::Exact(n) => Cover::Exact(n),
+        HostPattern::Wildcard(s) => Cover::Wildcard(s),
+    }
+}
+
+/// The keys a policy is indexed under: each of its hosts (or `Any`), and each of its CIDRs
+/// (or `Any`), for the two indexes.
+fn index_keys<'a>(v: &'a ValidEgress) -> (Vec<Cover<'a>>, Vec<Cover<'a>>) {
+    let hosts = if v.policy.hosts.is_empty() {
+        vec![Cover::Any]
+    } else {
+        v.policy.hosts.iter().map(cover_of).collect()
+    };
+    let cidrs = if v.policy.cidrs.is_empty() {
+        vec![Cover::Any]
+    } else {
+        v.policy.cidrs.iter().copied().map(Cover::Cidr).collect()
+    };
+    (hosts, cidrs)
+}
+
+/// The keys under which a policy that contains `h` may be found: `Any`, `h` itself, and every
+/// wildcard that covers it (one per label of the name). The lookup only proposes candidates.
+fn host_covers(h: &HostPattern) -> Vec<Cover<'_>> {
+    let mut out = vec![Cover::Any, cover_of(h)];
+    let (HostPattern::Exact(name) | HostPattern::Wildcard(name)) = h;
+    let mut rest = name.as_str();
+    if let HostPattern::Exact(_) = h {
+        out.push(Cover::Wildcard(rest));
+    }
+    while let Some((_, tail)) = rest.split_once('.') {
+        out.push(Cover::Wildcard(tail));
+        rest = tail;
+    }
+    out
+}
+
+/// The keys under which a policy whose CIDRs contain `c` may be found: `Any` and every
+/// prefix of `c` up to its own length.
+fn cidr_covers(c: &Cidr) -> Vec<Cover<'static>> {
+    let mut out = vec![Cover::Any];
+    for len in 0..=c.0.network_length() {
+        if let Ok(n) = cidr::Ipv4Inet::new(c.0.first_address(), len) {
+            out.push(Cover::Cidr(Cidr(n.network())));
+        }
+    }
+    out
+}
+
+/// W0405. Identical policies are grouped first (the later ones duplicate the first); the
+/// others look up only the policies that could contain them (same source and port, and a
+/// host or CIDR that covers their first one), so that the work stays near-linear even when
+/// thousands of policies share one identity and port.
 pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<Diagnostic>) {
-    // Candidates share a source and a port: index by (source, port).
-    let mut by_key: HashMap<(&Identity, u16), Vec<usize>> = HashMap::new();
+    type Canon<'a> = (
+        &'a BTreeSet<Identity>,
+        BTreeSet<(u16, Protocol)>,
+        &'a [HostPattern],
+        &'a [Cidr],
+        &'a BTreeSet<(&'a str, &'a str)>,
+    );
+    let report = |a: &ValidEgress, b: &ValidEgress, same: bool, diags: &mut Vec<Diagnostic>| {
+        let (an, bn) = (&a.policy.provenance.policy, &b.policy.provenance.policy);
+        let msg = if same {
+            format!("Egress `{an}` duplicates `{bn}`")
+        } else {
+            format!("Egress `{an}` allows nothing that `{bn}` does not already allow")
+        };
+        diags.push(
+            Diagnostic::new(Code::W0405, msg)
+                .at(inputs.doc(a.res).span(path!["metadata", "name"]))
+                .related(
+                    inputs.doc(b.res).span(path!["metadata", "name"]),
+                    "the wider policy",
+                )
+                .help("remove the redundant policy, or narrow the wider one"),
+        );
+    };
+    let mut first: HashMap<Canon, usize> = HashMap::new();
+    let mut distinct = Vec::new();
     for (i, v) in valid.iter().enumerate() {
-        for s in &v.policy.sources {
-            for p in &v.policy.ports {
-                by_key.entry((s, p.number)).or_default().push(i);
+        let p = &v.policy;
+        let canon = (
+            &p.sources,
+            p.ports.iter().map(|p| (p.number, p.protocol)).collect(),
+            &p.hosts[..],
+            &p.cidrs[..],
+            &v.matches,
+        );
+        match first.get(&canon) {
+            Some(&j) => report(v, &valid[j], true, diags),
+            None => {
+                first.insert(canon, i);
+                distinct.push(i);
             }
         }
     }
-    for (i, a) in valid.iter().enumerate() {
+    type Index<'a> = HashMap<(&'a Identity, u16, Cover<'a>), Vec<usize>>;
+    let (mut by_host, mut by_cidr): (Index, Index) = (HashMap::new(), HashMap::new());
+    for &i in &distinct {
+        let v = &valid[i];
+        let (hosts, cidrs) = index_keys(v);
+        for s in &v.policy.sources {
+            for p in &v.policy.ports {
+                for h in &hosts {
+                    by_host.entry((s, p.number, *h)).or_default().push(i);
+                }
+                for c in &cidrs {
+                    by_cidr.entry((s, p.number, *c)).or_default().push(i);
+                }
+            }
+        }
+    }
+    for &i in &distinct {
+        let a = &valid[i];
         let (Some(s), Some(p)) = (a.policy.sources.iter().next(), a.policy.ports.first()) else {
             continue;
         };
-        let mut candidates: Vec<usize> = by_key.get(&(s, p.number)).cloned().unwrap_or_default();
+        let only_tcp = a
+            .policy
+            .ports
+            .iter()
+            .all(|p| p.protocol.class() == ProtocolClass::Tcp);
+        let (index, covers) = match (only_tcp, a.policy.hosts.first(), a.policy.cidrs.first()) {
+            (false, Some(h), _) => (&by_host, host_covers(h)),
+            (false, None, _) => (&by_host, vec![Cover::Any]),
+            (true, _, Some(c)) => (&by_cidr, cidr_covers(c)),
+            (true, _, None) => (&by_cidr, vec![Cover::Any]),
+        };
+        let mut candidates: Vec<usize> = covers
+            .into_iter()
+            .filter_map(|c| index.get(&(s, p.number, c)))
+            .flatten()
+            .copied()
+            .collect();
+        candidates.sort_unstable();
         candidates.dedup();
         for j in candidates {
-            if i == j || !contained(a, &valid[j]) {
+            if j == i || !contained(a, &valid[j]) {
                 continue;
             }
-            let b = &valid[j];
-            let same = contained(b, a);
-            // Of two equal policies, report the later one only.
+            // Distinct policies that contain each other are equal in effect: report the later.
+            let same = contained(&valid[j], a);
             if same && j > i {
                 continue;
             }
-            let (an, bn) = (&a.policy.provenance.policy, &b.policy.provenance.policy);
-            let msg = if same {
-                format!("Egress `{an}` duplicates `{bn}`")
-            } else {
-                format!("Egress `{an}` allows nothing that `{bn}` does not already allow")
-            };
-            diags.push(
-                Diagnostic::new(Code::W0405, msg)
-                    .at(inputs.doc(a.res).span(path!["metadata", "name"]))
-                    .related(
-                        inputs.doc(b.res).span(path!["metadata", "name"]),
-                        "the wider policy",
-                    )
-                    .help("remove the redundant policy, or narrow the wider one"),
-            );
+            report(a, &valid[j], same, diags);
             break;
         }
     }

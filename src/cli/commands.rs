@@ -91,7 +91,7 @@ impl<'a> Report<'a> {
             Format::Human => {
                 let mut text = render_human(diags, &analysis.sources, self.color());
                 if diags.is_empty() && std::io::stderr().is_terminal() {
-                    let n = analysis.documents().len();
+                    let n = analysis.documents();
                     text = format!(
                         "egressc: {n} document{} of the kinds egressc reads, no problems\n",
                         if n == 1 { "" } else { "s" }

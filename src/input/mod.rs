@@ -1,5 +1,6 @@
 //! Stage 1: the input texts (files, walked folders, stdin) and their spanned YAML trees.
 
+pub mod places;
 pub mod source;
 pub mod span;
 pub mod yaml;

@@ -14,13 +14,20 @@ pub struct SourceFile {
     pub explicit: bool,
     /// False when the text could not be decoded; it is kept only to show diagnostics.
     pub usable: bool,
-    line_starts: Vec<usize>,
+    /// Byte offsets of line starts (inputs are far below 4 GiB).
+    line_starts: Vec<u32>,
 }
 
 impl SourceFile {
     pub fn new(name: String, text: String, explicit: bool) -> SourceFile {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let mut line_starts = vec![0u32];
+        line_starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| u32::try_from(i + 1).unwrap_or(u32::MAX)),
+        );
+        line_starts.shrink_to_fit();
         SourceFile {
             name,
             text,
@@ -33,11 +40,14 @@ impl SourceFile {
     /// Byte range of the 1-based line `line`, without its newline.
     pub fn line_range(&self, line: u32) -> std::ops::Range<usize> {
         let idx = (line.max(1) - 1) as usize;
-        let start = *self.line_starts.get(idx).unwrap_or(&self.text.len());
+        let start = self
+            .line_starts
+            .get(idx)
+            .map_or(self.text.len(), |s| *s as usize);
         let end = self
             .line_starts
             .get(idx + 1)
-            .map(|e| e - 1)
+            .map(|e| *e as usize - 1)
             .unwrap_or(self.text.len());
         let end = if end > start && self.text.as_bytes().get(end - 1) == Some(&b'\r') {
             end - 1
@@ -67,11 +77,12 @@ impl SourceFile {
     /// A location for a byte offset (1-based line and column, column counted in characters).
     pub fn loc_at(&self, offset: usize) -> Loc {
         let offset = offset.min(self.text.len());
-        let idx = match self.line_starts.binary_search(&offset) {
+        let key = u32::try_from(offset).unwrap_or(u32::MAX);
+        let idx = match self.line_starts.binary_search(&key) {
             Ok(i) => i,
             Err(i) => i - 1,
         };
-        let start = self.line_starts[idx];
+        let start = self.line_starts[idx] as usize;
         let col = self
             .text
             .get(start..offset)
@@ -169,10 +180,11 @@ fn bad_link(name: &str, why: &str) -> Diagnostic {
         .help("a link in a walked folder must point inside one of the inputs; a policy behind it would otherwise be read from anywhere, or lost")
 }
 
-/// Read at most `limit` bytes; `None` when there is more.
-fn read_limited(mut r: impl Read, limit: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let mut buf = Vec::new();
+/// Read at most `limit` bytes; `None` when there is more. `size` is a hint (a file's length).
+fn read_limited(mut r: impl Read, limit: u64, size: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::with_capacity(size.min(limit) as usize + 1);
     r.by_ref().take(limit + 1).read_to_end(&mut buf)?;
+    buf.shrink_to_fit();
     Ok((buf.len() as u64 <= limit).then_some(buf))
 }
 
@@ -199,7 +211,11 @@ impl Reader<'_> {
         {
             return;
         }
-        match std::fs::File::open(path).and_then(|f| read_limited(f, self.limits.max_bytes)) {
+        let opened = std::fs::File::open(path).and_then(|f| {
+            let size = f.metadata().map_or(0, |m| m.len());
+            read_limited(f, self.limits.max_bytes, size)
+        });
+        match opened {
             Ok(Some(bytes)) => push_text(sources, diags, name, bytes, explicit),
             Ok(None) => diags.push(too_large(&name, self.limits.max_bytes)),
             Err(err) => diags.push(io_error(&name, &err)),
@@ -271,7 +287,7 @@ pub fn read_inputs(
     };
     for input in inputs {
         if input == "-" {
-            match read_limited(&mut *stdin, limits.max_bytes) {
+            match read_limited(&mut *stdin, limits.max_bytes, 0) {
                 Ok(Some(buf)) => push_text(sources, diags, "<stdin>".into(), buf, true),
                 Ok(None) => diags.push(too_large("<stdin>", limits.max_bytes)),
                 Err(e) => diags.push(io_error("<stdin>", &e)),

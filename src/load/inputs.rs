@@ -1,25 +1,29 @@
 //! What loading hands on: the recognised documents and their typed resources.
 
-use crate::input::span::{FileId, Span};
-use crate::input::yaml::{Node, Seg};
+use crate::input::places::Places;
+use crate::input::span::{FileId, Loc, Span};
+use crate::input::yaml::Seg;
 use crate::load::kinds::*;
 
-/// One recognised document of a known kind.
+/// One recognised document of a known kind. Its YAML tree is dropped once it is typed: only
+/// the places of its nodes are kept, for diagnostics.
 pub struct Document {
     pub file: FileId,
     pub kind: Kind,
-    pub root: Node,
+    /// Where the document starts.
+    pub start: Loc,
+    pub places: Places,
 }
 
 impl Document {
     /// The span of the value at `path` (or of the deepest node on the way).
     pub fn span(&self, path: &[Seg]) -> Span {
-        Span::new(self.file, self.root.locate(path).0.loc)
+        Span::new(self.file, self.places.locate(path).0)
     }
     /// The span of the key of the entry at `path` (falls back to the value).
     pub fn key_span(&self, path: &[Seg]) -> Span {
-        let (node, key) = self.root.locate(path);
-        Span::new(self.file, key.map_or(node.loc, |k| k.loc))
+        let (value, key) = self.places.locate(path);
+        Span::new(self.file, key.unwrap_or(value))
     }
 }
 

@@ -161,9 +161,11 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
                     let d = Document {
                         file,
                         kind: k,
-                        root: doc,
+                        start: doc.loc,
+                        places: crate::input::places::Places::of(&doc),
                     };
-                    type_document(d, &mut inputs, diags);
+                    // The tree goes here, as JSON for the schema and the types, and no further.
+                    type_document(d, doc.to_json(), &mut inputs, diags);
                 }
                 Recognised::Other => *skipped.entry(kind.to_owned()).or_default() += 1,
                 Recognised::Invalid => {}
@@ -197,8 +199,12 @@ fn to_segs(path: &[PathPart]) -> Vec<Seg<'_>> {
         .collect()
 }
 
-fn type_document(doc: Document, inputs: &mut Inputs, diags: &mut Vec<Diagnostic>) {
-    let mut json = doc.root.to_json();
+fn type_document(
+    doc: Document,
+    mut json: serde_json::Value,
+    inputs: &mut Inputs,
+    diags: &mut Vec<Diagnostic>,
+) {
     let violations = schema::validate(doc.kind, &json);
     // Unknown fields and out-of-range ports are reported, and the document still goes on to
     // the semantic checks (without the unknown fields), so that one run reports all of it.
