@@ -46,11 +46,13 @@ pub fn render_human(diags: &[Diagnostic], sources: &Sources, color: bool) -> Str
                     .next()
                     .map_or(start, |c| start + c.len_utf8());
             }
+            // A very long line (minified JSON) is shown as a window around the span.
+            let (line, start, end) = window(line, start, end);
             let mut ann = kind.span(start..end);
             if let Some(l) = label {
                 ann = ann.label(l.to_owned());
             }
-            Snippet::source(line.to_owned())
+            Snippet::source(line)
                 .line_start(span.loc.line as usize)
                 .path(file.name.clone())
                 .annotation(ann)
@@ -200,6 +202,28 @@ pub fn render_sarif(diags: &[Diagnostic], sources: &Sources) -> String {
     s
 }
 
+/// The most of one source line a diagnostic echoes, in bytes.
+const MAX_ECHO: usize = 240;
+
+/// `line` cut to at most about `MAX_ECHO` bytes around `start..end` (on character
+/// boundaries), with the span's offsets within the cut.
+fn window(line: &str, start: usize, end: usize) -> (String, usize, usize) {
+    if line.len() <= MAX_ECHO {
+        return (line.to_owned(), start, end);
+    }
+    let floor = |mut i: usize| {
+        while i > 0 && !line.is_char_boundary(i) {
+            i -= 1;
+        }
+        i
+    };
+    let from = floor(start.saturating_sub(MAX_ECHO / 3));
+    let to = floor((from + MAX_ECHO).min(line.len()).max(start.min(line.len())));
+    let end = end.clamp(start, to.max(start));
+    let (s, e) = (start - from, end - from);
+    (line[from..to].to_owned(), s.min(to - from), e.min(to - from))
+}
+
 /// A file name as a relative URI reference (RFC 3986): reserved and non-ASCII bytes are
 /// percent-encoded, `/` separates segments.
 fn uri(name: &str) -> String {
@@ -219,5 +243,22 @@ fn sarif_level(s: Severity) -> &'static str {
         Severity::Error => "error",
         Severity::Warning => "warning",
         Severity::Note => "note",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::window;
+
+    #[test]
+    fn long_lines_are_echoed_as_a_window_around_the_span() {
+        let line = "é".repeat(5000);
+        for start in [0, 2, 4000, 9998] {
+            let (cut, s, e) = window(&line, start, start + 2);
+            assert!(cut.len() <= 242, "{}", cut.len());
+            assert!(s <= e && e <= cut.len());
+            assert_eq!(&cut[s..e], "é");
+        }
+        assert_eq!(window("short", 1, 3), ("short".to_owned(), 1, 3));
     }
 }
