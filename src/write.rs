@@ -196,7 +196,8 @@ pub fn write(out: &Output, dir: &Path) -> Result<(), WriteError> {
         for d in &dirs {
             std::fs::create_dir_all(d).map_err(io(d))?;
         }
-        for (r, bytes) in &rel {
+        // Creating files dominates a fresh build: the files are written by a few threads.
+        let write_one = |(r, bytes): &(PathBuf, &Vec<u8>)| -> Result<(), WriteError> {
             let path = tmp.join(r);
             // A file that is unchanged since the previous build is linked, not rewritten:
             // creating and removing thousands of files dominates a rebuild otherwise.
@@ -206,8 +207,19 @@ pub fn write(out: &Output, dir: &Path) -> Result<(), WriteError> {
             if !(same && std::fs::hard_link(&previous, &path).is_ok()) {
                 std::fs::write(&path, bytes).map_err(io(&path))?;
             }
-        }
-        Ok(())
+            Ok(())
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let chunk = rel.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = rel
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || part.iter().try_for_each(write_one)))
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        })
     })();
     if let Err(e) = result {
         let _ = std::fs::remove_dir_all(&tmp);
