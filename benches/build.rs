@@ -3,7 +3,7 @@
 //! one identity on one port, and a mesh ten times the first (50,000 policies).
 //!
 //! Run with `cargo bench --bench build` (`EGRESSC_BENCH_SHAPES=mesh` for the first shape
-//! only). For each shape it prints the in-process time to only parse the YAML, the wall time
+//! only; names are comma-separated). For each shape it prints the in-process time to only parse the YAML, the wall time
 //! and CPU of full `egressc build` processes (fresh and over the previous output; medians),
 //! and their peak resident memory.
 
@@ -153,7 +153,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// One `egressc build` process: wall time, and its own peak RSS (KiB) and CPU (s).
 fn run_build(input: &Path, out: &Path) -> (Duration, i64, f64, f64) {
     let start = Instant::now();
-    #[allow(clippy::zombie_processes, reason = "reaped by wait4 below, which also gives its rusage")]
+    #[allow(
+        clippy::zombie_processes,
+        reason = "reaped by wait4 below, which also gives its rusage"
+    )]
     let child = Command::new(env!("CARGO_BIN_EXE_egressc"))
         .args(["build", "--allow", "W0405", "--color", "never", "-o"])
         .arg(out)
@@ -260,10 +263,13 @@ fn bench(shape: &Shape, base: &Path) {
 
 fn main() {
     let base = std::env::temp_dir().join(format!("egressc-bench-{}", std::process::id()));
-    // `EGRESSC_BENCH_SHAPES=mesh` runs only the shapes whose name starts with it.
+    // `EGRESSC_BENCH_SHAPES=mesh` runs only the shape of that name (comma-separated list).
     let only = std::env::var("EGRESSC_BENCH_SHAPES").ok();
     for shape in SHAPES {
-        if only.as_deref().is_some_and(|o| !shape.name.starts_with(o)) {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|n| n == shape.name))
+        {
             continue;
         }
         bench(shape, &base);

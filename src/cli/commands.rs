@@ -181,7 +181,12 @@ fn build_summary(
             }
         })
         .count();
-    let identities = analysis.plan().identities.len();
+    // One config per identity: `configs/<ns>/<sa>.json`, and `_default`'s.
+    let identities = output
+        .files
+        .keys()
+        .filter(|p| p.starts_with("configs/") || *p == "sidecar/config.json")
+        .count();
     let warnings = crate::diagnostics::count(&analysis.diagnostics).warnings;
     let s = |n: usize| if n == 1 { "" } else { "s" };
     format!(

@@ -221,7 +221,11 @@ fn window(line: &str, start: usize, end: usize) -> (String, usize, usize) {
     let to = floor((from + MAX_ECHO).min(line.len()).max(start.min(line.len())));
     let end = end.clamp(start, to.max(start));
     let (s, e) = (start - from, end - from);
-    (line[from..to].to_owned(), s.min(to - from), e.min(to - from))
+    (
+        line[from..to].to_owned(),
+        s.min(to - from),
+        e.min(to - from),
+    )
 }
 
 /// A file name as a relative URI reference (RFC 3986): reserved and non-ASCII bytes are

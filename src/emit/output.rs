@@ -17,8 +17,12 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Pretty JSON with sorted keys and a trailing newline.
 pub fn pretty(v: &impl Serialize) -> Vec<u8> {
-    let value = serde_json::to_value(v).expect("output serializes");
-    let mut s = serde_json::to_vec_pretty(&value).expect("JSON serializes");
+    pretty_value(&serde_json::to_value(v).expect("output serializes"))
+}
+
+/// `pretty` of a JSON value (its maps are sorted already).
+fn pretty_value(value: &serde_json::Value) -> Vec<u8> {
+    let mut s = serde_json::to_vec_pretty(value).expect("JSON serializes");
     s.push(b'\n');
     s
 }
@@ -28,5 +32,5 @@ pub fn versioned(doc: &impl Serialize) -> Vec<u8> {
     let mut value = serde_json::to_value(doc).expect("output serializes");
     let hash = sha256_hex(&serde_json::to_vec(&value).expect("JSON serializes"));
     value["Version"] = serde_json::Value::String(hash[..16].to_owned());
-    pretty(&value)
+    pretty_value(&value)
 }
