@@ -327,13 +327,29 @@ fn push_text(
     }
 }
 
-/// Whether a text that does not parse may hold a mesh policy: it names a flomesh.io or
-/// smi-spec.io group and is not recognisably a template (Helm/Go template markers). Such a
+/// Whether a text that does not parse may hold a mesh policy: an `apiVersion` line names a
+/// flomesh.io or smi-spec.io group, and it is not recognisably a template (Helm/Go template markers). Such a
 /// file is an error even in a walked folder: a lost MeshConfig or policy widens egress.
 pub fn may_hold_policy(text: &str) -> bool {
     let template = text.contains("{{") || text.contains("{%");
-    let ours = text.contains("flomesh.io") || text.contains("smi-spec.io");
+    let ours = text.lines().any(|l| {
+        l.contains("apiVersion") && (l.contains("flomesh.io") || l.contains("smi-spec.io"))
+    });
     ours && !template
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_hold_policy;
+
+    #[test]
+    fn a_policy_is_recognised_by_its_api_version() {
+        assert!(may_hold_policy("apiVersion: policy.flomesh.io/v1alpha1\nkind: [\n"));
+        assert!(may_hold_policy("{\"apiVersion\": \"specs.smi-spec.io/v1alpha4\", x"));
+        // A template, or a file that only mentions the group elsewhere, is not.
+        assert!(!may_hold_policy("apiVersion: policy.flomesh.io/v1alpha1\nname: {{ .x }}\n"));
+        assert!(!may_hold_policy("# see flomesh.io\nvalues: [\n"));
+    }
 }
 
 /// Why a file does not parse.
