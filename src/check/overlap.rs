@@ -89,7 +89,7 @@ fn contained(a: &ValidEgress, b: &ValidEgress) -> bool {
 
 /// What a containing policy must have at one place: any host (or address), or this
 /// pattern. Borrowed from the policies: the index allocates no strings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 enum Cover<'a> {
     Any,
     Exact(&'a str),
@@ -196,21 +196,29 @@ pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<D
             }
         }
     }
-    type Index<'a> = HashMap<(&'a Identity, u16, Cover<'a>), Vec<usize>>;
-    let (mut by_host, mut by_cidr): (Index, Index) = (HashMap::new(), HashMap::new());
+    drop(first);
+    // Two sorted lists of (source, port, cover, policy): no allocation per key.
+    type Index<'a> = Vec<((&'a Identity, u16, Cover<'a>), usize)>;
+    let (mut by_host, mut by_cidr): (Index, Index) = (Vec::new(), Vec::new());
     for &i in &distinct {
         let v = &valid[i];
         let (hosts, cidrs) = index_keys(v);
         for s in &v.policy.sources {
             for p in &v.policy.ports {
-                for h in &hosts {
-                    by_host.entry((s, p.number, *h)).or_default().push(i);
-                }
-                for c in &cidrs {
-                    by_cidr.entry((s, p.number, *c)).or_default().push(i);
-                }
+                by_host.extend(hosts.iter().map(|h| ((s, p.number, *h), i)));
+                by_cidr.extend(cidrs.iter().map(|c| ((s, p.number, *c), i)));
             }
         }
+    }
+    by_host.sort_unstable();
+    by_cidr.sort_unstable();
+    fn lookup<'i, 'a>(
+        index: &'i Index<'a>,
+        key: &(&'a Identity, u16, Cover<'a>),
+    ) -> &'i [((&'a Identity, u16, Cover<'a>), usize)] {
+        let start = index.partition_point(|(k, _)| k < key);
+        let end = start + index[start..].partition_point(|(k, _)| k == key);
+        &index[start..end]
     }
     for &i in &distinct {
         let a = &valid[i];
@@ -230,9 +238,7 @@ pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<D
         };
         let mut candidates: Vec<usize> = covers
             .into_iter()
-            .filter_map(|c| index.get(&(s, p.number, c)))
-            .flatten()
-            .copied()
+            .flat_map(|c| lookup(index, &(s, p.number, c)).iter().map(|(_, j)| *j))
             .collect();
         candidates.sort_unstable();
         candidates.dedup();

@@ -344,10 +344,16 @@ mod tests {
 
     #[test]
     fn a_policy_is_recognised_by_its_api_version() {
-        assert!(may_hold_policy("apiVersion: policy.flomesh.io/v1alpha1\nkind: [\n"));
-        assert!(may_hold_policy("{\"apiVersion\": \"specs.smi-spec.io/v1alpha4\", x"));
+        assert!(may_hold_policy(
+            "apiVersion: policy.flomesh.io/v1alpha1\nkind: [\n"
+        ));
+        assert!(may_hold_policy(
+            "{\"apiVersion\": \"specs.smi-spec.io/v1alpha4\", x"
+        ));
         // A template, or a file that only mentions the group elsewhere, is not.
-        assert!(!may_hold_policy("apiVersion: policy.flomesh.io/v1alpha1\nname: {{ .x }}\n"));
+        assert!(!may_hold_policy(
+            "apiVersion: policy.flomesh.io/v1alpha1\nname: {{ .x }}\n"
+        ));
         assert!(!may_hold_policy("# see flomesh.io\nvalues: [\n"));
     }
 }
