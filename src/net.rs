@@ -116,6 +116,15 @@ fn check_dns_name(name: &str) -> Result<(), HostError> {
     Ok(())
 }
 
+/// Whether a name from the wire (a Host header, an SNI, a tunnel target; already lower-cased)
+/// is a DNS name that may match a host rule or be dialled: LDH labels of 1 to 63 characters,
+/// at most 253 in all, and not an IPv4 literal. Control bytes, NULs and the like never are.
+pub fn is_dns_name(name: &str) -> bool {
+    !name.bytes().any(|b| b.is_ascii_uppercase())
+        && check_dns_name(name).is_ok()
+        && !name.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
 pub fn parse_host(s: &str) -> Result<HostPattern, HostError> {
     let t = s.trim_start_matches('[').trim_end_matches(']');
     if t.contains(':') && std::net::Ipv6Addr::from_str(t).is_ok() {

@@ -150,6 +150,12 @@ fn eval_rule<'r>(rule: &'r Rule, q: &Query) -> RuleResult<'r> {
             let Some(sni) = sni.map(|s| normalize_host(&s)) else {
                 return RuleResult::Misses("no SNI (give --sni)".into());
             };
+            if !crate::net::is_dns_name(&sni) {
+                return RuleResult::Misses(format!(
+                    "SNI `{}` is not a valid DNS name",
+                    sni.escape_debug()
+                ));
+            }
             if rule.hosts.iter().any(|h| h.matches(&sni)) {
                 RuleResult::Allows(format!("{sni}:{}", q.port), None)
             } else {
@@ -167,6 +173,12 @@ fn eval_rule<'r>(rule: &'r Rule, q: &Query) -> RuleResult<'r> {
             let Some(host) = host.map(|h| normalize_host(&h)) else {
                 return RuleResult::Misses("no Host (give --http-host)".into());
             };
+            if !crate::net::is_dns_name(&host) {
+                return RuleResult::Misses(format!(
+                    "Host `{}` is not a valid DNS name",
+                    host.escape_debug()
+                ));
+            }
             if !rule.hosts.iter().any(|h| h.matches(&host)) {
                 return RuleResult::Misses(format!(
                     "Host {host} is not in {}",

@@ -34,6 +34,14 @@ fn shared_decision_vectors() {
         );
         n += 1;
     }
+    for c in cases(&v, "dnsName") {
+        assert_eq!(
+            crate::net::is_dns_name(c["name"].as_str().unwrap()),
+            c["ok"],
+            "{c}"
+        );
+        n += 1;
+    }
     for c in cases(&v, "printablePath") {
         assert_eq!(printable_path(c["path"].as_str().unwrap()), c["ok"], "{c}");
         n += 1;

@@ -15,6 +15,17 @@ var SUSPICIOUS = new RegExp('(^|/)\\.\\.?(/|$)|%2e|%2f|%5c|\\\\', 'i')
 var PRINTABLE_PATH = new RegExp('^[\\x21-\\x7e]*$')
 var PRINTABLE_VALUE = new RegExp('^[\\x20-\\x7e\\t]*$')
 
+// A name from the wire (Host, SNI; lower-cased) matches a host rule or is dialled only when it
+// is a DNS name: LDH labels of 1 to 63 characters, at most 253 in all, not an IPv4 literal.
+// Control bytes and NULs never pass (a resolver would stop at a NUL). The length is checked
+// before the regex runs.
+var DNS_NAME = new RegExp('^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?([.][a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$')
+var DIGITS_AND_DOTS = new RegExp('^[0-9.]+$')
+
+function isDnsName(name) {
+  return name.length > 0 && name.length <= 253 && DNS_NAME.test(name) && !DIGITS_AND_DOTS.test(name)
+}
+
 // Lower-case, without port and trailing dots.
 function normalizeHost(h) {
   if (!h) return ''
@@ -70,6 +81,7 @@ function unanchored(source) {
 
 export default {
   normalizeHost: normalizeHost,
+  isDnsName: isDnsName,
   hostSet: hostSet,
   matchingPattern: matchingPattern,
   suspicious: SUSPICIOUS,

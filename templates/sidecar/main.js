@@ -35,6 +35,7 @@ var inMesh = mesh.InMesh || {}
 // ---------------------------------------------------------------- lookups, built once
 
 var normalizeHost = decide.normalizeHost
+var isDnsName = decide.isDnsName
 var hostSet = decide.hostSet
 var matchingPattern = decide.matchingPattern
 var SUSPICIOUS = decide.suspicious
@@ -196,7 +197,7 @@ function onHello(hello) {
       $verdict = 'egress'
       return
     }
-    if (sni && matchingPattern(names, sni) !== null) {
+    if (sni && isDnsName(sni) && matchingPattern(names, sni) !== null) {
       // The listed name, not the dialled address: a forged SNI cannot reach another host.
       $target = sni + ':' + $dstPort
       $verdict = 'egress'
@@ -208,7 +209,7 @@ function onHello(hello) {
     $verdict = 'egress'
     return
   }
-  $reason = sni ? 'server name not allowed' : 'no server name'
+  $reason = !sni ? 'no server name' : isDnsName(sni) ? 'server name not allowed' : 'server name is not a DNS name'
   $verdict = 'deny'
 }
 
@@ -256,9 +257,10 @@ function decideRequest(msg) {
   $host = host
   var q = head.path.indexOf('?')
   var path = q >= 0 ? head.path.substring(0, q) : head.path
+  var named = isDnsName(host)
   for (var i = 0; i < $candidates.length; i++) {
     var c = $candidates[i]
-    var key = matchingPattern(c.hosts, host)
+    var key = named ? matchingPattern(c.hosts, host) : null
     var routes = key === null ? [] : c.routes[key]
     for (var k = 0; k < routes.length; k++) {
       if (routeAllows(routes[k], head, path)) {
@@ -273,7 +275,7 @@ function decideRequest(msg) {
     $target = $original
     return 'egress'
   }
-  $reason = 'request not allowed'
+  $reason = named ? 'request not allowed' : 'host is not a DNS name'
   deny($reason)
   return 'deny'
 }

@@ -26,6 +26,9 @@ v.hostMatch.forEach(function (c) {
 v.suspiciousPath.forEach(function (c) {
   check('suspiciousPath ' + c.path, decide.suspicious.test(c.path), c.suspicious)
 })
+v.dnsName.forEach(function (c) {
+  check('dnsName ' + JSON.stringify(c.name), decide.isDnsName(c.name), c.ok)
+})
 v.printablePath.forEach(function (c) {
   check('printablePath ' + JSON.stringify(c.path), decide.printablePath.test(c.path), c.ok)
 })
