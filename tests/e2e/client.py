@@ -8,6 +8,9 @@
                                      then GET /; prints the HTTP response body
   client.py keepalive HOST PORT H1 H2  two requests with Host H1 then H2 on one connection;
                                      prints each status line
+  client.py sni-raw HOST PORT SNI    a hand-made ClientHello whose SNI is SNI with Python
+                                     escapes (`evil.test\\x00.wild.test`: a NUL, which the ssl
+                                     module refuses to send); prints the first reply bytes (or EOF)
 """
 import socket
 import ssl
@@ -64,6 +67,26 @@ def complete(response):
         if k.strip().lower() == b"content-length":
             return len(rest) >= int(v.strip())
     return False
+
+
+def client_hello(sni):
+    """A minimal TLS 1.2 ClientHello carrying `sni` (bytes) as its server name."""
+    import os
+    import struct
+
+    names = b"\x00" + struct.pack("!H", len(sni)) + sni
+    ext_sni = struct.pack("!HH", 0, len(names) + 2) + struct.pack("!H", len(names)) + names
+    groups = struct.pack("!HHH", 10, 4, 2) + struct.pack("!H", 23)
+    sigs = struct.pack("!HHH", 13, 4, 2) + struct.pack("!H", 0x0401)
+    exts = ext_sni + groups + sigs
+    body = (
+        b"\x03\x03" + os.urandom(32) + b"\x00"
+        + struct.pack("!H", 4) + b"\xc0\x2f\x00\x9c"
+        + b"\x01\x00"
+        + struct.pack("!H", len(exts)) + exts
+    )
+    hs = b"\x01" + struct.pack("!I", len(body))[1:] + body
+    return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
 
 
 def main():
@@ -129,6 +152,11 @@ def main():
                 break
             incoming.write(data)
         print(body.decode("latin-1").split("\r\n\r\n", 1)[-1].strip())
+    elif mode == "sni-raw":
+        sni = sys.argv[4].encode("latin-1").decode("unicode_escape").encode("latin-1")
+        s.sendall(client_hello(sni))
+        reply = recv_some(s)
+        print(reply if reply in ("EOF", "TIMEOUT") or reply.startswith("ERROR") else "TLS reply %r" % reply[:16])
     elif mode == "keepalive":
         buf = b""
         for h in sys.argv[4:6]:

@@ -399,6 +399,7 @@ fn query_of(identity: &str, client: &[String]) -> Option<egressc::Query> {
         match mode {
             "tcp" | "greet" | "raw" => (dest, None, None),
             "tls-split" => (dest, Some(client[5].clone()), None),
+            "sni-raw" => (dest, Some(client[5].replace("\\x00", "\0")), None),
             _ => return None,
         }
     };
@@ -605,6 +606,13 @@ fn policy_cases() -> Vec<Case> {
             "https: non-TLS bytes closed",
             py(&["raw", "127.0.0.40", "8443"]),
             Denied(&["secure"]),
+        ),
+        case(
+            // Passes a `*.wild.test` suffix match; a resolver would stop at the NUL and dial
+            // evil.test.
+            "https: an SNI with a NUL byte is not a name",
+            py(&["sni-raw", "127.0.0.41", "8443", "evil.test\\x00.wild.test"]),
+            Denied(&["evil", "wild"]),
         ),
         case(
             "http: listed host and route allowed",
