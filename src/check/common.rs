@@ -6,6 +6,13 @@ use crate::input::yaml::Seg;
 use crate::load::inputs::Document;
 use crate::net::{self, Cidr, CidrError};
 
+/// Values sorted and without duplicates.
+pub fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v.dedup();
+    v
+}
+
 /// E0317: an IPv6 address, CIDR or host.
 pub fn ipv6_unsupported(what: &str, value: &str, span: Span) -> Diagnostic {
     Diagnostic::new(

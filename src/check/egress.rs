@@ -1,7 +1,7 @@
 //! One Egress policy at a time: sources, ports and protocols, hosts, CIDRs and `matches`,
 //! resolved into a `model::Policy`.
 
-use crate::check::common::{cidr, ipv6_unsupported, not_acted_on};
+use crate::check::common::{cidr, ipv6_unsupported, not_acted_on, sorted};
 use crate::check::names::{NameRule, check_reference};
 use crate::check::routes::Key;
 use crate::diagnostics::{Code, Diagnostic};
@@ -68,12 +68,6 @@ pub fn check_egresses<'a>(
         }
     }
     out
-}
-
-fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
-    v.sort();
-    v.dedup();
-    v
 }
 
 /// One policy; `None` when a port is out of range (reported by the schema check).

@@ -1,7 +1,7 @@
 //! Mesh-wide inputs: the MeshConfig (resolved into `Settings` with FSM's defaults) and the
 //! global egress gateways.
 
-use crate::check::common::cidr;
+use crate::check::common::{cidr, sorted};
 use crate::check::names::{NameRule, check_reference};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::input::span::Span;
@@ -20,13 +20,6 @@ pub fn unknown_mode(mode: &str, span: Span, on_annotation: bool) -> Diagnostic {
     } else {
         d
     }
-}
-
-/// Values that parsed, sorted and without duplicates.
-fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
-    v.sort();
-    v.dedup();
-    v
 }
 
 /// The MeshConfig's settings, with FSM's defaults for whatever it leaves out.

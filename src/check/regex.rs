@@ -68,25 +68,17 @@ fn literal(lit: &ast::Literal) -> Result<(), NotPortable> {
 /// Unicode in the regex crate that explain uses. The portable spelling instead.
 fn perl_class(c: &ast::ClassPerl) -> Result<(), NotPortable> {
     use ast::ClassPerlKind::*;
-    let spelling = match (&c.kind, c.negated) {
-        (Digit, false) => "[0-9]",
-        (Digit, true) => "[^0-9]",
-        (Word, false) => "[A-Za-z0-9_]",
-        (Word, true) => "[^A-Za-z0-9_]",
-        (Space, false) => "[\\t\\n\\f\\r ]",
-        (Space, true) => "[^\\t\\n\\f\\r ]",
+    let (letter, spelling) = match (&c.kind, c.negated) {
+        (Digit, false) => ('d', "[0-9]"),
+        (Digit, true) => ('D', "[^0-9]"),
+        (Word, false) => ('w', "[A-Za-z0-9_]"),
+        (Word, true) => ('W', "[^A-Za-z0-9_]"),
+        (Space, false) => ('s', "[\\t\\n\\f\\r ]"),
+        (Space, true) => ('S', "[^\\t\\n\\f\\r ]"),
     };
     Err(NotPortable {
         reason: format!(
-            "`\\{}` means different characters in RE2, ECMAScript and explain; write `{spelling}`",
-            match (&c.kind, c.negated) {
-                (Digit, false) => 'd',
-                (Digit, true) => 'D',
-                (Word, false) => 'w',
-                (Word, true) => 'W',
-                (Space, false) => 's',
-                (Space, true) => 'S',
-            }
+            "`\\{letter}` means different characters in RE2, ECMAScript and explain; write `{spelling}`"
         ),
         start: c.span.start.offset,
         end: c.span.end.offset,

@@ -58,25 +58,25 @@ function matchingPattern(set, host) {
   return null
 }
 
-// A route regex matched against the whole path; null when it does not compile (egressc
-// checks every regex, but one bad regex must never stop the sidecar: its route never matches).
-function anchored(source) {
+// A regex; null when it does not compile (egressc checks every regex, but one bad regex must
+// never stop the sidecar: its route never matches).
+function compile(source, what) {
   try {
-    return new RegExp('^(?:' + source + ')$')
+    return new RegExp(source)
   } catch (e) {
-    console.log(JSON.stringify({ egressc: 'error', reason: 'route regex does not compile' }))
+    console.log(JSON.stringify({ egressc: 'error', reason: what + ' regex does not compile' }))
     return null
   }
 }
 
-// A header value regex (unanchored, as FSM); null when it does not compile.
+// A route regex matched against the whole path.
+function anchored(source) {
+  return compile('^(?:' + source + ')$', 'route')
+}
+
+// A header value regex (unanchored, as FSM).
 function unanchored(source) {
-  try {
-    return new RegExp(source)
-  } catch (e) {
-    console.log(JSON.stringify({ egressc: 'error', reason: 'header regex does not compile' }))
-    return null
-  }
+  return compile(source, 'header')
 }
 
 export default {
