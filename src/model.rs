@@ -272,6 +272,19 @@ pub struct GatewayTarget {
     pub mode: GatewayMode,
 }
 
+/// The resolvers workload UDP may reach on port 53; every other UDP datagram (and every other
+/// protocol but TCP) leaving the workload is dropped (design §3).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DnsResolvers {
+    /// Named by `--dns`.
+    Flag(Vec<Ipv4Addr>),
+    /// The clusterIP of the Service `kube-system/kube-dns` in the inputs.
+    KubeDns(Ipv4Addr),
+    /// Neither: port 53 to any address.
+    #[default]
+    AnyAddress,
+}
+
 /// What `check` hands on: everything lowering needs, already resolved.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Checked {
@@ -282,6 +295,7 @@ pub struct Checked {
     pub policies: Vec<Policy>,
     pub mesh: Vec<MeshDestination>,
     pub gateways: Vec<GatewayTarget>,
+    pub dns: DnsResolvers,
 }
 
 /// What the user tells `check` beyond the inputs.
@@ -291,4 +305,6 @@ pub struct CheckOptions {
     pub require_meshconfig: bool,
     /// The cluster's Service CIDRs (`--service-cidr`).
     pub service_cidrs: Vec<Cidr>,
+    /// The DNS resolvers workload UDP may reach (`--dns`); empty: see [`DnsResolvers`].
+    pub dns: Vec<Ipv4Addr>,
 }

@@ -160,6 +160,33 @@ pub fn is_public_suffix(suffix: &str) -> bool {
     }
 }
 
+/// The names a Service answers to in the cluster's DNS, longest first.
+pub fn service_names(service: &str, namespace: &str) -> [String; 3] {
+    let base = format!("{service}.{namespace}");
+    [
+        format!("{base}.svc.cluster.local"),
+        format!("{base}.svc"),
+        base,
+    ]
+}
+
+/// The kind of address the egress gateway never tunnels to unless a policy's `ipAddresses`
+/// names it: its own loopback, link-local (cloud metadata at 169.254.169.254), "this
+/// network", multicast and broadcast.
+pub fn refused_address(ip: Ipv4Addr) -> Option<&'static str> {
+    if ip.is_loopback() {
+        Some("loopback")
+    } else if ip.is_link_local() {
+        Some("link-local")
+    } else if ip.octets()[0] == 0 {
+        Some("in 0.0.0.0/8")
+    } else if ip.is_multicast() || ip.is_broadcast() {
+        Some("multicast or broadcast")
+    } else {
+        None
+    }
+}
+
 /// A strictly parsed IPv4 CIDR: explicit prefix, no host bits, no leading zeros.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Cidr(pub cidr::Ipv4Cidr);

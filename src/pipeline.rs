@@ -26,6 +26,8 @@ pub struct ReadOptions {
     /// The cluster's Service CIDRs: a clusterIP outside them (and outside the private
     /// ranges) gets a warning.
     pub service_cidrs: Vec<Cidr>,
+    /// The DNS resolvers workload UDP may reach (`--dns`).
+    pub dns: Vec<std::net::Ipv4Addr>,
 }
 
 impl Default for ReadOptions {
@@ -36,6 +38,7 @@ impl Default for ReadOptions {
             max_input_bytes: DEFAULT_MAX_INPUT_BYTES,
             exclude: Vec::new(),
             service_cidrs: Vec::new(),
+            dns: Vec::new(),
         }
     }
 }
@@ -106,6 +109,7 @@ pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: &ReadOpti
     let check = CheckOptions {
         require_meshconfig: opts.require_meshconfig || opts.strict,
         service_cidrs: opts.service_cidrs.clone(),
+        dns: opts.dns.clone(),
     };
     analyze_sources(sources, diagnostics, &check)
 }

@@ -4,8 +4,8 @@
 //! sorted, so that the plan does not depend on input order.
 
 use crate::model::{
-    Checked, ConnectionSettings, GatewayMode, Identity, MeshDestination, Protocol, ProtocolClass,
-    Provenance, Route, Settings,
+    Checked, ConnectionSettings, DnsResolvers, GatewayMode, Identity, MeshDestination, Protocol,
+    ProtocolClass, Provenance, Route, Settings,
 };
 use crate::net::{Cidr, HostPattern};
 use std::collections::BTreeMap;
@@ -62,18 +62,67 @@ pub struct Gateway {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Plan {
     pub settings: Settings,
-    /// Sorted by address and port.
+    /// Sorted by address and port. Never a gateway Service's address.
     pub mesh: Vec<MeshDestination>,
+    /// The clusterIPs and ports of the gateway Services (sorted): a workload's own connection
+    /// to one is denied; only the sidecar's tunnels (as the proxy uid) reach a gateway.
+    pub gateway_addresses: Vec<MeshDestination>,
     /// Sorted by name; `_default` first.
     pub identities: Vec<IdentityPlan>,
     /// Sorted by cluster name.
     pub gateways: Vec<Gateway>,
+    pub dns: DnsResolvers,
 }
 
-fn mesh(checked: &Checked) -> Vec<MeshDestination> {
-    let mut out = checked.mesh.clone();
-    out.sort();
-    out.dedup_by(|a, b| a.ip == b.ip && a.port == b.port);
+/// The in-mesh destinations, and apart from them those of the gateway Services.
+fn mesh(checked: &Checked) -> (Vec<MeshDestination>, Vec<MeshDestination>) {
+    let mut all = checked.mesh.clone();
+    all.sort();
+    all.dedup_by(|a, b| a.ip == b.ip && a.port == b.port);
+    let gateway = |d: &MeshDestination| {
+        checked
+            .gateways
+            .iter()
+            .any(|g| d.service == format!("{}/{}", g.namespace, g.service))
+    };
+    all.into_iter().partition(|d| !gateway(d))
+}
+
+/// What an identity may reach through a gateway on one port: the tunnel targets its sidecar
+/// sends (design §3). Addresses come from tcp rules and https rules without hosts (the
+/// original destination), names from http and https rules with hosts.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GatewayPort {
+    /// Some rule admits any address.
+    pub any_address: bool,
+    /// Addresses admitted by the CIDRs of rules (sorted, without duplicates). An address
+    /// named here is admitted even when it is loopback, link-local or in-mesh.
+    pub cidrs: Vec<Cidr>,
+    /// Names admitted (sorted, without duplicates).
+    pub hosts: Vec<HostPattern>,
+}
+
+/// An identity's gateway allow-list, by port.
+pub fn gateway_allow(id: &IdentityPlan) -> BTreeMap<u16, GatewayPort> {
+    let mut out: BTreeMap<u16, GatewayPort> = BTreeMap::new();
+    for r in &id.rules {
+        let port = out.entry(r.port).or_default();
+        if r.hosts.is_empty() {
+            if r.cidrs.is_empty() {
+                port.any_address = true;
+            } else {
+                port.cidrs.extend(r.cidrs.iter().cloned());
+            }
+        } else {
+            port.hosts.extend(r.hosts.iter().cloned());
+        }
+    }
+    for port in out.values_mut() {
+        port.cidrs.sort();
+        port.cidrs.dedup();
+        port.hosts.sort();
+        port.hosts.dedup();
+    }
     out
 }
 
@@ -156,10 +205,13 @@ pub fn lower(checked: &Checked) -> Plan {
             rules,
         });
     }
+    let (mesh, gateway_addresses) = mesh(checked);
     Plan {
-        mesh: mesh(checked),
+        mesh,
+        gateway_addresses,
         identities: plans,
         gateways: gateways(checked),
+        dns: checked.dns.clone(),
         settings,
     }
 }

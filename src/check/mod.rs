@@ -43,6 +43,7 @@ pub fn check(inputs: &Inputs, options: &CheckOptions) -> (Checked, Vec<Diagnosti
         policies: valid.into_iter().map(|v| v.policy).collect(),
         mesh,
         gateways,
+        dns: services::dns_resolvers(inputs, options),
     };
     (checked, diags)
 }

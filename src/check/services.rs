@@ -7,7 +7,7 @@ use crate::diagnostics::{Code, Diagnostic};
 use crate::input::span::Span;
 use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::{ServicePort, ServiceSpec};
-use crate::model::{CheckOptions, GatewayMode, MODE_ANNOTATION, MeshDestination};
+use crate::model::{CheckOptions, DnsResolvers, GatewayMode, MODE_ANNOTATION, MeshDestination};
 use crate::net::Cidr;
 use crate::path;
 use std::collections::HashMap;
@@ -134,6 +134,23 @@ fn is_tcp(p: &ServicePort) -> bool {
     p.protocol
         .as_deref()
         .is_none_or(|proto| proto.eq_ignore_ascii_case("TCP"))
+}
+
+/// The resolvers workload UDP may reach: `--dns`, else the clusterIP of `kube-system/kube-dns`
+/// when the inputs have it, else port 53 to any address.
+pub fn dns_resolvers(inputs: &Inputs, options: &CheckOptions) -> DnsResolvers {
+    if !options.dns.is_empty() {
+        let mut v = options.dns.clone();
+        v.sort();
+        v.dedup();
+        return DnsResolvers::Flag(v);
+    }
+    inputs
+        .services
+        .iter()
+        .filter(|s| s.ns() == "kube-system" && s.name() == "kube-dns")
+        .find_map(|s| s.spec.cluster_ip.as_deref()?.parse::<Ipv4Addr>().ok())
+        .map_or(DnsResolvers::AnyAddress, DnsResolvers::KubeDns)
 }
 
 /// The in-mesh destinations: every Service's IPv4 clusterIP with each of its TCP ports.

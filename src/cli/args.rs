@@ -116,6 +116,10 @@ pub struct ReportArgs {
     /// outside the private ranges.
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
     pub service_cidr: Vec<Cidr>,
+    /// A DNS resolver workload UDP may reach on port 53 (repeatable). Default: the clusterIP
+    /// of the Service kube-system/kube-dns when the inputs have it, else any address.
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<std::net::Ipv4Addr>,
     /// The largest input file (and stdin) read, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_input_mib: u64,

@@ -81,6 +81,7 @@ impl<'a> Report<'a> {
             max_input_bytes: self.args.max_input_mib << 20,
             exclude: exclude.into_iter().map(Path::to_path_buf).collect(),
             service_cidrs: self.args.service_cidr.clone(),
+            dns: self.args.dns.clone(),
         };
         let mut analysis = analyze(inputs, &mut std::io::stdin().lock(), &options);
         analysis

@@ -41,7 +41,11 @@ pub fn emit(plan: &Plan, inputs: &[(String, &[u8])]) -> Output {
     }
     out.files.insert(
         "iptables/outbound.rules".into(),
-        iptables::outbound_rules(&plan.settings).into_bytes(),
+        iptables::outbound_rules(&plan.settings, &plan.dns).into_bytes(),
+    );
+    out.files.insert(
+        "iptables/outbound6.rules".into(),
+        iptables::outbound6_rules().into_bytes(),
     );
     let manifest = manifest::manifest(&out, inputs);
     out.files

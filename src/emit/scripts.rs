@@ -19,6 +19,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/sidecar/decide.js"),
     ),
     (
+        "sidecar/clock.js",
+        include_str!("../../templates/sidecar/clock.js"),
+    ),
+    (
         "gateway/main.js",
         include_str!("../../templates/gateway/main.js"),
     ),
@@ -53,12 +57,17 @@ pub fn render(name: &str) -> Vec<u8> {
 
 /// Every script file, by output path.
 pub fn sidecar_files() -> Vec<(String, Vec<u8>)> {
-    ["sidecar/main.js", "sidecar/decide.js"]
+    ["sidecar/main.js", "sidecar/decide.js", "sidecar/clock.js"]
         .into_iter()
         .map(|p| (p.to_owned(), render(p)))
         .collect()
 }
 
+/// The gateway's codebase: its own script, and the decision helpers it shares with the
+/// sidecar (DNS names, host patterns).
 pub fn gateway_files() -> Vec<(String, Vec<u8>)> {
-    vec![("gateway/main.js".into(), render("gateway/main.js"))]
+    vec![
+        ("gateway/main.js".into(), render("gateway/main.js")),
+        ("gateway/decide.js".into(), render("sidecar/decide.js")),
+    ]
 }

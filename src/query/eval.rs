@@ -3,8 +3,9 @@
 //! with what Pipy does.
 
 use crate::model::{Protocol, Route, Settings};
-use crate::net::HostPattern;
+use crate::net::{HostPattern, service_names};
 use crate::plan::{IdentityPlan, Plan, Rule};
+use crate::query::gateway;
 use crate::query::question::*;
 use std::net::Ipv4Addr;
 
@@ -60,6 +61,39 @@ pub fn suspicious(path: &str) -> bool {
         || lower.contains("%5c")
         || lower.contains('\\')
         || path.split('/').any(|seg| seg == "." || seg == "..")
+}
+
+/// Whether a header name is an RFC 9110 token (as lower-cased by the proxy).
+pub fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Why the sidecar refuses a request's head before any rule, whatever the rules say: framing
+/// that a proxy and an origin may read differently (request smuggling). Header names must be
+/// tokens (this also catches `Transfer-Encoding :` and obsolete line folding), a
+/// Transfer-Encoding must be a sole `chunked`, and never come with a Content-Length.
+pub fn framing_problem(headers: &[(String, String)]) -> Option<&'static str> {
+    if headers.iter().any(|(n, _)| !is_token(n)) {
+        return Some("a header name is not a token");
+    }
+    let te: Vec<&str> = headers
+        .iter()
+        .filter(|(n, _)| n == "transfer-encoding")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if te.is_empty() {
+        return None;
+    }
+    if te.len() > 1 || !te[0].trim().eq_ignore_ascii_case("chunked") {
+        return Some("Transfer-Encoding is not a sole chunked");
+    }
+    if headers.iter().any(|(n, _)| n == "content-length") {
+        return Some("Transfer-Encoding with Content-Length");
+    }
+    None
 }
 
 /// Why a route does not admit the request; `None` when it does.
@@ -235,13 +269,8 @@ pub fn via(plan: &Plan) -> Vec<Via> {
 fn in_mesh_by_name(plan: &Plan, name: &str, port: u16) -> Option<String> {
     plan.mesh.iter().find_map(|d| {
         let (ns, svc) = d.service.split_once('/')?;
-        let base = format!("{svc}.{ns}");
-        let names = [
-            format!("{base}.svc.cluster.local"),
-            format!("{base}.svc"),
-            base,
-        ];
-        (d.port == port && names.iter().any(|n| n == name)).then(|| d.service.clone())
+        (d.port == port && service_names(svc, ns).iter().any(|n| n == name))
+            .then(|| d.service.clone())
     })
 }
 
@@ -276,6 +305,22 @@ fn not_intercepted(s: &Settings, q: &Query) -> Option<String> {
     None
 }
 
+/// The gateway leg: a connection the sidecar lets out through a gateway is denied when the
+/// gateway refuses its target (the first gateway's mode decides which allow-list applies).
+fn through_gateway(plan: &Plan, id: &IdentityPlan, mut v: Verdict) -> Verdict {
+    let (Some(g), Some(target)) = (plan.gateways.first(), &v.target) else {
+        return v;
+    };
+    if let Err(why) = gateway::admits(plan, id, g.mode, target) {
+        v.reason = format!(
+            "the sidecar tunnels it to the gateway {}:{}, which refuses it: {why}",
+            g.host, g.port
+        );
+        v.verdict = Outcome::Denied;
+    }
+    v
+}
+
 /// Decide one connection as the sidecar would.
 pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
     let id = identity(plan, &q.identity);
@@ -299,7 +344,20 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
         v.via = Some(vec![Via::Direct]);
         return v;
     }
-    // 1. In-mesh.
+    // 1. The gateway itself: only the sidecar's own tunnels reach it.
+    let dest = match &q.dest {
+        Dest::Name(n) => Dest::Name(normalize_host(n)),
+        d => d.clone(),
+    };
+    if let Some(service) = gateway::gateway_service(plan, &dest, q.port) {
+        v.reason = format!(
+            "{} is the egress gateway {service}: a workload's own connection to it is denied; \
+             only the sidecar's tunnels reach it",
+            q.destination()
+        );
+        return v;
+    }
+    // 2. In-mesh.
     let mesh = match &q.dest {
         Dest::Ip(ip) => plan
             .mesh
@@ -316,7 +374,21 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
         v.via = Some(vec![Via::Direct]);
         return v;
     }
-    // 2. The identity's rules on this port.
+    // The sidecar decides this connection per request (an http rule of this port admits the
+    // address): a request whose framing is ambiguous is refused before any rule.
+    let per_request = id.rules.iter().any(|r| {
+        r.port == q.port
+            && r.protocol == Protocol::Http
+            && match &q.dest {
+                Dest::Ip(ip) => r.cidrs.is_empty() || r.cidrs.iter().any(|c| c.contains(*ip)),
+                Dest::Name(_) => true,
+            }
+    });
+    if per_request && let Some(why) = q.http.as_ref().and_then(|h| framing_problem(&h.headers)) {
+        v.reason = format!("request refused: {why} (request smuggling)");
+        return v;
+    }
+    // 3. The identity's rules on this port.
     let mut needs_address = None;
     for rule in id.rules.iter().filter(|r| r.port == q.port) {
         match eval_rule(rule, q) {
@@ -326,7 +398,7 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
                 v.reason = format!("allowed by Egress {}", rule.provenance.policy);
                 v.target = Some(target);
                 v.via = Some(via(plan));
-                return v;
+                return through_gateway(plan, id, v);
             }
             RuleResult::Misses(why) => v.misses.push(Miss {
                 rule: rule_ref(rule, None),
@@ -341,15 +413,15 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
             }
         }
     }
-    // 3. Passthrough.
+    // 4. Passthrough.
     if plan.settings.enable_egress {
         v.verdict = Outcome::Passthrough;
         v.reason = "passthrough: traffic.enableEgress is true".into();
         v.target = Some(q.destination());
         v.via = Some(via(plan));
-        return v;
+        return through_gateway(plan, id, v);
     }
-    // 4. Denied, or undecidable offline.
+    // 5. Denied, or undecidable offline.
     if let Some(rule) = needs_address {
         v.verdict = Outcome::NeedsAddress;
         v.reason = format!(

@@ -26,6 +26,30 @@ fn shared_decision_vectors() {
         assert_eq!(p.matches(c["host"].as_str().unwrap()), c["match"], "{c}");
         n += 1;
     }
+    for c in cases(&v, "hostPatterns") {
+        let host = c["host"].as_str().unwrap();
+        let mut found: Vec<String> = c["patterns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| crate::net::parse_host(p.as_str().unwrap()).expect("pattern"))
+            .filter(|p| p.matches(host))
+            .map(|p| p.to_string())
+            .collect();
+        found.sort();
+        assert_eq!(serde_json::json!(found), c["matches"], "{c}");
+        n += 1;
+    }
+    for c in cases(&v, "requestHead") {
+        let headers: Vec<(String, String)> = c["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h[0].as_str().unwrap().into(), h[1].as_str().unwrap().into()))
+            .collect();
+        assert_eq!(framing_problem(&headers).is_some(), c["refused"], "{c}");
+        n += 1;
+    }
     for c in cases(&v, "suspiciousPath") {
         assert_eq!(
             suspicious(c["path"].as_str().unwrap()),

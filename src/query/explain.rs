@@ -5,7 +5,9 @@ use crate::query::question::{Outcome, Query, Verdict, Via};
 use crate::query::reach::Reach;
 use std::fmt::Write as _;
 
-fn via_text(via: &[Via]) -> String {
+/// How a connection leaves: `direct`, or the gateway leg (sidecar → gateway → target when
+/// the target is known).
+fn via_text(via: &[Via], target: Option<&str>) -> String {
     match via {
         [Via::Direct] | [] => "direct".to_owned(),
         gws => gws
@@ -17,7 +19,10 @@ fn via_text(via: &[Via]) -> String {
                         GatewayMode::Socks5 => "socks5",
                         GatewayMode::Http2Tunnel => "http2tunnel",
                     };
-                    format!("gateway {address} over {mode}")
+                    match target {
+                        Some(t) => format!("sidecar → gateway {address} ({mode}) → {t}"),
+                        None => format!("gateway {address} over {mode}"),
+                    }
                 }
             })
             .collect::<Vec<_>>()
@@ -57,7 +62,7 @@ pub fn render_verdict(v: &Verdict, q: &Query) -> String {
         let _ = writeln!(s, "target:      {t}");
     }
     if let Some(via) = &v.via {
-        let _ = writeln!(s, "route out:   {}", via_text(via));
+        let _ = writeln!(s, "route out:   {}", via_text(via, v.target.as_deref()));
     }
     if !v.misses.is_empty() && !v.verdict.is_allowed()
         || (!v.misses.is_empty() && v.verdict == Outcome::Passthrough)
@@ -110,7 +115,7 @@ pub fn render_reach(r: &Reach, asked: &str) -> String {
             "policies:    ignored (featureFlags.enableEgressPolicy is false)"
         );
     }
-    let _ = writeln!(s, "route out:   {}", via_text(&r.via));
+    let _ = writeln!(s, "route out:   {}", via_text(&r.via, None));
     let _ = writeln!(s, "in-mesh Services: always, direct");
     if r.rules.is_empty() {
         let _ = writeln!(s, "rules:       none");

@@ -4,5 +4,6 @@
 pub mod cases;
 pub mod eval;
 pub mod explain;
+pub mod gateway;
 pub mod question;
 pub mod reach;

@@ -5,18 +5,23 @@
 // Every value from the mesh's YAML arrives through the JSON config; this script holds none.
 //
 // Decision order for a connection to its original destination ip:port:
+//   0. a gateway Service's address: denied (only the sidecar's own tunnels reach a gateway);
 //   1. in-mesh (a Service clusterIP:port): forwarded unchanged, never through a gateway;
 //   2. the identity's Egress rules for that port: tcp by address, https by SNI, http per request;
 //   3. passthrough when Spec.Traffic.EnableEgress is true;
 //   4. otherwise denied (connection closed; HTTP 403), and logged.
 
 import decide from './decide.js'
+import clock from './clock.js'
 
 var LISTEN_PORT = {{ sidecar_port }}
 var SOL_IP = 0
 var SO_ORIGINAL_DST = 80
 var MAX_HELLO_BYTES = 16384
-var HELLO_TIMEOUT = 10
+// At most this many connections per worker thread at once (the listener stops accepting
+// until one closes). Each uses two file descriptors: the open-file limit must exceed
+// 2 × MAX_CONNECTIONS × threads (README, "Security model").
+var MAX_CONNECTIONS = 8192
 
 var configPath = os.env['EGRESSC_CONFIG']
 var config = JSON.decode(configPath ? os.readFile(configPath) : pipy.load('config.json'))
@@ -26,18 +31,26 @@ var spec = config.Spec
 var identity = spec.ServiceIdentity
 var debug = spec.SidecarLogLevel === 'debug'
 var passthrough = spec.Traffic.EnableEgress === true
-var connectOptions = spec.SidecarTimeout > 0 ? {
-  connectTimeout: spec.SidecarTimeout,
-  idleTimeout: spec.SidecarTimeout * 10,
-} : {}
+var timeout = spec.SidecarTimeout > 0 ? spec.SidecarTimeout : 60
+var connectOptions = {
+  connectTimeout: timeout,
+  idleTimeout: timeout * 10,
+}
+// From accept to a complete ClientHello, and from a request's first byte to its complete
+// head: min(10 s, sidecarTimeout). Between requests on a kept-alive connection: sidecarTimeout.
+var HEAD_BOUND = Math.min(10, timeout)
+var KEEPALIVE_BOUND = timeout
 var inMesh = mesh.InMesh || {}
+var gatewayAddresses = mesh.Gateways || {}
 
 // ---------------------------------------------------------------- lookups, built once
 
 var normalizeHost = decide.normalizeHost
 var isDnsName = decide.isDnsName
+var framingProblem = decide.framingProblem
 var hostSet = decide.hostSet
-var matchingPattern = decide.matchingPattern
+var hostMatches = decide.matches
+var matchingPatterns = decide.matchingPatterns
 var SUSPICIOUS = decide.suspicious
 var PRINTABLE_PATH = decide.printablePath
 var PRINTABLE_VALUE = decide.printableValue
@@ -79,17 +92,12 @@ function compileRoute(r) {
 function compileMatch(m) {
   var c = { protocol: m.Protocol, masks: compileRanges(m.DestinationIPRanges) }
   if (m.Protocol === 'http') {
-    // Host (lower-case, no port) -> compiled routes; wildcard hosts in a list.
-    c.hosts = { exact: {}, suffixes: [] }
+    // Host pattern (lower-case, no port) -> compiled routes.
+    var rules = m.HttpServiceRouteRules
+    c.hosts = hostSet(Object.keys(rules))
     c.routes = {}
-    Object.keys(m.HttpServiceRouteRules).forEach(function (host) {
-      var routes = m.HttpServiceRouteRules[host].RouteRules.map(compileRoute)
-      if (host.startsWith('*.')) {
-        c.hosts.suffixes.push(host.substring(1))
-      } else {
-        c.hosts.exact[host] = true
-      }
-      c.routes[host] = routes
+    Object.keys(rules).forEach(function (host) {
+      c.routes[host] = rules[host].RouteRules.map(compileRoute)
     })
   } else if (m.Protocol === 'https') {
     c.names = m.ServerNames ? hostSet(Object.keys(m.ServerNames)) : null
@@ -136,7 +144,13 @@ function log(kind, fields) {
   console.log(JSON.stringify(fields))
 }
 
+// Every deny is counted; a budget a second is logged (clock.js), the rest reported in one line.
+clock.start(function (suppressed, denied) {
+  log('deny-suppressed', { suppressed: suppressed, denied: denied })
+})
+
 function deny(reason) {
+  if (!clock.mayLogDeny()) return
   log('deny', { destination: $dstIP + ':' + $dstPort, host: $host || undefined, reason: reason })
 }
 
@@ -168,6 +182,11 @@ function classify(ib) {
     return 'deny'
   }
   $original = $dstIP + ':' + $dstPort
+  if (gatewayAddresses[$dstIP]) {
+    // Only the sidecar's own tunnels (as the proxy uid, never intercepted) reach a gateway.
+    $reason = 'the egress gateway ' + gatewayAddresses[$dstIP] + ' is reached only through the sidecar'
+    return 'deny'
+  }
   if (inMesh[$original]) return 'mesh'
   $candidates = candidates()
   if ($candidates.length > 0) {
@@ -197,7 +216,7 @@ function onHello(hello) {
       $verdict = 'egress'
       return
     }
-    if (sni && isDnsName(sni) && matchingPattern(names, sni) !== null) {
+    if (sni && isDnsName(sni) && hostMatches(names, sni)) {
       // The listed name, not the dialled address: a forged SNI cannot reach another host.
       $target = sni + ':' + $dstPort
       $verdict = 'egress'
@@ -246,6 +265,13 @@ function routeAllows(route, head, path) {
 // http: decide each request on its Host, method, path and headers.
 function decideRequest(msg) {
   var head = msg.head
+  var framing = framingProblem(head.headers)
+  if (framing !== null) {
+    $host = undefined
+    $reason = framing
+    deny($reason)
+    return 'deny'
+  }
   var host = normalizeHost(head.headers.host || head.authority)
   if (head.authority && head.headers.host &&
       normalizeHost(head.authority) !== host) {
@@ -258,16 +284,20 @@ function decideRequest(msg) {
   var q = head.path.indexOf('?')
   var path = q >= 0 ? head.path.substring(0, q) : head.path
   var named = isDnsName(host)
-  for (var i = 0; i < $candidates.length; i++) {
+  // The routes of every pattern that matches the Host count (an exact name does not hide a
+  // wildcard, nor a wider wildcard a narrower one), as in explain.
+  for (var i = 0; named && i < $candidates.length; i++) {
     var c = $candidates[i]
-    var key = named ? matchingPattern(c.hosts, host) : null
-    var routes = key === null ? [] : c.routes[key]
-    for (var k = 0; k < routes.length; k++) {
-      if (routeAllows(routes[k], head, path)) {
-        // The request's own name, never the dialled address.
-        $target = host + ':' + $dstPort
-        if (debug) log('allow', { destination: $original, host: host, path: path, policy: routes[k].policy })
-        return 'egress'
+    var keys = matchingPatterns(c.hosts, host)
+    for (var j = 0; j < keys.length; j++) {
+      var routes = c.routes[keys[j]]
+      for (var k = 0; k < routes.length; k++) {
+        if (routeAllows(routes[k], head, path)) {
+          // The request's own name, never the dialled address.
+          $target = host + ':' + $dstPort
+          if (debug) log('allow', { destination: $original, host: host, path: path, policy: routes[k].policy })
+          return 'egress'
+        }
       }
     }
   }
@@ -278,6 +308,33 @@ function decideRequest(msg) {
   $reason = named ? 'request not allowed' : 'host is not a DNS name'
   deny($reason)
   return 'deny'
+}
+
+// HTTP timing: a head must be complete within HEAD_BOUND of its first byte (of accept, for
+// the first), and a kept-alive connection may sit idle KEEPALIVE_BOUND between requests.
+// phase 0: waiting for a head; 1: a request is in flight; 2: idle between requests.
+function onHTTPData(data) {
+  var st = $clock
+  if (st.phase === 2 && data.size > 0) {
+    st.phase = 0
+    st.deadline = clock.deadline(HEAD_BOUND)
+  }
+}
+
+function onRequestHead() {
+  var st = $clock
+  st.busy++
+  st.phase = 1
+  st.deadline = 0
+}
+
+function onResponseEnd() {
+  var st = $clock
+  if (--st.busy <= 0) {
+    st.busy = 0
+    st.phase = 2
+    st.deadline = clock.deadline(KEEPALIVE_BOUND)
+  }
 }
 
 function forbidden() {
@@ -300,6 +357,7 @@ var $verdict
 var $helloBytes = 0
 var $gateway
 var $route
+var $clock
 
 var closeStream = pipeline($=>$
   .replaceStreamStart(new StreamEnd)
@@ -319,7 +377,8 @@ var viaGateway = pipeline($=>$
       .connectHTTPTunnel(() => new Message({
         method: 'CONNECT',
         path: $target,
-        headers: { host: $target },
+        // The gateway applies this identity's allow-list (a label, not authentication).
+        headers: { host: $target, 'egressc-identity': identity },
       }))
       .to($=>$
         .muxHTTP(() => $gateway.address, { version: 2 })
@@ -337,10 +396,21 @@ function allowed(kind) {
   if (debug) log('allow', { destination: $original, target: $target, kind: kind })
 }
 
-// Loopback only: REDIRECT sends locally generated connections to 127.0.0.1.
-pipy.listen('127.0.0.1:' + LISTEN_PORT, $=>$
+// Loopback only: REDIRECT sends locally generated connections to 127.0.0.1. Pipy closes a
+// connection idle (no byte either way) for the same time as its upstream side.
+pipy.listen('127.0.0.1:' + LISTEN_PORT, {
+  maxConnections: MAX_CONNECTIONS,
+  idleTimeout: timeout * 10,
+}, $=>$
   .onStart(function (ib) {
     $route = classify(ib)
+    if ($route === 'tls' || $route === 'http') {
+      // The ClientHello, or the first request head, is due within HEAD_BOUND of accept.
+      $clock = clock.watch()
+      $clock.deadline = clock.deadline(HEAD_BOUND)
+      // Start the pipe's branch at once, so that the deadline runs before any byte.
+      return new Data
+    }
     if ($route === 'deny') {
       deny($reason)
       // Close at once, before the client sends anything.
@@ -353,6 +423,9 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, $=>$
       return new Data
     }
   })
+  // The clock ends a stream by resolving this promise with a StreamEnd.
+  .insert(() => $clock ? new Promise(function (r) { $clock.fire = r }) : [])
+  .onEnd(() => clock.unwatch($clock))
   .pipe(() => $route, {
     mesh: direct,
     egress: egress,
@@ -360,8 +433,9 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, $=>$
     tls: $=>$
       .handleData(onTLSData)
       .handleTLSClientHello(onHello)
-      .wait(() => $verdict !== undefined, { timeout: HELLO_TIMEOUT })
+      .wait(() => $verdict !== undefined, { timeout: HEAD_BOUND })
       .pipe(() => {
+        clock.unwatch($clock)
         if ($verdict === undefined) {
           $reason = 'no complete ClientHello'
           $verdict = 'deny'
@@ -373,13 +447,16 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, $=>$
         deny: closeStream,
       }),
     http: $=>$
+      .handleData(onHTTPData)
       .demuxHTTP().to($=>$
+        .handleMessageStart(onRequestHead)
         .pipe(decideRequest, {
           egress: $=>$
             .muxHTTP(() => $target)
             .to(egress),
           deny: $=>$.replaceMessage(forbidden),
         })
+        .handleMessageEnd(onResponseEnd)
       ),
   })
 )

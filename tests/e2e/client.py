@@ -11,6 +11,22 @@
   client.py sni-raw HOST PORT SNI    a hand-made ClientHello whose SNI is SNI with Python
                                      escapes (`evil.test\\x00.wild.test`: a NUL, which the ssl
                                      module refuses to send); prints the first reply bytes (or EOF)
+  client.py http-raw HOST PORT REQ   send REQ (Python escapes) as it is; print what comes back
+  client.py socks HOST PORT THOST TPORT
+                                     SOCKS5 CONNECT (no auth) to THOST:TPORT (a domain, with
+                                     Python escapes, or an IPv4 address), then "ping\n"; prints
+                                     the reply, or REFUSED with the SOCKS reply code
+  client.py h2connect HOST PORT TARGET IDENTITY [authority-only]
+                                     an h2c CONNECT stream to TARGET (`-` IDENTITY: no identity
+                                     header; authority-only: RFC 9113 form without :path), then
+                                     "ping\n"; prints the reply, or the status
+  client.py h1connect HOST PORT TARGET  an HTTP/1.1 CONNECT; prints the reply
+  client.py udp HOST PORT            one UDP datagram "ping\n"; prints the reply or TIMEOUT
+  client.py icmp HOST                one ICMP echo request (raw socket); prints ECHO REPLY or TIMEOUT
+  client.py idle HOST PORT [SEND]    connect, send SEND (escapes) if given, and wait up to 20 s;
+                                     prints CLOSED after N s (or OPEN)
+  client.py trickle HOST PORT HEAD   send the request head HEAD (escapes) one byte every 0.5 s;
+                                     prints CLOSED after N s with what came back (or COMPLETE)
 """
 import socket
 import ssl
@@ -89,8 +105,138 @@ def client_hello(sni):
     return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
 
 
+def unescape(text):
+    return text.encode("latin-1").decode("unicode_escape").encode("latin-1")
+
+
+def udp(host, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    try:
+        s.sendto(b"ping\n", (host, int(port)))
+        print(s.recv(65536).decode("latin-1"))
+    except socket.timeout:
+        print("TIMEOUT")
+    except OSError as e:
+        print("ERROR %s" % e)
+
+
+def icmp(host):
+    import struct
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    s.settimeout(2)
+    body = struct.pack("!BBHHH", 8, 0, 0, 0x4567, 1) + b"egressc"
+    total = sum(struct.unpack("!%dH" % (len(body) // 2), body[: len(body) // 2 * 2]))
+    if len(body) % 2:
+        total += body[-1] << 8
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    body = body[:2] + struct.pack("!H", ~total & 0xFFFF) + body[4:]
+    try:
+        s.sendto(body, (host, 0))
+        while True:
+            data = s.recv(65536)
+            if data[20] == 0:
+                print("ECHO REPLY")
+                return
+    except socket.timeout:
+        print("TIMEOUT")
+    except OSError as e:
+        print("ERROR %s" % e)
+
+
+def wait_closed(s, limit=20, start=None):
+    start = start or time.time()
+    s.settimeout(limit)
+    got = b""
+    try:
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            got += data
+    except socket.timeout:
+        print("OPEN after %d s" % limit)
+        return
+    except OSError:
+        pass
+    print("CLOSED after %d s %r" % (round(time.time() - start), got[:60]))
+
+
+def socks(s, thost, tport):
+    import struct
+    s.sendall(b"\x05\x01\x00")
+    if s.recv(2) != b"\x05\x00":
+        print("REFUSED method")
+        return
+    try:
+        addr = b"\x01" + socket.inet_aton(thost)
+    except OSError:
+        name = unescape(thost)
+        addr = b"\x03" + bytes([len(name)]) + name
+    s.sendall(b"\x05\x01\x00" + addr + struct.pack("!H", int(tport)))
+    reply = s.recv(10)
+    if len(reply) < 2 or reply[1] != 0:
+        print("REFUSED %r" % reply[:2])
+        return
+    s.sendall(b"ping\n")
+    print(recv_some(s))
+
+
+def h2connect(s, target, identity, authority_only):
+    import h2.config
+    import h2.connection
+    import h2.events
+    # Pipy's tunnels carry :scheme and :path (which h2 validates away for CONNECT).
+    config = h2.config.H2Configuration(
+        client_side=True, header_encoding="utf-8", validate_outbound_headers=False
+    )
+    conn = h2.connection.H2Connection(config)
+    conn.initiate_connection()
+    headers = [(":method", "CONNECT"), (":authority", target)]
+    if not authority_only:
+        headers += [(":scheme", "http"), (":path", target)]
+    if identity != "-":
+        headers.append(("egressc-identity", identity))
+    sid = conn.get_next_available_stream_id()
+    conn.send_headers(sid, headers)
+    s.sendall(conn.data_to_send())
+    sent = False
+    while True:
+        try:
+            data = s.recv(65536)
+        except socket.timeout:
+            print("TIMEOUT")
+            return
+        if not data:
+            print("EOF")
+            return
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.ResponseReceived):
+                status = dict(ev.headers).get(":status")
+                if status != "200":
+                    print("STATUS %s" % status)
+                    return
+                conn.send_data(sid, b"ping\n")
+                sent = True
+            elif isinstance(ev, h2.events.DataReceived) and sent:
+                print(ev.data.decode("latin-1"))
+                return
+            elif isinstance(ev, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                print("RESET")
+                return
+        out = conn.data_to_send()
+        if out:
+            s.sendall(out)
+
+
 def main():
-    mode, host, port = sys.argv[1], sys.argv[2], sys.argv[3]
+    mode, host = sys.argv[1], sys.argv[2]
+    if mode == "udp":
+        return udp(host, sys.argv[3])
+    if mode == "icmp":
+        return icmp(host)
+    port = sys.argv[3]
     try:
         s = connect(host, port)
     except OSError as e:
@@ -153,10 +299,39 @@ def main():
             incoming.write(data)
         print(body.decode("latin-1").split("\r\n\r\n", 1)[-1].strip())
     elif mode == "sni-raw":
-        sni = sys.argv[4].encode("latin-1").decode("unicode_escape").encode("latin-1")
+        sni = unescape(sys.argv[4])
         s.sendall(client_hello(sni))
         reply = recv_some(s)
         print(reply if reply in ("EOF", "TIMEOUT") or reply.startswith("ERROR") else "TLS reply %r" % reply[:16])
+    elif mode == "http-raw":
+        s.sendall(unescape(sys.argv[4]))
+        reply = recv_some(s)
+        print(reply)
+    elif mode == "socks":
+        socks(s, sys.argv[4], sys.argv[5])
+    elif mode == "h2connect":
+        h2connect(s, sys.argv[4], sys.argv[5], len(sys.argv) > 6)
+    elif mode == "h1connect":
+        s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (sys.argv[4], sys.argv[4])).encode())
+        print(recv_some(s))
+    elif mode == "idle":
+        if len(sys.argv) > 4:
+            s.sendall(unescape(sys.argv[4]))
+        wait_closed(s)
+    elif mode == "trickle":
+        start = time.time()
+        for b in unescape(sys.argv[4]):
+            try:
+                s.sendall(bytes([b]))
+            except OSError:
+                break
+            time.sleep(0.5)
+            if time.time() - start > 30:
+                break
+        else:
+            print("COMPLETE")
+            return
+        wait_closed(s, 1, start)
     elif mode == "keepalive":
         buf = b""
         for h in sys.argv[4:6]:

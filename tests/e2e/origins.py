@@ -3,7 +3,8 @@
 
 Usage: origins.py SPEC.json
 SPEC: {"log": path, "cert": path, "key": path,
-       "origins": [{"name": n, "addr": ip, "port": p, "kind": "http"|"tls"|"greet"|"echo"}]}
+       "origins": [{"name": n, "addr": ip, "port": p, "kind": "http"|"tls"|"greet"|"echo"|"udp"}]}
+An address with a colon is IPv6. A "udp" origin logs "ACCEPT <name>" per datagram and echoes it.
 Every accepted connection is logged as "ACCEPT <name>" (flushed at once), so a test can tell
 that an origin never saw a connection. Prints "READY" when every listener is bound.
 """
@@ -92,11 +93,21 @@ def handle(conn, origin, tls_ctx):
 
 
 def serve(origin, tls_ctx):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in origin["addr"] else socket.AF_INET
+    kind = socket.SOCK_DGRAM if origin["kind"] == "udp" else socket.SOCK_STREAM
+    s = socket.socket(family, kind)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((origin["addr"], origin["port"]))
-    s.listen(64)
+    if kind == socket.SOCK_STREAM:
+        s.listen(64)
     return s
+
+
+def serve_udp(s, name):
+    while True:
+        data, peer = s.recvfrom(65536)
+        note("ACCEPT " + name)
+        s.sendto(("%s:" % name).encode() + data, peer)
 
 
 def main():
@@ -104,6 +115,10 @@ def main():
     tls_ctx.load_cert_chain(spec["cert"], spec["key"])
     sockets = [(serve(o, tls_ctx), o) for o in spec["origins"]]
     for s, o in sockets:
+        if o["kind"] == "udp":
+            threading.Thread(target=serve_udp, args=(s, o["name"]), daemon=True).start()
+            continue
+
         def loop(s=s, o=o):
             while True:
                 conn, _ = s.accept()

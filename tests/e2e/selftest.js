@@ -21,7 +21,16 @@ v.normalizeHost.forEach(function (c) {
 })
 v.hostMatch.forEach(function (c) {
   var set = decide.hostSet([c.pattern])
-  check('hostMatch ' + c.pattern + ' ' + c.host, decide.matchingPattern(set, c.host) !== null, c.match)
+  check('hostMatch ' + c.pattern + ' ' + c.host, decide.matches(set, c.host), c.match)
+})
+v.hostPatterns.forEach(function (c) {
+  var found = decide.matchingPatterns(decide.hostSet(c.patterns), c.host).sort()
+  check('hostPatterns ' + c.host, JSON.stringify(found), JSON.stringify(c.matches))
+})
+v.requestHead.forEach(function (c) {
+  var headers = {}
+  c.headers.forEach(function (h) { headers[h[0]] = h[1] })
+  check('requestHead ' + JSON.stringify(c.headers), decide.framingProblem(headers) !== null, c.refused)
 })
 v.suspiciousPath.forEach(function (c) {
   check('suspiciousPath ' + c.path, decide.suspicious.test(c.path), c.suspicious)

@@ -115,13 +115,29 @@ fn explain_exit_codes_and_output() {
     ]);
     assert_eq!(needs.code, 4);
     assert!(needs.stdout.contains("needs-address"), "{}", needs.stdout);
-    let in_mesh = egressc(&[
+    // A workload's own connection to the gateway Service: denied (only the sidecar's tunnels
+    // reach it).
+    let gateway = egressc(&[
         "explain",
         "example/mesh",
         "--from",
         "curl/curl",
         "--to",
         "fsm-egress-gateway.fsm.svc.cluster.local:1080",
+    ]);
+    assert_eq!(gateway.code, 4, "{}", gateway.stdout);
+    assert!(
+        gateway
+            .stdout
+            .contains("is the egress gateway fsm/fsm-egress-gateway")
+    );
+    let in_mesh = egressc(&[
+        "explain",
+        "fixtures/e2e-mesh",
+        "--from",
+        "app/other",
+        "--to",
+        "inventory.app.svc.cluster.local:9000",
     ]);
     assert_eq!(in_mesh.code, 0, "{}", in_mesh.stdout);
     assert!(in_mesh.stdout.contains("in-mesh"));

@@ -1,6 +1,7 @@
 //! End to end in a real Pipy: the generated sidecar (and gateway) run in a private network
-//! namespace with the generated iptables rules; origin servers listen on in-namespace
-//! addresses (127.0.0.x); names resolve through the namespace's own hosts file; the sidecar and
+//! namespace with the generated iptables rules (IPv4 and IPv6); origin servers listen on
+//! in-namespace addresses (10.77.0.x through a local route, 127.0.0.70 for loopback, IPv6
+//! fd77::50 and ::1; TCP and UDP); names resolve through the namespace's own hosts file; the sidecar and
 //! the gateway run as uid 1500; real clients (curl, Python) connect.
 //!
 //! Needs: `EGRESSC_PIPY=/path/to/pipy` (Pipy 1.5), root (network namespaces, iptables),
@@ -117,6 +118,21 @@ impl Netns {
         let _lock = NETNS.lock().unwrap_or_else(|e| e.into_inner());
         run_ok(Command::new("ip").args(["netns", "add", &name]));
         run_ok(Command::new("ip").args(["-n", &name, "link", "set", "lo", "up"]));
+        // Every 10.77.0.x is local (AnyIP), so origins bind there without an interface each.
+        run_ok(Command::new("ip").args([
+            "-n",
+            &name,
+            "route",
+            "add",
+            "local",
+            "10.77.0.0/24",
+            "dev",
+            "lo",
+        ]));
+        run_ok(Command::new("ip").args(["-n", &name, "addr", "add", "fd77::50/128", "dev", "lo"]));
+        // With a non-loopback IPv6 address and no such IPv4 one, getaddrinfo's AI_ADDRCONFIG
+        // (Pipy's resolver) would return no IPv4 addresses at all.
+        run_ok(Command::new("ip").args(["-n", &name, "addr", "add", "10.77.0.1/32", "dev", "lo"]));
         let etc = PathBuf::from("/etc/netns").join(&name);
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(etc.join("hosts"), hosts).unwrap();
@@ -230,28 +246,36 @@ fn run_ok(cmd: &mut Command) {
 
 /// Origins: name, address, port, kind.
 const ORIGINS: &[(&str, &str, u16, &str)] = &[
-    ("tcp-inside", "127.0.0.17", 7000, "echo"),
-    ("tcp-outside", "127.0.0.21", 7000, "echo"),
-    ("tcp-otherport", "127.0.0.17", 7001, "echo"),
-    ("smtp", "127.0.0.22", 2525, "greet"),
-    ("secure", "127.0.0.40", 8443, "tls"),
-    ("wild", "127.0.0.41", 8443, "tls"),
-    ("evil", "127.0.0.42", 8443, "tls"),
-    ("tls-decoy", "127.0.0.43", 8443, "tls"),
-    ("web", "127.0.0.50", 8080, "http"),
-    ("other-web", "127.0.0.51", 8080, "http"),
-    ("web-decoy", "127.0.0.52", 8080, "http"),
-    ("inventory", "127.0.0.60", 9000, "echo"),
-    ("anywhere", "127.0.0.70", 7500, "echo"),
+    ("tcp-inside", "10.77.0.17", 7000, "echo"),
+    ("tcp-outside", "10.77.0.21", 7000, "echo"),
+    ("tcp-otherport", "10.77.0.17", 7001, "echo"),
+    ("smtp", "10.77.0.22", 2525, "greet"),
+    ("secure", "10.77.0.40", 8443, "tls"),
+    ("wild", "10.77.0.41", 8443, "tls"),
+    ("evil", "10.77.0.42", 8443, "tls"),
+    ("tls-decoy", "10.77.0.43", 8443, "tls"),
+    ("web", "10.77.0.50", 8080, "http"),
+    ("other-web", "10.77.0.51", 8080, "http"),
+    ("web-decoy", "10.77.0.52", 8080, "http"),
+    ("inventory", "10.77.0.60", 9000, "echo"),
+    ("anywhere", "10.77.0.70", 7500, "echo"),
+    ("anywhere-lo", "127.0.0.70", 7500, "echo"),
+    ("evil-web", "10.77.0.42", 8080, "http"),
+    ("v6", "fd77::50", 7600, "echo"),
+    ("v6-lo", "::1", 7600, "echo"),
+    ("udp", "10.77.0.80", 5353, "udp"),
+    ("dns", "10.77.0.80", 53, "udp"),
 ];
 
 const HOSTS: &str = "127.0.0.1 localhost\n\
-127.0.0.40 secure.test\n\
-127.0.0.41 a.wild.test\n\
-127.0.0.42 evil.test\n\
-127.0.0.50 web.test\n\
-127.0.0.51 other.test\n\
-127.0.0.30 fsm-egress-gateway.fsm.svc.cluster.local\n";
+10.77.0.40 secure.test\n\
+10.77.0.41 a.wild.test\n\
+10.77.0.42 evil.test\n\
+10.77.0.50 web.test\n\
+10.77.0.50 api.web.test\n\
+10.77.0.50 x.deep.web.test\n\
+10.77.0.51 other.test\n\
+10.77.0.30 fsm-egress-gateway.fsm.svc.cluster.local\n";
 
 fn start_origins(ns: &mut Netns) {
     let cert = ns.dir.join("cert.pem");
@@ -314,6 +338,25 @@ enum Expect {
     Denied(&'static [&'static str]),
     /// An HTTP 403 from the sidecar; none of these origins saw a connection.
     Forbidden(&'static [&'static str]),
+    /// The client saw the connection closed within this many seconds (`CLOSED after N s`),
+    /// and none of these origins saw a connection.
+    ClosedWithin(u64, &'static [&'static str]),
+}
+
+/// Whether a client ran and said what it saw (a denial must not pass because the client
+/// could not start).
+fn client_ran(text: &str) -> bool {
+    !text.trim().is_empty()
+        && !["Traceback", "Permission denied", "No such file"]
+            .iter()
+            .any(|m| text.contains(m))
+}
+
+/// Text in a client's output that only an origin's reply puts there.
+fn replied(text: &str) -> bool {
+    ["origin=", ":ping", "HELLO from", "ECHO REPLY"]
+        .iter()
+        .any(|m| text.contains(m))
 }
 
 struct Case {
@@ -393,15 +436,20 @@ fn query_of(identity: &str, client: &[String]) -> Option<egressc::Query> {
             };
             (dest, None, Some(req))
         }
-    } else {
+    } else if client[0] == "python3" {
         let mode = client[2].as_str();
+        if !["tcp", "greet", "raw", "tls-split", "sni-raw", "http-raw"].contains(&mode) {
+            return None;
+        }
         let dest = format!("{}:{}", client[3], client[4]);
         match mode {
-            "tcp" | "greet" | "raw" => (dest, None, None),
             "tls-split" => (dest, Some(client[5].clone()), None),
-            "sni-raw" => (dest, Some(client[5].replace("\\x00", "\0")), None),
-            _ => return None,
+            "sni-raw" => (dest, Some(unescape(&client[5])), None),
+            "http-raw" => (dest, None, Some(raw_request(&unescape(&client[5])))),
+            _ => (dest, None, None),
         }
+    } else {
+        return None;
     };
     let (dest, port) = parse_destination(&dest).ok()?;
     Some(Query {
@@ -411,6 +459,50 @@ fn query_of(identity: &str, client: &[String]) -> Option<egressc::Query> {
         sni,
         http,
     })
+}
+
+/// Python's escapes as client.py reads them (`\\r`, `\\n`, `\\t`, `\\xNN`, `\\\\`).
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('r') => out.push('\r'),
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('x') => {
+                let hex: String = chars.by_ref().take(2).collect();
+                out.push(char::from(u8::from_str_radix(&hex, 16).unwrap()));
+            }
+            Some(other) => out.push(other),
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// The request a raw HTTP/1.1 head asks (header names lower-cased, as Pipy gives them).
+fn raw_request(text: &str) -> egressc::HttpRequest {
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.split("\r\n");
+    let mut line = lines.next().unwrap_or_default().split(' ');
+    let method = line.next().unwrap_or_default().to_owned();
+    let path = line.next().unwrap_or("/").to_owned();
+    let mut host = None;
+    let mut headers = Vec::new();
+    for l in lines {
+        let (k, v) = l.split_once(':').unwrap_or((l, ""));
+        let (k, v) = (k.to_ascii_lowercase(), v.trim().to_owned());
+        if k == "host" {
+            host = Some(v.clone());
+        }
+        headers.push((k, v));
+    }
+    egressc::HttpRequest::new(host, Some(method), Some(path), headers)
 }
 
 /// Counts of the comparison between explain and Pipy.
@@ -468,20 +560,38 @@ fn run_cases(
             }
             Expect::Denied(untouched) | Expect::Forbidden(untouched) => {
                 let touched: Vec<&&str> = untouched.iter().filter(|o| seen(o)).collect();
-                if text.contains("origin=") || text.contains(":ping") || text.contains("HELLO from")
-                {
+                if replied(&text) {
                     Some("an origin replied".into())
+                } else if !client_ran(&text) {
+                    Some("the client did not run".into())
                 } else if !touched.is_empty() {
                     Some(format!("origins {touched:?} saw a connection"))
-                } else if matches!(c.expect, Expect::Forbidden(_)) && !text.contains("HTTP 403") {
+                } else if matches!(c.expect, Expect::Forbidden(_))
+                    && !text.contains("HTTP 403")
+                    && !text.contains("HTTP/1.1 403")
+                {
                     Some("expected HTTP 403".into())
                 } else {
                     None
                 }
             }
+            Expect::ClosedWithin(secs, untouched) => {
+                let touched: Vec<&&str> = untouched.iter().filter(|o| seen(o)).collect();
+                let after = text
+                    .split("CLOSED after ")
+                    .nth(1)
+                    .and_then(|t| t.split(' ').next())
+                    .and_then(|n| n.parse::<u64>().ok());
+                if !touched.is_empty() {
+                    Some(format!("origins {touched:?} saw a connection"))
+                } else if after.is_none_or(|n| n > *secs) {
+                    Some(format!("expected the connection closed within {secs} s"))
+                } else {
+                    None
+                }
+            }
         };
-        let reached =
-            text.contains("origin=") || text.contains(":ping") || text.contains("HELLO from");
+        let reached = replied(&text);
         if let Some(plan) = run.plan
             && let Some(q) = query_of(run.identity, &c.client)
         {
@@ -505,6 +615,42 @@ fn run_cases(
         }
     }
     passed
+}
+
+/// 300 denied connections in a burst: at most the budget (50 a second) is logged, and one
+/// line reports how many were suppressed.
+fn deny_log_is_rate_limited(ns: &mut Netns) -> Result<(), String> {
+    let burst = "import socket\nfor i in range(300):\n    s = socket.create_connection(('10.77.0.71', 7500), timeout=5); s.recv(10); s.close()\n";
+    let out = ns
+        .cmd("python3")
+        .args(["-c", burst])
+        .output()
+        .expect("python runs");
+    if !out.status.success() {
+        return Err(format!(
+            "deny burst: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let logged = |ns: &Netns| {
+        ns.log("sidecar")
+            .lines()
+            .filter(|l| l.contains("\"egressc\":\"deny\"") && l.contains("10.77.0.71:7500"))
+            .count()
+    };
+    if !ns.wait_for("sidecar", "\"egressc\":\"deny-suppressed\"") {
+        let n = logged(ns);
+        return Err(format!(
+            "no deny-suppressed line after 300 denials ({n} logged)"
+        ));
+    }
+    let n = logged(ns);
+    if n == 0 || n >= 300 {
+        return Err(format!(
+            "{n} of 300 denials logged: expected the budget to cap them"
+        ));
+    }
+    Ok(())
 }
 
 fn copy_fixture(dir: &Path) -> PathBuf {
@@ -538,38 +684,41 @@ fn add_gateway(dir: &Path, mode: &str) {
             "kind: EgressGateway\napiVersion: policy.flomesh.io/v1alpha1\nmetadata: {{name: global-egress-gateway, namespace: fsm}}\n\
 spec:\n  global:\n  - {{service: fsm-egress-gateway, namespace: fsm}}\n---\n\
 apiVersion: v1\nkind: Service\nmetadata:\n  name: fsm-egress-gateway\n  namespace: fsm\n  annotations:\n    flomesh.io/egress-gateway-mode: {mode}\n\
-spec:\n  clusterIP: 127.0.0.30\n  ports:\n  - port: 1080\n    targetPort: 1080\n"
+spec:\n  clusterIP: 10.77.0.30\n  ports:\n  - port: 1080\n    targetPort: 1080\n"
         ),
     )
     .unwrap();
 }
 
+mod attacks;
+use attacks::*;
+
 fn policy_cases() -> Vec<Case> {
     use Expect::*;
-    vec![
+    let mut cases = vec![
         case(
             "passthrough off: unlisted destination denied",
-            py(&["tcp", "127.0.0.70", "7500"]),
+            py(&["tcp", "10.77.0.70", "7500"]),
             Denied(&["anywhere"]),
         ),
         case(
             "tcp policy: inside the CIDR allowed",
-            py(&["tcp", "127.0.0.17", "7000"]),
+            py(&["tcp", "10.77.0.17", "7000"]),
             Reaches("tcp-inside", "tcp-inside:ping", &[]),
         ),
         case(
             "tcp policy: outside the CIDR denied",
-            py(&["tcp", "127.0.0.21", "7000"]),
+            py(&["tcp", "10.77.0.21", "7000"]),
             Denied(&["tcp-outside"]),
         ),
         case(
             "tcp policy: other port denied",
-            py(&["tcp", "127.0.0.17", "7001"]),
+            py(&["tcp", "10.77.0.17", "7001"]),
             Denied(&["tcp-otherport"]),
         ),
         case(
             "server-speaks-first origin works direct",
-            py(&["greet", "127.0.0.22", "2525"]),
+            py(&["greet", "10.77.0.22", "2525"]),
             Reaches("smtp", "HELLO from smtp", &[]),
         ),
         case(
@@ -592,26 +741,26 @@ fn policy_cases() -> Vec<Case> {
             curl(&[
                 "-k",
                 "--connect-to",
-                "secure.test:8443:127.0.0.43:8443",
+                "secure.test:8443:10.77.0.43:8443",
                 "https://secure.test:8443/",
             ]),
             Reaches("secure", "origin=secure", &["tls-decoy"]),
         ),
         case(
             "https: ClientHello split across segments",
-            py(&["tls-split", "127.0.0.40", "8443", "secure.test"]),
+            py(&["tls-split", "10.77.0.40", "8443", "secure.test"]),
             Reaches("secure", "origin=secure", &[]),
         ),
         case(
             "https: non-TLS bytes closed",
-            py(&["raw", "127.0.0.40", "8443"]),
+            py(&["raw", "10.77.0.40", "8443"]),
             Denied(&["secure"]),
         ),
         case(
             // Passes a `*.wild.test` suffix match; a resolver would stop at the NUL and dial
             // evil.test.
             "https: an SNI with a NUL byte is not a name",
-            py(&["sni-raw", "127.0.0.41", "8443", "evil.test\\x00.wild.test"]),
+            py(&["sni-raw", "10.77.0.41", "8443", "evil.test\\x00.wild.test"]),
             Denied(&["evil", "wild"]),
         ),
         case(
@@ -638,7 +787,7 @@ fn policy_cases() -> Vec<Case> {
             "http: listed Host sent to another address reaches the listed host",
             curl(&[
                 "--connect-to",
-                "web.test:8080:127.0.0.52:8080",
+                "web.test:8080:10.77.0.52:8080",
                 "http://web.test:8080/get",
             ]),
             Reaches("web", "origin=web", &["web-decoy"]),
@@ -665,15 +814,20 @@ fn policy_cases() -> Vec<Case> {
         ),
         case(
             "http: keep-alive requests decided one by one",
-            py(&["keepalive", "127.0.0.50", "8080", "web.test", "other.test"]),
+            py(&["keepalive", "10.77.0.50", "8080", "web.test", "other.test"]),
             Reaches("web", "HTTP/1.1 403", &[]),
         ),
         case(
             "in-mesh destination forwarded with passthrough off",
-            py(&["tcp", "127.0.0.60", "9000"]),
+            py(&["tcp", "10.77.0.60", "9000"]),
             Reaches("inventory", "inventory:ping", &[]),
         ),
-    ]
+    ];
+    cases.extend(overlap_cases());
+    cases.extend(smuggling_cases());
+    cases.extend(interception_cases());
+    cases.extend(slow_cases());
+    cases
 }
 
 #[test]
@@ -692,12 +846,17 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
     let out = work.join("out-policy");
     let plan = build_tree(&base, &out);
     let mut agreement = Agreement::default();
-    let rules = std::fs::read(out.join("iptables/outbound.rules")).unwrap();
-    let mut restore = ns.cmd("iptables-restore");
-    restore.arg("--noflush").stdin(Stdio::piped());
-    let mut child = restore.spawn().unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &rules).unwrap();
-    assert!(child.wait().unwrap().success(), "iptables-restore failed");
+    for (tool, file) in [
+        ("iptables-restore", "outbound.rules"),
+        ("ip6tables-restore", "outbound6.rules"),
+    ] {
+        let rules = std::fs::read(out.join("iptables").join(file)).unwrap();
+        let mut restore = ns.cmd(tool);
+        restore.arg("--noflush").stdin(Stdio::piped());
+        let mut child = restore.spawn().unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &rules).unwrap();
+        assert!(child.wait().unwrap().success(), "{tool} failed");
+    }
 
     let main_js = |o: &Path| o.join("sidecar/main.js");
 
@@ -715,7 +874,11 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
                 &policy_cases(),
                 &mut failures,
                 &mut agreement,
-            )
+            );
+            match deny_log_is_rate_limited(&mut ns) {
+                Ok(()) => passed += 1,
+                Err(e) => failures.push(e),
+            }
         }
         Err(e) => failures.push(e),
     }
@@ -725,7 +888,7 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
     let other = vec![
         case(
             "other identity: tcp policy of client denied",
-            py(&["tcp", "127.0.0.17", "7000"]),
+            py(&["tcp", "10.77.0.17", "7000"]),
             Expect::Denied(&["tcp-inside"]),
         ),
         case(
@@ -735,7 +898,7 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
         ),
         case(
             "other identity: in-mesh allowed",
-            py(&["tcp", "127.0.0.60", "9000"]),
+            py(&["tcp", "10.77.0.60", "9000"]),
             Expect::Reaches("inventory", "inventory:ping", &[]),
         ),
     ];
@@ -769,7 +932,7 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
     let pass_cases = vec![
         case(
             "passthrough on: any destination reachable",
-            py(&["tcp", "127.0.0.70", "7500"]),
+            py(&["tcp", "10.77.0.70", "7500"]),
             Expect::Reaches("anywhere", "anywhere:ping", &[]),
         ),
         case(
@@ -821,12 +984,12 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
         let via = vec![
             case(
                 "via gateway: passthrough",
-                py(&["tcp", "127.0.0.70", "7500"]),
+                py(&["tcp", "10.77.0.70", "7500"]),
                 Expect::Reaches("anywhere", "anywhere:ping", &[]),
             ),
             case(
                 "via gateway: tcp policy",
-                py(&["tcp", "127.0.0.17", "7000"]),
+                py(&["tcp", "10.77.0.17", "7000"]),
                 Expect::Reaches("tcp-inside", "tcp-inside:ping", &[]),
             ),
             case(
@@ -841,13 +1004,18 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
             ),
             case(
                 "via gateway: server-speaks-first",
-                py(&["greet", "127.0.0.22", "2525"]),
+                py(&["greet", "10.77.0.22", "2525"]),
                 Expect::Reaches("smtp", "HELLO from smtp", &[]),
             ),
             case(
                 "via gateway: in-mesh stays direct",
-                py(&["tcp", "127.0.0.60", "9000"]),
+                py(&["tcp", "10.77.0.60", "9000"]),
                 Expect::Reaches("inventory", "inventory:ping", &[]),
+            ),
+            case(
+                "via gateway: passthrough to the gateway's own loopback is refused",
+                py(&["tcp", "127.0.0.70", "7500"]),
+                Expect::Denied(&["anywhere-lo"]),
             ),
         ];
         passed += run_cases(
@@ -864,11 +1032,11 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
         // The gateway logged each tunnel with its target.
         let deadline = Instant::now() + Duration::from_secs(5);
         let targets = [
-            "127.0.0.70:7500",
-            "127.0.0.17:7000",
+            "10.77.0.70:7500",
+            "10.77.0.17:7000",
             "web.test:8080",
             "secure.test:8443",
-            "127.0.0.22:2525",
+            "10.77.0.22:2525",
         ];
         loop {
             let log = ns.log(&gw_log);
@@ -888,19 +1056,19 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        if ns.log(&gw_log).contains("127.0.0.60:9000") {
+        if ns.log(&gw_log).contains("10.77.0.60:9000") {
             failures.push(format!("[{mode}] in-mesh traffic went through the gateway"));
         }
         ns.stop(&gw_log);
         let down = vec![
             case(
                 "gateway stopped: passthrough fails",
-                py(&["tcp", "127.0.0.70", "7500"]),
+                py(&["tcp", "10.77.0.70", "7500"]),
                 Expect::Denied(&["anywhere"]),
             ),
             case(
                 "gateway stopped: tcp policy fails",
-                py(&["tcp", "127.0.0.17", "7000"]),
+                py(&["tcp", "10.77.0.17", "7000"]),
                 Expect::Denied(&["tcp-inside"]),
             ),
             case(
@@ -927,6 +1095,79 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
             &mut agreement,
         );
         ns.stop("sidecar");
+    }
+
+    // 5. A gateway with passthrough off: a workload's own tunnels to it are denied by the
+    //    sidecar, and tunnels that reach it directly get only what its allow-list admits.
+    let closed_in = copy_fixture(&work.join("in-gateway-closed"));
+    add_gateway(&closed_in, "http2tunnel");
+    let closed_out = work.join("out-gateway-closed");
+    let closed_plan = build_tree(&closed_in, &closed_out);
+    match ns.start_pipy("gateway-closed", &closed_out.join("gateway/main.js"), None) {
+        Err(e) => failures.push(e),
+        Ok(()) => {
+            let mut cases = gateway_service_cases();
+            cases.push(case(
+                "gateway: another identity's tcp policy is not reachable through it",
+                py(&["tcp", "10.77.0.17", "7000"]),
+                Expect::Denied(&["tcp-inside"]),
+            ));
+            match ns.start_pipy(
+                "sidecar",
+                &main_js(&closed_out),
+                Some(&closed_out.join("configs/app/other.json")),
+            ) {
+                Ok(()) => {
+                    passed += run_cases(
+                        &ns,
+                        &Run {
+                            label: "gateway, passthrough off",
+                            identity: "app/other",
+                            plan: Some(&closed_plan),
+                        },
+                        &cases,
+                        &mut failures,
+                        &mut agreement,
+                    )
+                }
+                Err(e) => failures.push(e),
+            }
+            ns.stop("sidecar");
+            // As a workload that reached the gateway's pod directly (no NetworkPolicy):
+            // its address is not intercepted while these run.
+            let exempt = [
+                "-t",
+                "nat",
+                "EGRESSC_PROXY_OUTBOUND",
+                "-d",
+                "10.77.0.30/32",
+                "-p",
+                "tcp",
+                "--dport",
+                "1080",
+                "-j",
+                "RETURN",
+            ];
+            let iptables = |op: &str| {
+                let mut c = ns.cmd("iptables");
+                c.args(&exempt[..2]).arg(op).args(&exempt[2..]);
+                run_ok(&mut c);
+            };
+            iptables("-I");
+            passed += run_cases(
+                &ns,
+                &Run {
+                    label: "gateway reached directly",
+                    identity: "app/other",
+                    plan: None,
+                },
+                &gateway_direct_cases(),
+                &mut failures,
+                &mut agreement,
+            );
+            iptables("-D");
+            ns.stop("gateway-closed");
+        }
     }
 
     {
