@@ -131,3 +131,77 @@ fn destinations_parse_strictly() {
         assert!(parse_destination(bad).is_err(), "{bad}");
     }
 }
+
+const GATEWAY: &str = "apiVersion: policy.flomesh.io/v1alpha1\nkind: EgressGateway\nmetadata: {name: gw, namespace: fsm}\nspec:\n  global: [{service: egress, namespace: fsm}]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: egress, namespace: fsm}\nspec:\n  clusterIP: 10.96.0.30\n  ports: [{port: 1080}]\n---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {name: e, namespace: ns}\nspec:\n  sources: [{kind: ServiceAccount, name: a, namespace: ns}]\n  ipAddresses: [127.0.0.16/30]\n  ports: [{number: 7000, protocol: tcp}]\n";
+
+fn tcp_query(identity: &str, to: &str) -> Query {
+    let (dest, port) = parse_destination(to).unwrap();
+    Query {
+        identity: identity.into(),
+        dest,
+        port,
+        sni: None,
+        http: None,
+    }
+}
+
+#[test]
+fn the_gateway_service_is_denied_to_workloads_and_never_in_mesh() {
+    let p = plan(&enforced(GATEWAY));
+    assert!(p.mesh.is_empty(), "{:?}", p.mesh);
+    for to in [
+        "10.96.0.30:1080",
+        "10.96.0.30:22",
+        "egress.fsm.svc.cluster.local:1080",
+    ] {
+        let v = evaluate(&p, &tcp_query("ns/a", to));
+        assert_eq!(v.verdict, Outcome::Denied, "{to}: {v:?}");
+        assert!(v.reason.contains("egress gateway fsm/egress"), "{v:?}");
+    }
+}
+
+#[test]
+fn the_gateway_leg_refuses_loopback_unless_a_cidr_names_it() {
+    // Passthrough on: through the gateway, any target but the refused ones.
+    let passthrough = GATEWAY.to_owned()
+        + "---\napiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\nspec: {traffic: {enableEgress: true}}\n";
+    let p = plan(&passthrough);
+    let v = evaluate(&p, &tcp_query("ns/a", "127.0.0.70:7500"));
+    assert_eq!(v.verdict, Outcome::Denied, "{v:?}");
+    assert!(v.reason.contains("loopback"), "{v:?}");
+    let v = evaluate(&p, &tcp_query("ns/a", "169.254.169.254:80"));
+    assert!(v.reason.contains("link-local"), "{v:?}");
+    assert_eq!(
+        evaluate(&p, &tcp_query("ns/a", "10.1.2.3:80")).verdict,
+        Outcome::Passthrough
+    );
+    // A CIDR that names a loopback address admits it.
+    let v = evaluate(&p, &tcp_query("ns/a", "127.0.0.17:7000"));
+    assert_eq!(v.verdict, Outcome::Allowed, "{v:?}");
+    // SOCKS5 gets the union, http2tunnel the identity's own list.
+    let id = identity(&p, "ns/b");
+    assert!(gateway::admits(&p, id, crate::model::GatewayMode::Socks5, "127.0.0.17:7000").is_ok());
+    assert!(
+        gateway::admits(
+            &p,
+            id,
+            crate::model::GatewayMode::Http2Tunnel,
+            "127.0.0.17:7000"
+        )
+        .is_err()
+    );
+    assert!(gateway::admits(&p, id, crate::model::GatewayMode::Socks5, "x\0.y:80").is_err());
+}
+
+#[test]
+fn ambiguous_framing_is_refused_before_any_rule() {
+    let p = plan(&enforced(
+        "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {name: e, namespace: ns}\nspec:\n  sources: [{kind: ServiceAccount, name: a, namespace: ns}]\n  hosts: [web.test]\n  ports: [{number: 80, protocol: http}]\n",
+    ));
+    let mut q = http_query("web.test", "GET", "/");
+    assert_eq!(evaluate(&p, &q).verdict, Outcome::Allowed);
+    q.http.as_mut().unwrap().headers = vec![("transfer-encoding ".into(), "chunked".into())];
+    let v = evaluate(&p, &q);
+    assert_eq!(v.verdict, Outcome::Denied, "{v:?}");
+    assert!(v.reason.contains("smuggling"), "{v:?}");
+}
