@@ -19,6 +19,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/sidecar/decide.js"),
     ),
     (
+        "sidecar/rules.js",
+        include_str!("../../templates/sidecar/rules.js"),
+    ),
+    (
         "sidecar/clock.js",
         include_str!("../../templates/sidecar/clock.js"),
     ),
@@ -57,10 +61,15 @@ pub fn render(name: &str) -> Vec<u8> {
 
 /// Every script file, by output path.
 pub fn sidecar_files() -> Vec<(String, Vec<u8>)> {
-    ["sidecar/main.js", "sidecar/decide.js", "sidecar/clock.js"]
-        .into_iter()
-        .map(|p| (p.to_owned(), render(p)))
-        .collect()
+    [
+        "sidecar/main.js",
+        "sidecar/decide.js",
+        "sidecar/rules.js",
+        "sidecar/clock.js",
+    ]
+    .into_iter()
+    .map(|p| (p.to_owned(), render(p)))
+    .collect()
 }
 
 /// The gateway's codebase: its own script, and the decision helpers it shares with the

@@ -20,13 +20,15 @@
 
 import decide from './decide.js'
 
-var config = JSON.decode(pipy.load('config.json'))
+// EGRESSC_CONFIG=FILE (Kubernetes: the mounted config) is watched: a change is taken up
+// within a second or two for new tunnels (a failed load keeps the old lists and logs one
+// error line); the listen ports are read once.
+var configPath = os.env['EGRESSC_CONFIG'] || null
+var config = JSON.decode(configPath ? os.readFile(configPath) : pipy.load('config.json'))
 var CONNECT_TIMEOUT = 10
 var IDENTITY_HEADER = 'egressc-identity'
 var H2_PREFACE = 'PRI * HTTP/2.0'
 
-var passthrough = config.Passthrough === true
-var refusedTargets = config.Refused || {}
 
 var OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
 var IPV4 = new RegExp('^' + OCTET + '([.]' + OCTET + '){3}$')
@@ -52,19 +54,51 @@ function compilePorts(ports) {
   return out
 }
 
-var identities = {}
-var merged = {}
-Object.keys(config.Identities).forEach(function (id) {
-  var ports = config.Identities[id]
-  identities[id] = compilePorts(ports)
-  Object.keys(ports).forEach(function (port) {
-    var m = merged[port] || (merged[port] = { AnyAddress: false, Cidrs: [], Hosts: [] })
-    m.AnyAddress = m.AnyAddress || ports[port].AnyAddress === true
-    m.Cidrs = m.Cidrs.concat(ports[port].Cidrs || [])
-    m.Hosts = m.Hosts.concat(ports[port].Hosts || [])
+// The allow-lists of one config: { passthrough, refused, identities, union }.
+function compileLists(config) {
+  if (!config.Identities || !config.Listen) throw new Error('not an egressc gateway config')
+  var identities = {}
+  var merged = {}
+  Object.keys(config.Identities).forEach(function (id) {
+    var ports = config.Identities[id]
+    identities[id] = compilePorts(ports)
+    Object.keys(ports).forEach(function (port) {
+      var m = merged[port] || (merged[port] = { AnyAddress: false, Cidrs: [], Hosts: [] })
+      m.AnyAddress = m.AnyAddress || ports[port].AnyAddress === true
+      m.Cidrs = m.Cidrs.concat(ports[port].Cidrs || [])
+      m.Hosts = m.Hosts.concat(ports[port].Hosts || [])
+    })
   })
-})
-var union = compilePorts(merged)
+  return {
+    passthrough: config.Passthrough === true,
+    refused: config.Refused || {},
+    identities: identities,
+    union: compilePorts(merged),
+  }
+}
+
+var lists = compileLists(config)
+
+function stamp() {
+  var st = os.stat(configPath)
+  return st ? st.mtime + '/' + st.size : 'none'
+}
+
+function watchConfig(last) {
+  new Timeout(1).wait().then(function () {
+    var now = stamp()
+    if (now !== last) {
+      try {
+        lists = compileLists(JSON.decode(os.readFile(configPath)))
+        console.log(JSON.stringify({ egressc: 'reload' }))
+      } catch (e) {
+        console.log(JSON.stringify({ egressc: 'error', reason: 'config does not load; the previous lists stay: ' + e.message }))
+      }
+    }
+    watchConfig(now)
+  })
+}
+if (configPath) watchConfig(stamp())
 
 function inMasks(masks, ip) {
   for (var i = 0; i < masks.length; i++) {
@@ -79,7 +113,8 @@ function addressRefusal(a, ip, port) {
   for (var i = 0; i < REFUSED_RANGES.length; i++) {
     if (REFUSED_RANGES[i].mask.contains(ip)) return ip + ' is ' + REFUSED_RANGES[i].why
   }
-  if (refusedTargets[ip + ':' + port]) return 'in-mesh Service ' + refusedTargets[ip + ':' + port]
+  var refused = lists.refused[ip + ':' + port]
+  if (refused) return 'in-mesh Service ' + refused
   return null
 }
 
@@ -101,13 +136,13 @@ function refusal(ports, target) {
     if (a && inMasks(a.masks, host)) return null
     var why = addressRefusal(a, host, port)
     if (why !== null) return why
-    if (passthrough || a && a.any) return null
+    if (lists.passthrough || a && a.any) return null
     return 'not on the allow-list'
   }
   if (!decide.isDnsName(host)) return 'target is not a DNS name'
   if (a && decide.matches(a.hosts, host)) return null
   if (host === 'localhost' || host.endsWith('.localhost')) return 'loopback name'
-  if (passthrough) return null
+  if (lists.passthrough) return null
   return 'not on the allow-list'
 }
 
@@ -198,7 +233,7 @@ config.Listen.forEach(function (port) {
         .acceptSOCKS(function (req) {
           $kind = 'socks5'
           $target = (req.domain || req.ip) + ':' + req.port
-          var why = refusal(union, $target)
+          var why = refusal(lists.union, $target)
           if (why !== null) {
             logTunnel('refuse', why)
             return false
@@ -229,7 +264,7 @@ config.Listen.forEach(function (port) {
                 $target = String(head.path || head.authority || '')
                 $identity = head.headers[IDENTITY_HEADER]
                 if (!$identity) return refused('the CONNECT names no identity')
-                var why = refusal(identities[$identity] || {}, $target)
+                var why = refusal(lists.identities[$identity] || {}, $target)
                 if (why !== null) return refused(why)
                 $ready = true
                 if (IPV4.test($host)) {

@@ -15,6 +15,7 @@ var budget = DENY_LOG_PER_SECOND
 var suppressed = 0
 var denied = 0
 var report = null
+var everySecond = null
 
 // A connection's timing state. `deadline` (0: none) is a time of `deadline()`; `fire` ends
 // the stream (the pipeline's `insert` sets it).
@@ -64,12 +65,15 @@ function tick() {
     suppressed = 0
   }
   budget = DENY_LOG_PER_SECOND
+  if (everySecond !== null) everySecond()
   new Timeout(1).wait().then(tick)
 }
 
-// Start the ticker; `onSuppressed(count, deniedTotal)` reports suppressed deny lines.
-function start(onSuppressed) {
+// Start the ticker; `onSuppressed(count, deniedTotal)` reports suppressed deny lines, and
+// `onTick()` runs every second (the sidecar checks its config files for a change).
+function start(onSuppressed, onTick) {
   report = onSuppressed
+  everySecond = onTick || null
   new Timeout(1).wait().then(tick)
 }
 

@@ -27,6 +27,10 @@
                                      prints CLOSED after N s (or OPEN)
   client.py trickle HOST PORT HEAD   send the request head HEAD (escapes) one byte every 0.5 s;
                                      prints CLOSED after N s with what came back (or COMPLETE)
+  client.py hold HOST PORT SECS      "ping\n", print the reply; wait SECS; again on the same
+                                     connection
+  client.py ka-wait HOST PORT H SECS GET /get with Host H, print the status; wait SECS; again on
+                                     the same connection
 """
 import socket
 import ssl
@@ -332,6 +336,22 @@ def main():
             print("COMPLETE")
             return
         wait_closed(s, 1, start)
+    elif mode == "hold":
+        s.settimeout(30)
+        for i in range(2):
+            s.sendall(b"ping\n")
+            print(recv_some(s), flush=True)
+            if i == 0:
+                time.sleep(float(sys.argv[4]))
+    elif mode == "ka-wait":
+        s.settimeout(30)
+        buf = b""
+        for i in range(2):
+            s.sendall(("GET /get HTTP/1.1\r\nHost: %s\r\n\r\n" % sys.argv[4]).encode())
+            resp, buf = read_response(s, buf)
+            print(resp[0] if resp else "EOF", flush=True)
+            if i == 0:
+                time.sleep(float(sys.argv[5]))
     elif mode == "keepalive":
         buf = b""
         for h in sys.argv[4:6]:

@@ -382,7 +382,12 @@ fn hostile_strings_stay_json_data() {
     strings(&json, &mut all);
     let hostile = "#q'\"`${x}`*/</script>\nalert(1)";
     assert!(all.iter().any(|s| s.ends_with(hostile)), "{all:?}");
-    for script in ["sidecar/main.js", "sidecar/decide.js", "sidecar/clock.js"] {
+    for script in [
+        "sidecar/main.js",
+        "sidecar/decide.js",
+        "sidecar/rules.js",
+        "sidecar/clock.js",
+    ] {
         let text = std::fs::read_to_string(out.join(script)).unwrap();
         assert!(
             !text.contains("</script>") && !text.contains("alert(1)"),
