@@ -270,6 +270,9 @@ pub struct GatewayTarget {
     pub listen_port: u16,
     /// The Service's annotation, else the MeshConfig's mode.
     pub mode: GatewayMode,
+    /// Whether the Service is in the inputs, and the pods it selects.
+    pub service_in_inputs: bool,
+    pub selector: BTreeMap<String, String>,
 }
 
 /// The resolvers workload UDP may reach on port 53; every other UDP datagram (and every other

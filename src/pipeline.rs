@@ -2,6 +2,7 @@
 //! the library's users start here.
 
 use crate::diagnostics::{Code, Diagnostic};
+use crate::emit::kubernetes::KubeOptions;
 use crate::emit::output::Output;
 use crate::input::source::{DEFAULT_MAX_INPUT_BYTES, ReadLimits, Sources};
 use crate::model::{CheckOptions, Checked};
@@ -28,6 +29,9 @@ pub struct ReadOptions {
     pub service_cidrs: Vec<Cidr>,
     /// The DNS resolvers workload UDP may reach (`--dns`).
     pub dns: Vec<std::net::Ipv4Addr>,
+    /// `check` and `build`: compile the output (with `kubernetes/` made this way) and report
+    /// what cannot be deployed; `None` (explain, test) compiles nothing.
+    pub kube: Option<KubeOptions>,
 }
 
 impl Default for ReadOptions {
@@ -39,6 +43,7 @@ impl Default for ReadOptions {
             exclude: Vec::new(),
             service_cidrs: Vec::new(),
             dns: Vec::new(),
+            kube: None,
         }
     }
 }
@@ -50,6 +55,9 @@ pub struct Analysis {
     checked: Checked,
     /// How many documents of the kinds egressc reads were recognised.
     documents: usize,
+    /// The output tree, compiled by `analyze` when asked (`ReadOptions::kube`).
+    output: Option<Output>,
+    kube: KubeOptions,
 }
 
 impl Analysis {
@@ -67,6 +75,13 @@ impl Analysis {
     /// Lower an analysis without errors into the plan that `build`, `explain` and `test` share.
     pub fn plan(&self) -> Plan {
         crate::plan::lower(&self.checked)
+    }
+    /// The output tree `analyze` compiled (or compile it now).
+    pub fn take_output(&mut self) -> Output {
+        match self.output.take() {
+            Some(o) => o,
+            None => self.compile(),
+        }
     }
     /// Lower and emit the output tree of an analysis without errors.
     pub fn compile(&self) -> Output {
@@ -88,7 +103,7 @@ impl Analysis {
             .iter()
             .map(|f| (stable(&f.name), f.text.as_bytes()))
             .collect();
-        crate::emit::emit(&plan, &inputs)
+        crate::emit::emit(&plan, &inputs, &self.kube)
     }
 }
 
@@ -111,7 +126,22 @@ pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: &ReadOpti
         service_cidrs: opts.service_cidrs.clone(),
         dns: opts.dns.clone(),
     };
-    analyze_sources(sources, diagnostics, &check)
+    let mut analysis = analyze_sources(sources, diagnostics, &check);
+    if let Some(kube) = &opts.kube {
+        analysis.kube = kube.clone();
+        if !analysis.has_errors() {
+            let output = analysis.compile();
+            let problems =
+                crate::emit::kubernetes::problems(&analysis.plan(), &output, &analysis.kube);
+            if problems.is_empty() {
+                analysis.output = Some(output);
+            } else {
+                analysis.diagnostics.extend(problems);
+                crate::diagnostics::sort(&mut analysis.diagnostics);
+            }
+        }
+    }
+    analysis
 }
 
 /// Check texts already in memory (used by tests and benchmarks).
@@ -137,6 +167,8 @@ fn analyze_sources(
         sources,
         diagnostics,
         checked,
+        output: None,
+        kube: KubeOptions::default(),
     }
 }
 

@@ -57,6 +57,12 @@ pub struct Gateway {
     pub listen_port: u16,
     pub weight: u32,
     pub mode: GatewayMode,
+    /// `namespace`, `service` of its Service.
+    pub namespace: String,
+    pub service: String,
+    /// Whether the inputs have the Service, and the pods it selects.
+    pub service_in_inputs: bool,
+    pub selector: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -137,6 +143,10 @@ fn gateways(checked: &Checked) -> Vec<Gateway> {
             listen_port: g.listen_port,
             weight: g.weight,
             mode: g.mode,
+            namespace: g.namespace.clone(),
+            service: g.service.clone(),
+            service_in_inputs: g.service_in_inputs,
+            selector: g.selector.clone(),
         })
         .collect();
     out.sort_by(|a, b| a.cluster.cmp(&b.cluster));

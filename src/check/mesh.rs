@@ -218,6 +218,21 @@ pub fn check_gateways(
                     .help("add the gateway's Service manifest to the inputs so its port and mode annotation are known"),
                 );
             }
+            if let Some(s) = svc
+                && s.spec.selector.as_ref().is_none_or(|m| m.is_empty())
+            {
+                diags.push(
+                    Diagnostic::new(
+                        Code::W0411,
+                        format!(
+                            "gateway Service `{}/{}` has no selector: it would not send traffic to the gateway Deployment of `kubernetes/`",
+                            b.namespace, b.service
+                        ),
+                    )
+                    .at(inputs.doc(s).span(path!["metadata", "name"]))
+                    .help("give the Service a `selector` (for example `app: fsm-egress-gateway`); the Deployment egressc writes gets those labels"),
+                );
+            }
             if !first_global {
                 // A second EgressGateway with global entries is an error (E0313).
                 continue;
@@ -245,6 +260,10 @@ pub fn check_gateways(
                 port,
                 listen_port,
                 mode,
+                service_in_inputs: svc.is_some(),
+                selector: svc
+                    .and_then(|s| s.spec.selector.clone())
+                    .unwrap_or_default(),
             });
         }
         if !global.is_empty() {

@@ -2,6 +2,7 @@
 
 use crate::cli::exit::UsageError;
 use crate::diagnostics::{Code, Severity};
+use crate::emit::kubernetes;
 use crate::net::{self, Cidr};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -34,6 +35,8 @@ pub enum Command {
         /// Write nothing; exit 3 and list the files when OUT differs from what would be written.
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        kube: KubeArgs,
         #[command(flatten)]
         report: ReportArgs,
     },
@@ -90,6 +93,47 @@ pub enum Command {
     },
 }
 
+/// What `build` puts into `OUT/kubernetes/`.
+#[derive(clap::Args)]
+pub struct KubeArgs {
+    /// The Pipy image of the sidecar and the gateway.
+    #[arg(long, value_name = "IMAGE", default_value = kubernetes::DEFAULT_PIPY_IMAGE)]
+    pub pipy_image: String,
+    /// The image of the init container that applies the iptables rules (needs `sh`,
+    /// `iptables-restore` and `ip6tables-restore`).
+    #[arg(long, value_name = "IMAGE", default_value = kubernetes::DEFAULT_INIT_IMAGE)]
+    pub init_image: String,
+    /// The label that selects the workloads the injection Component patches.
+    #[arg(long, value_name = "KEY=VALUE", default_value = kubernetes::DEFAULT_INJECT_LABEL, value_parser = parse_label)]
+    pub inject_label: (String, String),
+    /// The init container's iptables uses the legacy backend (it also needs NET_RAW).
+    #[arg(long)]
+    pub iptables_legacy: bool,
+    /// Also write NetworkPolicies that let meshed pods send only to the gateway and cluster DNS.
+    #[arg(long)]
+    pub pin_egress: bool,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), UsageError> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or_else(|| UsageError(format!("`{s}` is not KEY=VALUE")))?;
+    let name = k.rsplit('/').next().unwrap_or(k);
+    let ok = |t: &str, max: usize| {
+        t.len() <= max
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            && t.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
+            && t.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
+    };
+    if name.is_empty() || !ok(name, 63) || !ok(v, 63) || k.len() > 253 + 1 + 63 {
+        return Err(UsageError(format!(
+            "`{s}` is not a Kubernetes label (KEY=VALUE, each part alphanumeric with `-_.`, at most 63 characters)"
+        )));
+    }
+    Ok((k.to_owned(), v.to_owned()))
+}
+
 #[derive(clap::Args)]
 pub struct ReportArgs {
     /// Output format of the diagnostics.
@@ -120,6 +164,10 @@ pub struct ReportArgs {
     /// of the Service kube-system/kube-dns when the inputs have it, else any address.
     #[arg(long, value_name = "IP")]
     pub dns: Vec<std::net::Ipv4Addr>,
+    /// The largest ConfigMap of `kubernetes/`, in KiB (256: what client-side `kubectl apply`
+    /// accepts; up to 1024 for server-side apply).
+    #[arg(long, value_name = "KIB", default_value_t = kubernetes::DEFAULT_CONFIGMAP_MAX_KIB, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub configmap_max_kib: u64,
     /// The largest input file (and stdin) read, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_input_mib: u64,

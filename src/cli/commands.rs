@@ -1,9 +1,10 @@
 //! Each subcommand: read and check the inputs, do its work, say how it ended.
 
-use crate::cli::args::{Color, Format, ReportArgs};
+use crate::cli::args::{Color, Format, KubeArgs, ReportArgs};
 use crate::cli::exit::{Exit, usage};
 use crate::diagnostics::Severity;
 use crate::diagnostics::render::{render_human, render_json, render_sarif};
+use crate::emit::kubernetes::KubeOptions;
 use crate::pipeline::{Analysis, ReadOptions, analyze, schema_files};
 use crate::query::{cases, eval, explain as explain_text};
 use std::io::{IsTerminal, Write};
@@ -35,6 +36,9 @@ pub fn write_failure() -> Option<String> {
 pub struct Report<'a> {
     args: &'a ReportArgs,
     format: Format,
+    /// `check` and `build` compile the output, and report what cannot be deployed (E0601).
+    kube: KubeOptions,
+    deploy: bool,
 }
 
 impl<'a> Report<'a> {
@@ -42,6 +46,11 @@ impl<'a> Report<'a> {
         Report {
             args,
             format: args.format,
+            kube: KubeOptions {
+                configmap_max_bytes: (args.configmap_max_kib as usize) << 10,
+                ..KubeOptions::default()
+            },
+            deploy: true,
         }
     }
 
@@ -50,6 +59,8 @@ impl<'a> Report<'a> {
         Report {
             args,
             format: Format::Human,
+            kube: KubeOptions::default(),
+            deploy: false,
         }
     }
 
@@ -82,6 +93,7 @@ impl<'a> Report<'a> {
             exclude: exclude.into_iter().map(Path::to_path_buf).collect(),
             service_cidrs: self.args.service_cidr.clone(),
             dns: self.args.dns.clone(),
+            kube: self.deploy.then(|| self.kube.clone()),
         };
         let mut analysis = analyze(inputs, &mut std::io::stdin().lock(), &options);
         analysis
@@ -120,12 +132,27 @@ impl<'a> Report<'a> {
     }
 }
 
-pub fn build(inputs: &[String], out: &Path, check_only: bool, args: &ReportArgs) -> Exit {
-    let (exit, analysis) = Report::new(args).check_excluding(inputs, Some(out));
-    let Some(analysis) = analysis else {
+pub fn build(
+    inputs: &[String],
+    out: &Path,
+    check_only: bool,
+    kube: &KubeArgs,
+    args: &ReportArgs,
+) -> Exit {
+    let mut report = Report::new(args);
+    report.kube = KubeOptions {
+        pipy_image: kube.pipy_image.clone(),
+        init_image: kube.init_image.clone(),
+        inject_label: kube.inject_label.clone(),
+        iptables_legacy: kube.iptables_legacy,
+        pin_egress: kube.pin_egress,
+        ..report.kube
+    };
+    let (exit, analysis) = report.check_excluding(inputs, Some(out));
+    let Some(mut analysis) = analysis else {
         return exit;
     };
-    let output = analysis.compile();
+    let output = analysis.take_output();
     if check_only {
         let changes = crate::write::diff(&output, out);
         if changes.is_empty() {

@@ -26,8 +26,9 @@ pub fn run() -> ExitCode {
             inputs,
             output,
             check,
+            kube,
             report,
-        } => commands::build(&inputs, &output, check, &report),
+        } => commands::build(&inputs, &output, check, &kube, &report),
         Command::Schema { output } => commands::schema(output.as_deref()),
         Command::Explain {
             inputs,

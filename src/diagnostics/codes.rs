@@ -123,6 +123,8 @@ codes! {
         "two Services with the same TCP `clusterIP:port`", "two Services on `10.96.0.10:80`";
     E0322 Error "a name too long to be a file name",
         "a ServiceAccount name whose config file name (`<name>.json`) would be longer than 255 bytes", "a 253-character ServiceAccount name";
+    E0601 Error "a ConfigMap of the Kubernetes output would be too large",
+        "a ConfigMap of `kubernetes/` would exceed `--configmap-max-kib` (default 256, what client-side `kubectl apply` accepts): one identity's config, or a namespace's sidecar codebase with the mesh data", "`--configmap-max-kib=1`";
     W0101 Warning "a file in a walked directory is not YAML; skipped",
         "a file in a walked directory is not YAML; skipped", "a Helm template `templates/deploy.yaml`";
     W0102 Warning "a file in a walked directory holds no Kubernetes document; skipped",
@@ -147,6 +149,8 @@ codes! {
         "a Service `clusterIP` outside the private and shared ranges (RFC 1918, 100.64.0.0/10) and outside every `--service-cidr`, or on loopback", "`clusterIP: 127.0.0.5`";
     W0410 Warning "an empty list that allows nothing",
         "an Egress policy with `ports: []` or `sources: []`: it allows nothing", "`sources: []`";
+    W0411 Warning "the gateway Service selects no pods",
+        "a gateway Service without a `selector`: the gateway Deployment of `kubernetes/` gets the labels `app.kubernetes.io/name: <service>`, which that Service does not select", "a gateway Service with `ports` but no `selector`";
     N0001 Note "documents of other kinds were skipped",
         "documents of other kinds were skipped (one note with the count per kind)", "";
 }

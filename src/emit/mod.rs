@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod iptables;
+pub mod kubernetes;
 pub mod manifest;
 pub mod mesh;
 pub mod output;
@@ -21,7 +22,7 @@ pub fn identity_path(id: &IdentityPlan) -> String {
 }
 
 /// The whole output tree. `inputs` are (path, bytes) of every input, for the manifest.
-pub fn emit(plan: &Plan, inputs: &[(String, &[u8])]) -> Output {
+pub fn emit(plan: &Plan, inputs: &[(String, &[u8])], kube: &kubernetes::KubeOptions) -> Output {
     let mut out = Output::default();
     for id in &plan.identities {
         let config = config::identity_config(plan, id);
@@ -47,6 +48,7 @@ pub fn emit(plan: &Plan, inputs: &[(String, &[u8])]) -> Output {
         "iptables/outbound6.rules".into(),
         iptables::outbound6_rules().into_bytes(),
     );
+    kubernetes::emit(plan, &mut out, kube);
     let manifest = manifest::manifest(&out, inputs);
     out.files
         .insert(manifest::MANIFEST.into(), pretty(&manifest));

@@ -4,6 +4,7 @@ mod build;
 mod check;
 mod e2e;
 mod explain;
+mod kubernetes;
 mod layout;
 mod robustness;
 mod schema;

@@ -12,6 +12,9 @@ pub struct ServiceSpec {
     pub type_: Option<String>,
     #[serde(default)]
     pub ports: Option<Vec<ServicePort>>,
+    /// The pods it selects (the gateway's Deployment gets these labels).
+    #[serde(default)]
+    pub selector: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[allow(

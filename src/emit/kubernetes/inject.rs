@@ -1,0 +1,201 @@
+//! The kustomization of `kubernetes/`, and the injection Component (`kubernetes/inject/`):
+//! strategic-merge patches that add to every Deployment, StatefulSet, DaemonSet and CronJob
+//! with the injection label the init container (iptables rules) and the sidecar container,
+//! which picks its identity's config through the downward API — one patch for every workload.
+
+use crate::emit::kubernetes::KubeOptions;
+use crate::emit::kubernetes::objects::{
+    CONFIGS, MESHED_LABEL, SIDECAR, env, proxy_security, requests,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMapProjection, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource,
+    ObjectFieldSelector, PodSpec, PodTemplateSpec, ProjectedVolumeSource, SecurityContext, Volume,
+    VolumeMount, VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+const CODEBASE_DIR: &str = "/etc/egressc/sidecar";
+const CONFIG_DIR: &str = "/etc/egressc/configs";
+
+/// `kubernetes/kustomization.yaml`: every file of the base.
+pub fn kustomization(resources: &[String]) -> Value {
+    json!({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": resources,
+    })
+}
+
+fn field(path: &str, name: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
+fn init_container(opts: &KubeOptions) -> Container {
+    let mut add = vec!["NET_ADMIN".to_owned()];
+    if opts.iptables_legacy {
+        add.push("NET_RAW".into());
+    }
+    // IPv6 rules are applied where the pod has IPv6 at all.
+    let script = format!(
+        "iptables-restore --noflush < {CODEBASE_DIR}/outbound.rules && \
+         if [ -e /proc/net/if_inet6 ]; then ip6tables-restore --noflush < {CODEBASE_DIR}/outbound6.rules; fi"
+    );
+    Container {
+        name: "egressc-init".into(),
+        image: Some(opts.init_image.clone()),
+        command: Some(vec!["sh".into(), "-c".into(), script]),
+        security_context: Some(SecurityContext {
+            run_as_user: Some(0),
+            run_as_non_root: Some(false),
+            privileged: Some(false),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                add: Some(add),
+                drop: Some(vec!["ALL".into()]),
+            }),
+            ..Default::default()
+        }),
+        resources: Some(requests("10m", "16Mi")),
+        volume_mounts: Some(vec![mount("egressc-sidecar", CODEBASE_DIR)]),
+        ..Default::default()
+    }
+}
+
+fn sidecar_container(opts: &KubeOptions) -> Container {
+    Container {
+        name: "egressc-sidecar".into(),
+        image: Some(opts.pipy_image.clone()),
+        command: Some(vec!["pipy".into()]),
+        args: Some(vec![
+            "--admin-port-off".into(),
+            format!("{CODEBASE_DIR}/main.js"),
+        ]),
+        env: Some(vec![
+            env("EGRESSC_CODEBASE", CODEBASE_DIR),
+            env("EGRESSC_CONFIG_DIR", CONFIG_DIR),
+            field("spec.serviceAccountName", "EGRESSC_SERVICE_ACCOUNT"),
+            field("metadata.namespace", "EGRESSC_NAMESPACE"),
+        ]),
+        resources: Some(requests("50m", "64Mi")),
+        security_context: Some(proxy_security()),
+        volume_mounts: Some(vec![
+            mount("egressc-sidecar", CODEBASE_DIR),
+            mount("egressc-configs", CONFIG_DIR),
+        ]),
+        ..Default::default()
+    }
+}
+
+/// The pod template every patch adds: the meshed label, the two containers, the volumes (the
+/// codebase, and every part of the configs, each optional).
+fn pod_template(opts: &KubeOptions, parts: usize) -> PodTemplateSpec {
+    let sources = (1..=parts)
+        .map(|n| VolumeProjection {
+            config_map: Some(ConfigMapProjection {
+                name: if n == 1 {
+                    CONFIGS.into()
+                } else {
+                    format!("{CONFIGS}-{n}")
+                },
+                optional: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(BTreeMap::from([(
+                MESHED_LABEL.to_owned(),
+                "true".to_owned(),
+            )])),
+            ..Default::default()
+        }),
+        spec: Some(PodSpec {
+            init_containers: Some(vec![init_container(opts)]),
+            containers: vec![sidecar_container(opts)],
+            volumes: Some(vec![
+                Volume {
+                    name: "egressc-sidecar".into(),
+                    config_map: Some(ConfigMapVolumeSource {
+                        name: SIDECAR.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                Volume {
+                    name: "egressc-configs".into(),
+                    projected: Some(ProjectedVolumeSource {
+                        sources: Some(sources),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The Component and its patches: (file name, document).
+pub fn component(opts: &KubeOptions, parts: usize) -> Vec<(String, Value)> {
+    let template = serde_json::to_value(pod_template(opts, parts)).expect("json");
+    let (key, value) = &opts.inject_label;
+    let selector = format!("{key}={value}");
+    let kinds = [
+        ("Deployment", "apps/v1", "deployment.yaml"),
+        ("StatefulSet", "apps/v1", "statefulset.yaml"),
+        ("DaemonSet", "apps/v1", "daemonset.yaml"),
+        ("CronJob", "batch/v1", "cronjob.yaml"),
+    ];
+    let mut out = vec![(
+        "kustomization.yaml".to_owned(),
+        json!({
+            "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+            "kind": "Component",
+            "patches": kinds.iter().map(|(kind, _, file)| json!({
+                "path": file,
+                "target": {"kind": kind, "labelSelector": selector},
+            })).collect::<Vec<_>>(),
+        }),
+    )];
+    for (kind, api, file) in kinds {
+        // The name is a placeholder: the target decides which objects the patch applies to.
+        let spec = if kind == "CronJob" {
+            json!({"jobTemplate": {"spec": {"template": template}}})
+        } else {
+            json!({"template": template})
+        };
+        out.push((
+            file.to_owned(),
+            json!({
+                "apiVersion": api,
+                "kind": kind,
+                "metadata": {"name": "egressc-injected"},
+                "spec": spec,
+            }),
+        ));
+    }
+    out
+}

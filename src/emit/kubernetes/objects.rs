@@ -1,0 +1,390 @@
+//! The objects of `kubernetes/`, typed: ConfigMaps, the gateway's Deployment, Service and
+//! NetworkPolicy, and the optional egress pin.
+
+use crate::emit::kubernetes::KubeOptions;
+use crate::emit::output::Output;
+use crate::plan::{Gateway, Plan};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecurityContext,
+    Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The ConfigMap of the sidecar codebase, in every identity namespace.
+pub const SIDECAR: &str = "egressc-sidecar";
+/// The ConfigMaps of the identities' configs: `egressc-configs`, `egressc-configs-2`, ….
+pub const CONFIGS: &str = "egressc-configs";
+const GATEWAY_MAP: &str = "egressc-gateway";
+/// The label the injection puts on meshed pods (NetworkPolicies select them by it).
+pub const MESHED_LABEL: &str = "egressc.io/meshed";
+pub const PROXY_UID: i64 = crate::emit::scripts::PROXY_UID as i64;
+
+fn labels(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::from([(
+        "app.kubernetes.io/managed-by".to_owned(),
+        "egressc".to_owned(),
+    )]);
+    for (k, v) in extra {
+        l.insert((*k).to_owned(), (*v).to_owned());
+    }
+    l
+}
+
+fn meta(name: &str, namespace: &str, extra: &[(&str, &str)]) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_owned()),
+        namespace: Some(namespace.to_owned()),
+        labels: Some(labels(extra)),
+        ..Default::default()
+    }
+}
+
+/// The namespaces of the identities (where the sidecar's ConfigMaps go), sorted.
+pub fn namespaces(plan: &Plan) -> BTreeSet<String> {
+    plan.identities
+        .iter()
+        .filter_map(|i| i.identity.as_ref().map(|i| i.namespace.clone()))
+        .collect()
+}
+
+fn text(out: &Output, path: &str) -> String {
+    String::from_utf8_lossy(&out.files[path]).into_owned()
+}
+
+/// The sidecar codebase (scripts, mesh data, the `_default` config) and the iptables rules.
+pub fn sidecar_map(namespace: &str, out: &Output) -> ConfigMap {
+    let mut data = BTreeMap::new();
+    for (path, bytes) in &out.files {
+        if let Some(name) = path.strip_prefix("sidecar/") {
+            data.insert(name.to_owned(), String::from_utf8_lossy(bytes).into_owned());
+        }
+    }
+    for f in ["outbound.rules", "outbound6.rules"] {
+        data.insert(f.to_owned(), text(out, &format!("iptables/{f}")));
+    }
+    ConfigMap {
+        metadata: meta(
+            SIDECAR,
+            namespace,
+            &[("app.kubernetes.io/component", "sidecar")],
+        ),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// Part `n` (from 1) of a namespace's identity configs (`<sa>.json` keys).
+pub fn configs_map(namespace: &str, n: usize, data: BTreeMap<String, String>) -> ConfigMap {
+    let name = if n == 1 {
+        CONFIGS.to_owned()
+    } else {
+        format!("{CONFIGS}-{n}")
+    };
+    ConfigMap {
+        metadata: meta(
+            &name,
+            namespace,
+            &[("app.kubernetes.io/component", "configs")],
+        ),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// The namespace of the gateway objects: the first gateway's.
+fn gateway_namespace(plan: &Plan) -> &str {
+    &plan.gateways[0].namespace
+}
+
+pub fn gateway_map(plan: &Plan, out: &Output) -> ConfigMap {
+    let mut data = BTreeMap::new();
+    for (path, bytes) in &out.files {
+        if let Some(name) = path.strip_prefix("gateway/") {
+            data.insert(name.to_owned(), String::from_utf8_lossy(bytes).into_owned());
+        }
+    }
+    ConfigMap {
+        metadata: meta(
+            GATEWAY_MAP,
+            gateway_namespace(plan),
+            &[("app.kubernetes.io/component", "gateway")],
+        ),
+        data: Some(data),
+        ..Default::default()
+    }
+}
+
+/// The labels of a gateway's pods: its Service's selector when the inputs have the Service.
+pub fn gateway_pod_labels(g: &Gateway) -> BTreeMap<String, String> {
+    if g.service_in_inputs && !g.selector.is_empty() {
+        g.selector.clone()
+    } else {
+        BTreeMap::from([("app.kubernetes.io/name".to_owned(), g.service.clone())])
+    }
+}
+
+/// The security context of egressc's Pipy containers: uid 1500, nothing more.
+pub fn proxy_security() -> SecurityContext {
+    SecurityContext {
+        run_as_user: Some(PROXY_UID),
+        run_as_group: Some(PROXY_UID),
+        run_as_non_root: Some(true),
+        read_only_root_filesystem: Some(true),
+        allow_privilege_escalation: Some(false),
+        privileged: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn requests(cpu: &str, memory: &str) -> ResourceRequirements {
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_owned(), Quantity(cpu.into())),
+            ("memory".to_owned(), Quantity(memory.into())),
+        ])),
+        ..Default::default()
+    }
+}
+
+pub fn env(name: &str, value: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn gateway_deployment(g: &Gateway, opts: &KubeOptions) -> Deployment {
+    let pod_labels = gateway_pod_labels(g);
+    let dir = "/etc/egressc/gateway";
+    let container = Container {
+        name: "gateway".into(),
+        image: Some(opts.pipy_image.clone()),
+        command: Some(vec!["pipy".into()]),
+        args: Some(vec!["--admin-port-off".into(), format!("{dir}/main.js")]),
+        env: Some(vec![env("EGRESSC_CONFIG", &format!("{dir}/config.json"))]),
+        ports: Some(vec![ContainerPort {
+            name: Some("tunnel".into()),
+            container_port: i32::from(g.listen_port),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction {
+                port: IntOrString::Int(i32::from(g.listen_port)),
+                ..Default::default()
+            }),
+            period_seconds: Some(5),
+            ..Default::default()
+        }),
+        resources: Some(requests("100m", "128Mi")),
+        security_context: Some(proxy_security()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: "codebase".into(),
+            mount_path: dir.into(),
+            read_only: Some(true),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: meta(
+            &g.service,
+            &g.namespace,
+            &[("app.kubernetes.io/component", "gateway")],
+        ),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(pod_labels.clone()),
+                ..Default::default()
+            },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(pod_labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        ..Default::default()
+                    }),
+                    volumes: Some(vec![Volume {
+                        name: "codebase".into(),
+                        config_map: Some(ConfigMapVolumeSource {
+                            name: GATEWAY_MAP.into(),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn gateway_service(g: &Gateway) -> Service {
+    Service {
+        metadata: meta(
+            &g.service,
+            &g.namespace,
+            &[("app.kubernetes.io/component", "gateway")],
+        ),
+        spec: Some(ServiceSpec {
+            selector: Some(gateway_pod_labels(g)),
+            ports: Some(vec![ServicePort {
+                name: Some("tunnel".into()),
+                port: i32::from(g.port),
+                target_port: Some(IntOrString::Int(i32::from(g.listen_port))),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn meshed_pods(opts: &KubeOptions) -> LabelSelector {
+    let _ = opts;
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            MESHED_LABEL.to_owned(),
+            "true".to_owned(),
+        )])),
+        ..Default::default()
+    }
+}
+
+fn any_namespace() -> Option<LabelSelector> {
+    Some(LabelSelector::default())
+}
+
+/// Only meshed pods (their sidecars, as the proxy uid) may reach the gateway.
+fn gateway_policy(g: &Gateway, opts: &KubeOptions) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: meta(
+            &format!("{}-ingress", g.service),
+            &g.namespace,
+            &[("app.kubernetes.io/component", "gateway")],
+        ),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(gateway_pod_labels(g)),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![NetworkPolicyPeer {
+                    namespace_selector: any_namespace(),
+                    pod_selector: Some(meshed_pods(opts)),
+                    ..Default::default()
+                }]),
+                ports: Some(vec![tcp_port(g.listen_port)]),
+            }]),
+            ..Default::default()
+        }),
+    }
+}
+
+fn tcp_port(port: u16) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(i32::from(port))),
+        protocol: Some("TCP".into()),
+        ..Default::default()
+    }
+}
+
+/// The gateway's objects, in a fixed order: its codebase, and per gateway a Deployment, a
+/// Service when the inputs have none, and its NetworkPolicy.
+pub fn gateway(plan: &Plan, out: &Output, opts: &KubeOptions) -> Vec<serde_json::Value> {
+    let mut docs = vec![serde_json::to_value(gateway_map(plan, out)).expect("json")];
+    for g in &plan.gateways {
+        docs.push(serde_json::to_value(gateway_deployment(g, opts)).expect("json"));
+        if !g.service_in_inputs {
+            docs.push(serde_json::to_value(gateway_service(g)).expect("json"));
+        }
+        docs.push(serde_json::to_value(gateway_policy(g, opts)).expect("json"));
+    }
+    docs
+}
+
+/// `--pin-egress`: meshed pods of `namespace` may send only to the gateways and cluster DNS.
+pub fn pin_egress(plan: &Plan, namespace: &str, opts: &KubeOptions) -> NetworkPolicy {
+    let mut rules: Vec<NetworkPolicyEgressRule> = plan
+        .gateways
+        .iter()
+        .map(|g| NetworkPolicyEgressRule {
+            to: Some(vec![NetworkPolicyPeer {
+                namespace_selector: Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([(
+                        "kubernetes.io/metadata.name".to_owned(),
+                        g.namespace.clone(),
+                    )])),
+                    ..Default::default()
+                }),
+                pod_selector: Some(LabelSelector {
+                    match_labels: Some(gateway_pod_labels(g)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ports: Some(vec![tcp_port(g.listen_port)]),
+        })
+        .collect();
+    let dns = |protocol: &str| NetworkPolicyPort {
+        port: Some(IntOrString::Int(53)),
+        protocol: Some(protocol.into()),
+        ..Default::default()
+    };
+    rules.push(NetworkPolicyEgressRule {
+        to: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "kubernetes.io/metadata.name".to_owned(),
+                    "kube-system".to_owned(),
+                )])),
+                ..Default::default()
+            }),
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "k8s-app".to_owned(),
+                    "kube-dns".to_owned(),
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]),
+        ports: Some(vec![dns("UDP"), dns("TCP")]),
+    });
+    NetworkPolicy {
+        metadata: meta(
+            "egressc-pin-egress",
+            namespace,
+            &[("app.kubernetes.io/component", "sidecar")],
+        ),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(meshed_pods(opts)),
+            policy_types: Some(vec!["Egress".into()]),
+            egress: Some(rules),
+            ..Default::default()
+        }),
+    }
+}

@@ -1,0 +1,237 @@
+//! `OUT/kubernetes/`: the ConfigMaps hold exactly the output, stay under the size limit (split
+//! when needed), and `kubectl kustomize` and the Kubernetes schemas accept what is written
+//! (those two run when installed; otherwise each says it skipped).
+
+use crate::support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn scratch(name: &str) -> PathBuf {
+    let p = std::env::temp_dir().join(format!("egressc-kube-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+fn build(inputs: &str, out: &Path, extra: &[&str]) {
+    let mut args = vec!["build", inputs, "-o", out.to_str().unwrap()];
+    args.extend(extra);
+    let run = egressc(&args);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// Every document of every YAML file under `dir`, with its file.
+fn documents(dir: &Path) -> Vec<(PathBuf, Value)> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(dir).sort_by_file_name() {
+        let e = e.unwrap();
+        if e.path().extension().is_some_and(|x| x == "yaml") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            for d in egressc::yaml_as_json(&text).expect("YAML") {
+                out.push((e.path().to_path_buf(), d));
+            }
+        }
+    }
+    out
+}
+
+fn read(out: &Path, rel: &str) -> String {
+    std::fs::read_to_string(out.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+#[test]
+fn configmaps_hold_the_output_under_the_size_limit() {
+    let out = scratch("example");
+    build("example/mesh", &out, &[]);
+    let docs = documents(&out.join("kubernetes"));
+    let mut seen = 0;
+    for (file, d) in &docs {
+        let text = serde_json::to_string(d).unwrap();
+        assert!(!text.contains("subPath"), "{}", file.display());
+        if d["kind"] != "ConfigMap" {
+            continue;
+        }
+        assert!(text.len() <= 256 << 10, "{} is too large", file.display());
+        let name = d["metadata"]["name"].as_str().unwrap();
+        let ns = d["metadata"]["namespace"].as_str().unwrap();
+        let data = d["data"].as_object().unwrap();
+        for (key, value) in data {
+            let rel = match name {
+                "egressc-sidecar" if key.ends_with(".rules") => format!("iptables/{key}"),
+                "egressc-sidecar" => format!("sidecar/{key}"),
+                "egressc-gateway" => format!("gateway/{key}"),
+                n if n.starts_with("egressc-configs") => format!("configs/{ns}/{key}"),
+                n => panic!("unexpected ConfigMap {n}"),
+            };
+            assert_eq!(value.as_str().unwrap(), read(&out, &rel), "{name}: {key}");
+            seen += 1;
+        }
+    }
+    // The sidecar codebase (4 scripts, mesh, default config, 2 rules), 1 identity, the gateway.
+    assert!(seen >= 12, "{seen} ConfigMap keys");
+    std::fs::remove_dir_all(&out).ok();
+}
+
+#[test]
+fn identity_configs_are_split_across_configmaps_and_all_mounted() {
+    let dir = scratch("many-in");
+    let mut yaml = String::from(
+        "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\nspec: {traffic: {enableEgress: false}}\n",
+    );
+    for i in 0..40 {
+        let hosts: Vec<String> = (0..40).map(|h| format!("h{h}.s{i}.example.com")).collect();
+        yaml.push_str(&format!(
+            "---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e{i}, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: sa{i}, namespace: ns}}]\n  hosts: [{}]\n  ports: [{{number: 443, protocol: https}}]\n",
+            hosts.join(", ")
+        ));
+    }
+    std::fs::write(dir.join("mesh.yaml"), yaml).unwrap();
+    let out = scratch("many-out");
+    build(dir.to_str().unwrap(), &out, &["--configmap-max-kib=64"]);
+    let docs = documents(&out.join("kubernetes/namespaces"));
+    let parts: Vec<&Value> = docs
+        .iter()
+        .map(|(_, d)| d)
+        .filter(|d| {
+            d["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .starts_with("egressc-configs")
+        })
+        .collect();
+    assert!(parts.len() >= 2, "{} config ConfigMaps", parts.len());
+    let mut keys = 0;
+    for p in &parts {
+        assert!(serde_json::to_string(p).unwrap().len() <= 64 << 10);
+        keys += p["data"].as_object().unwrap().len();
+    }
+    assert_eq!(keys, 40);
+    let patch = read(&out, "kubernetes/inject/deployment.yaml");
+    for n in 2..=parts.len() {
+        assert!(
+            patch.contains(&format!("name: egressc-configs-{n}")),
+            "{patch}"
+        );
+    }
+    // One config over the limit is an error, and nothing is written.
+    let small = scratch("small-out");
+    let run = egressc(&[
+        "build",
+        dir.to_str().unwrap(),
+        "-o",
+        small.join("o").to_str().unwrap(),
+        "--configmap-max-kib=1",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("E0601"), "{}", run.stderr);
+    assert!(!small.join("o").exists());
+    for d in [dir, out, small] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
+fn tool(name: &str) -> bool {
+    let ok = Command::new(name)
+        .arg("--help")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "kubernetes: skipped the {name} checks: `{name}` is not installed"
+        );
+    }
+    ok
+}
+
+const APPS: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: curl, namespace: curl, labels: {egressc.io/inject: \"true\"}}\nspec:\n  selector: {matchLabels: {app: curl}}\n  template:\n    metadata: {labels: {app: curl}}\n    spec:\n      serviceAccountName: curl\n      containers: [{name: curl, image: curlimages/curl}]\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: job, namespace: curl, labels: {egressc.io/inject: \"true\"}}\nspec:\n  schedule: '*/5 * * * *'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: job, image: busybox}]\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: plain, namespace: curl}\nspec:\n  selector: {matchLabels: {app: plain}}\n  template:\n    metadata: {labels: {app: plain}}\n    spec:\n      containers: [{name: plain, image: busybox}]\n";
+
+#[test]
+fn kubectl_kustomize_renders_and_the_schemas_accept_it() {
+    let kubectl = tool("kubectl");
+    let validate = tool("kubernetes-validate");
+    if !kubectl {
+        return;
+    }
+    let out = scratch("kustomize");
+    build("example/mesh", &out, &["--pin-egress"]);
+    let overlay = out.join("overlay");
+    std::fs::create_dir_all(&overlay).unwrap();
+    std::fs::write(
+        overlay.join("kustomization.yaml"),
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../kubernetes, apps.yaml]\ncomponents: [../kubernetes/inject]\n",
+    )
+    .unwrap();
+    std::fs::write(overlay.join("apps.yaml"), APPS).unwrap();
+    let mut rendered = Vec::new();
+    for dir in [out.join("kubernetes"), overlay] {
+        let r = Command::new("kubectl")
+            .arg("kustomize")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let path = dir.join("rendered.yaml");
+        std::fs::write(&path, &r.stdout).unwrap();
+        rendered.push(path);
+    }
+    let docs = egressc::yaml_as_json(&std::fs::read_to_string(&rendered[1]).unwrap()).unwrap();
+    let pod = |d: &Value| -> Value {
+        if d["kind"] == "CronJob" {
+            d["spec"]["jobTemplate"]["spec"]["template"]["spec"].clone()
+        } else {
+            d["spec"]["template"]["spec"].clone()
+        }
+    };
+    for d in &docs {
+        let name = d["metadata"]["name"].as_str().unwrap_or("");
+        if !["curl", "job", "plain"].contains(&name) {
+            continue;
+        }
+        let spec = pod(d);
+        let names: Vec<&str> = spec["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        let injected = names.contains(&"egressc-sidecar");
+        assert_eq!(injected, name != "plain", "{name}: {names:?}");
+        if injected {
+            assert_eq!(spec["initContainers"][0]["name"], "egressc-init");
+            let sidecar = spec["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == "egressc-sidecar")
+                .unwrap();
+            assert_eq!(sidecar["securityContext"]["runAsUser"], 1500);
+            assert_eq!(sidecar["securityContext"]["readOnlyRootFilesystem"], true);
+            let init = &spec["initContainers"][0]["securityContext"];
+            assert_eq!(
+                init["capabilities"]["add"],
+                serde_json::json!(["NET_ADMIN"])
+            );
+            assert_eq!(init["privileged"], false);
+        }
+    }
+    if validate {
+        for r in &rendered {
+            let v = Command::new("kubernetes-validate")
+                .args(["-k", "1.33.0", "--strict", "--quiet"])
+                .arg(r)
+                .output()
+                .unwrap();
+            assert!(
+                v.status.success(),
+                "{}: {}{}",
+                r.display(),
+                String::from_utf8_lossy(&v.stdout),
+                String::from_utf8_lossy(&v.stderr)
+            );
+        }
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
