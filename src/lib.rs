@@ -16,6 +16,7 @@ mod model;
 mod net;
 mod pipeline;
 mod plan;
+mod publish;
 mod query;
 mod write;
 

@@ -40,6 +40,28 @@ pub enum Command {
         #[command(flatten)]
         report: ReportArgs,
     },
+    /// Upload a build's output to a Pipy repo, so that sidecars started from the repo reload.
+    ///
+    /// One base codebase (PREFIX/_base) holds the scripts and mesh data, one derived codebase
+    /// per identity (PREFIX/NS/SA) its config, PREFIX/_gateway the gateway. Only changed files
+    /// are uploaded; versions are bumped last, base first; identities gone from OUT are
+    /// removed. Exit 0 when done (or, with --check, when nothing would change), 3 with --check
+    /// when the repo differs, 2 when the repo or OUT cannot be used.
+    Publish {
+        /// The output directory of `egressc build`.
+        #[arg(value_name = "OUT")]
+        output: std::path::PathBuf,
+        /// The repo's admin address, e.g. http://127.0.0.1:6060 (Pipy's admin API has no
+        /// authentication: keep it on a trusted network).
+        #[arg(long, value_name = "URL")]
+        repo: String,
+        /// The first segment of every codebase path.
+        #[arg(long, value_name = "PREFIX", default_value = "egressc", value_parser = parse_prefix)]
+        prefix: String,
+        /// Change nothing; list what would change and exit 3 when anything would.
+        #[arg(long)]
+        check: bool,
+    },
     /// Explain what an identity may reach, or the verdict for one connection.
     ///
     /// Exit 0 when the connection is allowed (also in-mesh and passthrough), 4 when it is denied
@@ -112,6 +134,20 @@ pub struct KubeArgs {
     /// Also write NetworkPolicies that let meshed pods send only to the gateway and cluster DNS.
     #[arg(long)]
     pub pin_egress: bool,
+}
+
+fn parse_prefix(s: &str) -> Result<String, UsageError> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(UsageError(format!(
+            "`{s}` is not a codebase prefix (lower-case letters, digits and `-`)"
+        )))
+    }
 }
 
 fn parse_label(s: &str) -> Result<(String, String), UsageError> {

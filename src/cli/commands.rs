@@ -185,6 +185,41 @@ pub fn build(
     }
 }
 
+/// `publish`: bring a Pipy repo to OUT (see `crate::publish`).
+pub fn publish(out: &Path, url: &str, prefix: &str, check_only: bool) -> Exit {
+    use crate::publish::{Repo, apply, codebases, plan};
+    let run = || -> Result<Exit, crate::publish::PublishError> {
+        let cbs = codebases(out, prefix)?;
+        let repo = Repo::new(url)?;
+        let steps = plan(&repo, &cbs, prefix)?;
+        let text: String = steps.iter().map(|s| format!("{s}\n")).collect();
+        if check_only {
+            emit(std::io::stdout().lock(), &text);
+            return Ok(if steps.is_empty() {
+                Exit::Success
+            } else {
+                Exit::Stale
+            });
+        }
+        apply(&repo, &cbs, &steps)?;
+        emit(std::io::stdout().lock(), &text);
+        let commits = steps
+            .iter()
+            .filter(|s| matches!(s, crate::publish::Step::Commit { .. }))
+            .count();
+        emit(
+            std::io::stderr().lock(),
+            &format!(
+                "egressc: published `{}` to {url}: {commits} of {} codebases changed\n",
+                out.display(),
+                cbs.len()
+            ),
+        );
+        Ok(Exit::Success)
+    };
+    run().unwrap_or_else(|e| usage(e.to_string()))
+}
+
 /// The line `build` ends with: identities compiled, files written and unchanged, warnings.
 fn build_summary(
     analysis: &Analysis,

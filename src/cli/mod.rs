@@ -30,6 +30,12 @@ pub fn run() -> ExitCode {
             report,
         } => commands::build(&inputs, &output, check, &kube, &report),
         Command::Schema { output } => commands::schema(output.as_deref()),
+        Command::Publish {
+            output,
+            repo,
+            prefix,
+            check,
+        } => commands::publish(&output, &repo, &prefix, check),
         Command::Explain {
             inputs,
             from,

@@ -578,3 +578,57 @@ fn every_write_error_fails_the_run() {
         assert_eq!(status.code(), Some(2), "{args:?}");
     }
 }
+
+#[test]
+fn publish_refuses_what_is_not_a_build_or_not_http() {
+    let run = egressc(&[
+        "publish",
+        "fixtures/good-defaults",
+        "--repo",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is not egressc's output"),
+        "{}",
+        run.stderr
+    );
+    let out = std::env::temp_dir().join(format!("egressc-publish-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    assert_eq!(
+        egressc(&[
+            "build",
+            "fixtures/good-defaults",
+            "-o",
+            out.to_str().unwrap()
+        ])
+        .code,
+        0
+    );
+    let run = egressc(&["publish", out.to_str().unwrap(), "--repo", "https://repo"]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("not an http:// URL"), "{}", run.stderr);
+    // Nothing listens on port 9: a clear error, exit 2.
+    let run = egressc(&[
+        "publish",
+        out.to_str().unwrap(),
+        "--repo",
+        "http://127.0.0.1:9",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("127.0.0.1:9"), "{}", run.stderr);
+    // An edited OUT is refused.
+    std::fs::write(out.join("sidecar/mesh.json"), "{}").unwrap();
+    let run = egressc(&[
+        "publish",
+        out.to_str().unwrap(),
+        "--repo",
+        "http://127.0.0.1:9",
+    ]);
+    assert!(
+        run.stderr.contains("differs from its manifest"),
+        "{}",
+        run.stderr
+    );
+    std::fs::remove_dir_all(&out).ok();
+}

@@ -20,6 +20,7 @@ const STAGES: &[&str] = &[
     "src/plan.rs",
     "src/emit/",
     "src/write.rs",
+    "src/publish.rs",
     "src/query/",
     "src/diagnostics/render.rs",
     "src/pipeline.rs",

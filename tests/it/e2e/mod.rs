@@ -691,6 +691,7 @@ spec:\n  clusterIP: 10.77.0.30\n  ports:\n  - port: 1080\n    targetPort: 1080\n
 }
 
 mod attacks;
+mod publish;
 mod reload;
 use attacks::*;
 
