@@ -17,10 +17,11 @@ var denied = 0
 var report = null
 var everySecond = null
 
-// A connection's timing state. `deadline` (0: none) is a time of `deadline()`; `fire` ends
-// the stream (the pipeline's `insert` sets it).
+// A connection's state: its timing (`deadline`, 0 for none, a time of `deadline()`; `fire`
+// ends the stream, set by the pipeline's `insert`), and what the sidecar caches for later
+// requests on it (`rules`, `candidates`, `entry`).
 function watch() {
-  var st = { id: nextId++, deadline: 0, busy: 0, phase: 0, fire: null }
+  var st = { id: nextId++, deadline: 0, busy: 0, phase: 0, fire: null, rules: null, candidates: null, entry: undefined }
   watched[st.id] = st
   watchedCount++
   return st

@@ -79,10 +79,27 @@ var TOKEN = new RegExp("^[!#$%&'*+.^_`|~0-9a-z-]+$")
 // origin may read differently), or null. Names must be tokens (so `Transfer-Encoding :` and
 // obsolete line folding fail), a Transfer-Encoding must be a sole `chunked` and never come
 // with a Content-Length.
+// Header names seen before, with whether they are tokens (at most TOKEN_MEMO_MAX of them).
+var TOKEN_MEMO_MAX = 1024
+var tokenMemo = {}
+var tokenMemoSize = 0
+
+function isToken(name) {
+  var known = tokenMemo[name]
+  // A name such as `toString` reads a function here: only booleans are verdicts.
+  if (known === true || known === false) return known
+  var ok = TOKEN.test(name)
+  if (tokenMemoSize < TOKEN_MEMO_MAX) {
+    tokenMemo[name] = ok
+    tokenMemoSize++
+  }
+  return ok
+}
+
 function framingProblem(headers) {
   var names = Object.keys(headers)
   for (var i = 0; i < names.length; i++) {
-    if (!TOKEN.test(names[i])) return 'a header name is not a token'
+    if (!isToken(names[i])) return 'a header name is not a token'
   }
   var te = headers['transfer-encoding']
   if (te === undefined) return null

@@ -183,55 +183,113 @@ function routeAllows(route, head, path) {
   return true
 }
 
+// The routes a Host gets on this connection, computed once per (connection, Host, rules):
+// every route of every pattern that matches it, in every candidate rule (an exact name does
+// not hide a wildcard, nor a wider wildcard a narrower one — as in explain), the dialled
+// `host:port`, and a memo of verdicts by method and path when no route matches headers
+// (values are route indexes, -1 for none: a memo key such as `toString` can never read as
+// a verdict).
+var MEMO_MAX = 256
+
+function hostEntry(raw) {
+  var host = normalizeHost(raw)
+  var named = isDnsName(host)
+  var routes = []
+  var memoable = true
+  for (var i = 0; named && i < $candidates.length; i++) {
+    var c = $candidates[i]
+    var keys = matchingPatterns(c.hosts, host)
+    for (var j = 0; j < keys.length; j++) {
+      var list = c.routes[keys[j]]
+      for (var k = 0; k < list.length; k++) {
+        routes.push(list[k])
+        if (list[k].headers.length > 0) memoable = false
+      }
+    }
+  }
+  return {
+    raw: raw,
+    host: host,
+    named: named,
+    routes: routes,
+    // The request's own name, never the dialled address.
+    target: host + ':' + $dstPort,
+    memo: memoable ? {} : null,
+    memoSize: 0,
+  }
+}
+
+// The index in `e.routes` of the first route that admits the request, or -1.
+function admittingRoute(e, head) {
+  var full = head.path
+  var byMethod = e.memo !== null ? e.memo[head.method] : undefined
+  var known = typeof byMethod === 'object' ? byMethod[full] : undefined
+  if (typeof known === 'number') return known
+  var q = full.indexOf('?')
+  var path = q >= 0 ? full.substring(0, q) : full
+  var found = -1
+  for (var k = 0; k < e.routes.length; k++) {
+    if (routeAllows(e.routes[k], head, path)) {
+      found = k
+      break
+    }
+  }
+  if (e.memo !== null && e.memoSize < MEMO_MAX) {
+    if (typeof byMethod !== 'object') byMethod = e.memo[head.method] = {}
+    byMethod[full] = found
+    e.memoSize++
+  }
+  return found
+}
+
 // http: decide each request on its Host, method, path and headers.
 function decideRequest(msg) {
   var head = msg.head
-  if ($rules !== current) {
-    // A newer load: this request sees its rules.
-    $rules = current
-    $candidates = rules.candidates(current, $dstIP, $dstPort)
+  var headers = head.headers
+  // A request is in flight: no head deadline until the response ends.
+  // Context variables set here live only as long as this request (Pipy's demuxHTTP gives
+  // each request its own copy): what later requests reuse lives in the connection's state.
+  var st = $clock
+  st.busy++
+  st.phase = 1
+  st.deadline = 0
+  if (st.rules !== current) {
+    // A newer load (or the first request): this request sees its rules.
+    st.rules = current
+    st.candidates = rules.candidates(current, $dstIP, $dstPort)
+    st.entry = undefined
   }
-  var framing = framingProblem(head.headers)
+  $rules = st.rules
+  $candidates = st.candidates
+  var framing = framingProblem(headers)
   if (framing !== null) {
     $host = undefined
     $reason = framing
     deny($reason)
     return 'deny'
   }
-  var host = normalizeHost(head.headers.host || head.authority)
-  if (head.authority && head.headers.host &&
-      normalizeHost(head.authority) !== host) {
-    $host = host
+  var raw = headers.host || head.authority
+  if (head.authority && headers.host &&
+      normalizeHost(head.authority) !== normalizeHost(headers.host)) {
+    $host = normalizeHost(raw)
     $reason = 'authority and host disagree'
     deny($reason)
     return 'deny'
   }
-  $host = host
-  var q = head.path.indexOf('?')
-  var path = q >= 0 ? head.path.substring(0, q) : head.path
-  var named = isDnsName(host)
-  // The routes of every pattern that matches the Host count (an exact name does not hide a
-  // wildcard, nor a wider wildcard a narrower one), as in explain.
-  for (var i = 0; named && i < $candidates.length; i++) {
-    var c = $candidates[i]
-    var keys = matchingPatterns(c.hosts, host)
-    for (var j = 0; j < keys.length; j++) {
-      var routes = c.routes[keys[j]]
-      for (var k = 0; k < routes.length; k++) {
-        if (routeAllows(routes[k], head, path)) {
-          // The request's own name, never the dialled address.
-          $target = host + ':' + $dstPort
-          if ($rules.debug) log('allow', { destination: $original, host: host, path: path, policy: routes[k].policy })
-          return 'egress'
-        }
-      }
-    }
+  var e = st.entry
+  if (e === undefined || e.raw !== raw) e = st.entry = hostEntry(raw)
+  $host = e.host
+  var k = e.named ? admittingRoute(e, head) : -1
+  if (k >= 0) {
+    $target = e.target
+    if ($rules.debug) log('allow', { destination: $original, host: e.host, path: head.path, policy: e.routes[k].policy })
+    return 'egress'
   }
   if ($rules.passthrough) {
     $target = $original
     return 'egress'
   }
-  $reason = named ? 'request not allowed' : 'host is not a DNS name'
+  $reason = e.named ? 'request not allowed' : 'host is not a DNS name'
   deny($reason)
   return 'deny'
 }
@@ -246,13 +304,6 @@ function onHTTPData(data) {
     st.phase = 0
     st.deadline = clock.deadline($rules.headBound)
   }
-}
-
-function onRequestHead() {
-  var st = $clock
-  st.busy++
-  st.phase = 1
-  st.deadline = 0
 }
 
 function onResponseEnd() {
@@ -384,7 +435,6 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, {
     http: $=>$
       .handleData(onHTTPData)
       .demuxHTTP().to($=>$
-        .handleMessageStart(onRequestHead)
         .pipe(decideRequest, {
           egress: $=>$
             .muxHTTP(() => $target)

@@ -1,0 +1,584 @@
+//! Runtime benchmark: what the generated proxies cost per request, side by side in one run
+//! with the references they are measured against — the direct path, a bare transparent Pipy
+//! relay (L4) and a bare HTTP proxy (L7), both in `benches/runtime/` — interleaved over
+//! rounds, in private network namespaces with the generated iptables rules.
+//!
+//! Needs root, `ip`, `iptables-restore`, `setpriv`, `openssl`, `wrk` (Debian's package) and a
+//! Pipy 1.5 binary in `EGRESSC_PIPY`; without them it prints one line saying what is missing.
+//!
+//!   sudo EGRESSC_PIPY=/path/to/pipy cargo bench --bench runtime
+//!
+//! `EGRESSC_BENCH_ROUNDS` (default 5) and `EGRESSC_BENCH_SECONDS` (default 5, per wrk run)
+//! trade time for precision. Each proxy runs one worker thread; wrk runs `-t1 -c4` with
+//! keep-alive; the proxy's own CPU (user + system, from /proc) per request is the main figure
+//! (the sidecar's and the gateway's together for the gateway cases).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn pipy() -> Option<PathBuf> {
+    std::env::var_os("EGRESSC_PIPY").map(PathBuf::from)
+}
+
+fn missing() -> Option<String> {
+    if pipy().is_none() {
+        return Some("EGRESSC_PIPY is not set".into());
+    }
+    for tool in ["ip", "iptables-restore", "setpriv", "openssl", "wrk"] {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            return Some(format!("`{tool}` is not installed"));
+        }
+    }
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(str::to_owned));
+    if uid.as_deref() != Some("0") {
+        return Some("it needs root (network namespaces, iptables)".into());
+    }
+    None
+}
+
+const MESH: &str = "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\nspec:\n  traffic: {enableEgress: PASS}\n  featureFlags: {enableEgressPolicy: true}\n---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {name: client, namespace: bench}\n";
+const ROUTES: &str = "---\napiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: routes, namespace: bench}\nspec:\n  matches:\n  - {name: get, pathRegex: /get, methods: [GET]}\n";
+
+fn policy(name: &str, hosts: &[String], extra: &str) -> String {
+    format!(
+        "---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: {name}, namespace: bench}}\nspec:\n  sources: [{{kind: ServiceAccount, name: client, namespace: bench}}]\n{}{extra}",
+        if hosts.is_empty() {
+            String::new()
+        } else {
+            format!("  hosts: [{}]\n", hosts.join(", "))
+        }
+    )
+}
+
+fn http_policy(name: &str, hosts: &[String]) -> String {
+    policy(
+        name,
+        hosts,
+        "  ports: [{number: 8080, protocol: http}]\n  matches: [{apiGroup: specs.smi-spec.io/v1alpha4, kind: HTTPRouteGroup, name: routes}]\n",
+    )
+}
+
+fn gateway(mode: &str) -> String {
+    format!(
+        "---\nkind: EgressGateway\napiVersion: policy.flomesh.io/v1alpha1\nmetadata: {{name: gw, namespace: fsm}}\nspec:\n  global: [{{service: fsm-egress-gateway, namespace: fsm}}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: fsm-egress-gateway\n  namespace: fsm\n  annotations: {{flomesh.io/egress-gateway-mode: {mode}}}\nspec:\n  clusterIP: 10.77.0.30\n  selector: {{app: gw}}\n  ports: [{{port: 1080, targetPort: 1080}}]\n"
+    )
+}
+
+/// What runs between wrk and the origin.
+enum Proxy {
+    Direct,
+    Bare(&'static str),
+    /// Generated from these inputs; `watched`: the config comes from EGRESSC_CONFIG (polled
+    /// every second) rather than the codebase.
+    Sidecar {
+        inputs: String,
+        watched: bool,
+        gateway: bool,
+    },
+}
+
+struct Case {
+    name: &'static str,
+    url: &'static str,
+    proxy: Proxy,
+    /// The case whose CPU per request this one is compared with.
+    reference: Option<&'static str>,
+}
+
+fn cases() -> Vec<Case> {
+    let passthrough = MESH.replace("PASS", "true");
+    let closed = MESH.replace("PASS", "false");
+    let web = http_policy("web", &["web.test".into()]);
+    let exact: Vec<String> = (0..10_000).map(|i| format!("h{i}.exact.test")).collect();
+    let wild: Vec<String> = (0..1_000).map(|i| format!("'*.w{i}.test'")).collect();
+    let http = format!("{closed}{ROUTES}{web}");
+    let sidecar = |inputs: String| Proxy::Sidecar {
+        inputs,
+        watched: true,
+        gateway: false,
+    };
+    vec![
+        Case {
+            name: "direct",
+            url: "http://web.test:8080/get",
+            proxy: Proxy::Direct,
+            reference: None,
+        },
+        Case {
+            name: "bare L4 relay",
+            url: "http://web.test:8080/get",
+            proxy: Proxy::Bare("bare-l4.js"),
+            reference: None,
+        },
+        Case {
+            name: "bare L7 proxy",
+            url: "http://web.test:8080/get",
+            proxy: Proxy::Bare("bare-l7.js"),
+            reference: None,
+        },
+        Case {
+            name: "sidecar passthrough",
+            url: "http://10.77.0.50:8080/get",
+            proxy: sidecar(passthrough.clone()),
+            reference: Some("bare L4 relay"),
+        },
+        Case {
+            name: "sidecar tcp rule",
+            url: "http://10.77.0.50:8080/get",
+            proxy: sidecar(format!(
+                "{closed}{}",
+                policy(
+                    "tcp",
+                    &[],
+                    "  ipAddresses: [10.77.0.50/32]\n  ports: [{number: 8080, protocol: tcp}]\n"
+                )
+            )),
+            reference: Some("bare L4 relay"),
+        },
+        Case {
+            name: "sidecar https (SNI)",
+            url: "https://secure.test:8443/get",
+            proxy: sidecar(format!(
+                "{closed}{}",
+                policy(
+                    "tls",
+                    &["secure.test".into()],
+                    "  ports: [{number: 8443, protocol: https}]\n"
+                )
+            )),
+            reference: Some("bare L4 relay (TLS)"),
+        },
+        Case {
+            name: "bare L4 relay (TLS)",
+            url: "https://secure.test:8443/get",
+            proxy: Proxy::Bare("bare-l4.js"),
+            reference: None,
+        },
+        Case {
+            name: "sidecar http host+route",
+            url: "http://web.test:8080/get",
+            proxy: sidecar(http.clone()),
+            reference: Some("bare L7 proxy"),
+        },
+        Case {
+            name: "sidecar http, config not watched",
+            url: "http://web.test:8080/get",
+            proxy: Proxy::Sidecar {
+                inputs: http.clone(),
+                watched: false,
+                gateway: false,
+            },
+            reference: Some("sidecar http host+route"),
+        },
+        Case {
+            name: "sidecar http + 10,000 exact hosts",
+            url: "http://web.test:8080/get",
+            proxy: sidecar(format!("{http}{}", http_policy("exact", &exact))),
+            reference: Some("sidecar http host+route"),
+        },
+        Case {
+            name: "sidecar http + 1,000 wildcards (the last matches)",
+            url: "http://x.w999.test:8080/get",
+            proxy: sidecar(format!("{http}{}", http_policy("wild", &wild))),
+            reference: Some("sidecar http host+route"),
+        },
+        Case {
+            name: "sidecar + gateway, http2tunnel",
+            url: "http://10.77.0.50:8080/get",
+            proxy: Proxy::Sidecar {
+                inputs: format!("{passthrough}{}", gateway("http2tunnel")),
+                watched: true,
+                gateway: true,
+            },
+            reference: Some("sidecar passthrough"),
+        },
+        Case {
+            name: "sidecar + gateway, socks5",
+            url: "http://10.77.0.50:8080/get",
+            proxy: Proxy::Sidecar {
+                inputs: format!("{passthrough}{}", gateway("socks5")),
+                watched: true,
+                gateway: true,
+            },
+            reference: Some("sidecar passthrough"),
+        },
+    ]
+}
+
+const HOSTS: &str = "127.0.0.1 localhost\n10.77.0.50 web.test secure.test x.w999.test\n10.77.0.30 fsm-egress-gateway.fsm.svc.cluster.local\n";
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One case's namespace with its origin and proxies.
+struct Bed {
+    ns: String,
+    dir: PathBuf,
+    children: Vec<Child>,
+    /// The proxies whose CPU counts.
+    proxies: Vec<u32>,
+    start_secs: f64,
+    rss_kib: u64,
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.ns));
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn exec(ns: &str, program: &str) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, program]);
+    c
+}
+
+fn spawn(
+    ns: &str,
+    dir: &Path,
+    name: &str,
+    mut cmd: Command,
+    children: &mut Vec<Child>,
+) -> (u32, PathBuf) {
+    let log = dir.join(format!("{name}.log"));
+    let f = std::fs::File::create(&log).unwrap();
+    cmd.stdin(Stdio::null())
+        .stdout(f.try_clone().unwrap())
+        .stderr(f);
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("{ns}: {name}: {e}"));
+    let pid = child.id();
+    children.push(child);
+    (pid, log)
+}
+
+fn wait_listening(log: &Path) -> f64 {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains("Listening")
+        {
+            return start.elapsed().as_secs_f64();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!(
+        "{} never listened: {}",
+        log.display(),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// The pid of the Pipy process under an `ip netns exec … setpriv … env … pipy` chain (exec
+/// replaces each, so it is the spawned pid).
+fn proxy_cmd(ns: &str, args: &[&str], env: &[(String, String)]) -> Command {
+    let mut c = exec(ns, "setpriv");
+    c.args(["--reuid=1500", "--regid=1500", "--clear-groups", "env"]);
+    for (k, v) in env {
+        c.arg(format!("{k}={v}"));
+    }
+    c.arg(pipy().unwrap())
+        .args(["--admin-port-off", "--threads=1"])
+        .args(args);
+    c
+}
+
+fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
+    let ns = format!("egressc-bench-{}-{i}", std::process::id());
+    let dir = std::env::temp_dir().join(&ns);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    run(Command::new("chmod").arg("755").arg(&dir));
+    run(Command::new("ip").args(["netns", "add", &ns]));
+    run(Command::new("ip").args(["-n", &ns, "link", "set", "lo", "up"]));
+    run(Command::new("ip").args([
+        "-n",
+        &ns,
+        "route",
+        "add",
+        "local",
+        "10.77.0.0/24",
+        "dev",
+        "lo",
+    ]));
+    let etc = PathBuf::from("/etc/netns").join(&ns);
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(etc.join("hosts"), HOSTS).unwrap();
+    let mut bed = Bed {
+        ns: ns.clone(),
+        dir: dir.clone(),
+        children: Vec::new(),
+        proxies: Vec::new(),
+        start_secs: 0.0,
+        rss_kib: 0,
+    };
+    let mut origin = exec(&ns, "env");
+    origin
+        .arg(format!("BENCH_CERT={}", cert.display()))
+        .arg(format!("BENCH_KEY={}", key.display()))
+        .arg(pipy().unwrap())
+        .args(["--admin-port-off", "--threads=1"])
+        .arg(root().join("benches/runtime/origin.js"));
+    let (_, log) = spawn(&ns, &dir, "origin", origin, &mut bed.children);
+    wait_listening(&log);
+    let out = dir.join("out");
+    let rules = match &case.proxy {
+        Proxy::Direct => None,
+        Proxy::Bare(script) => {
+            // The same interception as the sidecar's, without a filter table.
+            let analysis =
+                egressc::analyze_texts(vec![("m.yaml".into(), MESH.replace("PASS", "true"))]);
+            egressc::write_output(&analysis.compile(), &out).unwrap();
+            let (pid, log) = spawn(
+                &ns,
+                &dir,
+                "proxy",
+                proxy_cmd(
+                    &ns,
+                    &[root()
+                        .join("benches/runtime")
+                        .join(script)
+                        .to_str()
+                        .unwrap()],
+                    &[],
+                ),
+                &mut bed.children,
+            );
+            bed.start_secs = wait_listening(&log);
+            bed.proxies.push(pid);
+            Some(out.join("iptables/outbound.rules"))
+        }
+        Proxy::Sidecar {
+            inputs,
+            watched,
+            gateway,
+        } => {
+            let analysis = egressc::analyze_texts(vec![("mesh.yaml".into(), inputs.clone())]);
+            assert!(
+                !analysis.has_errors(),
+                "{}: {:?}",
+                case.name,
+                analysis.diagnostics
+            );
+            egressc::write_output(&analysis.compile(), &out).unwrap();
+            run(Command::new("chmod").args(["-R", "a+rX"]).arg(&out));
+            let config = out.join("configs/bench/client.json");
+            if *gateway {
+                let (pid, log) = spawn(
+                    &ns,
+                    &dir,
+                    "gateway",
+                    proxy_cmd(&ns, &[out.join("gateway/main.js").to_str().unwrap()], &[]),
+                    &mut bed.children,
+                );
+                wait_listening(&log);
+                bed.proxies.push(pid);
+            }
+            let env = if *watched {
+                vec![("EGRESSC_CONFIG".to_owned(), config.display().to_string())]
+            } else {
+                std::fs::copy(&config, out.join("sidecar/config.json")).unwrap();
+                Vec::new()
+            };
+            let (pid, log) = spawn(
+                &ns,
+                &dir,
+                "sidecar",
+                proxy_cmd(&ns, &[out.join("sidecar/main.js").to_str().unwrap()], &env),
+                &mut bed.children,
+            );
+            bed.start_secs = wait_listening(&log);
+            bed.rss_kib = rss_kib(pid);
+            bed.proxies.push(pid);
+            Some(out.join("iptables/outbound.rules"))
+        }
+    };
+    if let Some(rules) = rules {
+        let mut restore = exec(&ns, "iptables-restore");
+        restore.arg("--noflush").stdin(Stdio::piped());
+        let mut child = restore.spawn().unwrap();
+        std::io::Write::write_all(
+            &mut child.stdin.take().unwrap(),
+            &std::fs::read(rules).unwrap(),
+        )
+        .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    bed
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// user + system CPU ticks of a process.
+fn ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+}
+
+struct Sample {
+    rps: f64,
+    cpu_us: f64,
+}
+
+fn measure(bed: &Bed, url: &str, secs: u64) -> Sample {
+    let before: u64 = bed.proxies.iter().map(|p| ticks(*p)).sum();
+    let out = run(exec(&bed.ns, "wrk").args(["-t1", "-c4", &format!("-d{secs}s"), url]));
+    let after: u64 = bed.proxies.iter().map(|p| ticks(*p)).sum();
+    let requests: f64 = out
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0);
+    let rps: f64 = out
+        .lines()
+        .find(|l| l.starts_with("Requests/sec:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(requests > 0.0 && !out.contains("Non-2xx"), "{url}: {out}");
+    let hz = 100.0; // USER_HZ on Linux
+    Sample {
+        rps,
+        cpu_us: (after - before) as f64 / hz * 1e6 / requests,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    if let Some(why) = missing() {
+        println!("runtime benchmark skipped: {why}");
+        return;
+    }
+    let rounds: usize = std::env::var("EGRESSC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let secs: u64 = std::env::var("EGRESSC_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let tmp = std::env::temp_dir().join(format!("egressc-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let (cert, key) = (tmp.join("cert.pem"), tmp.join("key.pem"));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=bench",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert));
+    run(Command::new("chmod").arg("644").arg(&key));
+    let cases = cases();
+    let beds: Vec<Bed> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| setup(i, c, &cert, &key))
+        .collect();
+    let mut samples: BTreeMap<&str, Vec<Sample>> = BTreeMap::new();
+    for round in 1..=rounds {
+        eprintln!("round {round} of {rounds}");
+        for (c, bed) in cases.iter().zip(&beds) {
+            // One short warm-up run per round, then the measured one.
+            measure(bed, c.url, 1);
+            samples
+                .entry(c.name)
+                .or_default()
+                .push(measure(bed, c.url, secs));
+        }
+    }
+    let cpu = |name: &str| median(samples[name].iter().map(|s| s.cpu_us).collect());
+    let rps = |name: &str| median(samples[name].iter().map(|s| s.rps).collect());
+    println!(
+        "runtime, {rounds} interleaved rounds of {secs} s (wrk -t1 -c4, one Pipy thread); medians:"
+    );
+    println!(
+        "{:<52} {:>10} {:>12}  {}",
+        "case", "req/s", "CPU µs/req", "vs reference (CPU; throughput)"
+    );
+    for c in &cases {
+        let vs = match c.reference {
+            Some(r) if c.name != "direct" => format!(
+                "{:.2}× {r} ({:.2}× its req/s)",
+                cpu(c.name) / cpu(r),
+                rps(c.name) / rps(r)
+            ),
+            _ => String::new(),
+        };
+        let cpu_text = if matches!(c.proxy, Proxy::Direct) {
+            "-".to_owned()
+        } else {
+            format!("{:.1}", cpu(c.name))
+        };
+        println!(
+            "{:<52} {:>10.0} {:>12}  {vs}",
+            c.name,
+            rps(c.name),
+            cpu_text
+        );
+    }
+    println!("start-up to listening, and resident memory after start:");
+    for (c, bed) in cases.iter().zip(&beds) {
+        if matches!(c.proxy, Proxy::Sidecar { .. }) && c.name.starts_with("sidecar http") {
+            println!(
+                "  {:<50} {:.2} s, {} MiB",
+                c.name,
+                bed.start_secs,
+                bed.rss_kib / 1024
+            );
+        }
+    }
+    drop(beds);
+    let _ = std::fs::remove_dir_all(&tmp);
+}
