@@ -24,7 +24,17 @@ import decide from './decide.js'
 // within a second or two for new tunnels (a failed load keeps the old lists and logs one
 // error line); the listen ports are read once.
 var configPath = os.env['EGRESSC_CONFIG'] || null
-var config = JSON.decode(configPath ? os.readFile(configPath) : pipy.load('config.json'))
+
+// The config whole, or in parts (a Kubernetes ConfigMap holds at most 256 KiB).
+function readConfig() {
+  var data = configPath
+    ? decide.readParts(function (p) { return os.readFile(p) }, configPath)
+    : decide.readParts(function (n) { return pipy.load(n) }, 'config.json')
+  if (data === null) throw new Error('config.json is missing')
+  return JSON.decode(data)
+}
+
+var config = readConfig()
 var CONNECT_TIMEOUT = 10
 var IDENTITY_HEADER = 'egressc-identity'
 var H2_PREFACE = 'PRI * HTTP/2.0'
@@ -80,8 +90,7 @@ function compileLists(config) {
 var lists = compileLists(config)
 
 function stamp() {
-  var st = os.stat(configPath)
-  return st ? st.mtime + '/' + st.size : 'none'
+  return decide.fileStamp(configPath)
 }
 
 function watchConfig(last) {
@@ -89,7 +98,7 @@ function watchConfig(last) {
     var now = stamp()
     if (now !== last) {
       try {
-        lists = compileLists(JSON.decode(os.readFile(configPath)))
+        lists = compileLists(readConfig())
         console.log(JSON.stringify({ egressc: 'reload' }))
       } catch (e) {
         console.log(JSON.stringify({ egressc: 'error', reason: 'config does not load; the previous lists stay: ' + e.message }))

@@ -108,6 +108,34 @@ function framingProblem(headers) {
   return null
 }
 
+// A file whole, or — when it was too large for one Kubernetes ConfigMap — in parts NAME.part-1,
+// NAME.part-2, … read back in order; `read(name)` gives Data or null. Null when neither is there.
+function readParts(read, name) {
+  var whole = read(name)
+  if (whole) return whole
+  var all = null
+  for (var i = 1; i < 100000; i++) {
+    var part = read(name + '.part-' + i)
+    if (!part) break
+    if (all === null) all = new Data
+    all.push(part)
+  }
+  return all
+}
+
+// What a file is now (size and time, of its parts too): a change means a new version.
+function fileStamp(path) {
+  var st = os.stat(path)
+  if (st) return st.mtime + '/' + st.size
+  var s = ''
+  for (var i = 1; i < 100000; i++) {
+    var part = os.stat(path + '.part-' + i)
+    if (!part) break
+    s += part.mtime + '/' + part.size + ','
+  }
+  return s === '' ? 'none' : s
+}
+
 // A regex; null when it does not compile (egressc checks every regex, but one bad regex must
 // never stop the sidecar: its route never matches).
 function compile(source, what) {
@@ -133,6 +161,8 @@ export default {
   normalizeHost: normalizeHost,
   isDnsName: isDnsName,
   framingProblem: framingProblem,
+  readParts: readParts,
+  fileStamp: fileStamp,
   hostSet: hostSet,
   matches: matches,
   matchingPatterns: matchingPatterns,

@@ -26,13 +26,17 @@ function sources() {
   var config = env['EGRESSC_CONFIG'] || null
   if (!config && env['EGRESSC_CONFIG_DIR'] && env['EGRESSC_SERVICE_ACCOUNT']) {
     var own = env['EGRESSC_CONFIG_DIR'] + '/' + env['EGRESSC_SERVICE_ACCOUNT'] + '.json'
-    if (os.stat(own)) config = own
+    if (decide.fileStamp(own) !== 'none') config = own
   }
   return { config: config || codebaseFile('config.json'), mesh: codebaseFile('mesh.json') }
 }
 
 function read(path, name) {
-  return path ? os.readFile(path) : pipy.load(name)
+  var data = path
+    ? decide.readParts(function (p) { return os.readFile(p) }, path)
+    : decide.readParts(function (n) { return pipy.load(n) }, name)
+  if (data === null) throw new Error((path || name) + ' is missing')
+  return data
 }
 
 // A stamp that changes when a watched file is replaced (a ConfigMap swaps `..data`).
@@ -40,8 +44,7 @@ function stamp(src) {
   var s = ''
   var paths = [src.config, src.mesh]
   for (var i = 0; i < paths.length; i++) {
-    var st = paths[i] ? os.stat(paths[i]) : null
-    s += (paths[i] || '-') + ':' + (st ? st.mtime + '/' + st.size : 'none') + ';'
+    s += (paths[i] || '-') + ':' + (paths[i] ? decide.fileStamp(paths[i]) : '') + ';'
   }
   return s
 }

@@ -4,6 +4,7 @@
 
 use crate::support::*;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -234,4 +235,76 @@ fn kubectl_kustomize_renders_and_the_schemas_accept_it() {
         }
     }
     std::fs::remove_dir_all(&out).ok();
+}
+
+/// The ConfigMap data of every YAML under `dir`, as files: `NAME.part-N` keys joined back.
+pub fn reassembled(dir: &Path) -> BTreeMap<(String, String), String> {
+    let mut parts: BTreeMap<(String, String, String), BTreeMap<usize, String>> = BTreeMap::new();
+    let mut files = BTreeMap::new();
+    for (_, d) in documents(dir) {
+        if d["kind"] != "ConfigMap" {
+            continue;
+        }
+        let ns = d["metadata"]["namespace"].as_str().unwrap().to_owned();
+        let name = d["metadata"]["name"].as_str().unwrap();
+        // The volume: `egressc-sidecar`, `egressc-configs`, `egressc-gateway` (parts `-N`).
+        let volume = name
+            .rsplit_once('-')
+            .filter(|(_, n)| n.parse::<usize>().is_ok())
+            .map_or(name, |(v, _)| v)
+            .to_owned();
+        for (key, value) in d["data"].as_object().unwrap() {
+            let value = value.as_str().unwrap().to_owned();
+            match key.rsplit_once(".part-") {
+                Some((file, n)) => {
+                    parts
+                        .entry((ns.clone(), volume.clone(), file.to_owned()))
+                        .or_default()
+                        .insert(n.parse().unwrap(), value);
+                }
+                None => {
+                    files.insert((format!("{ns}/{volume}"), key.clone()), value);
+                }
+            }
+        }
+    }
+    for ((ns, volume, file), p) in parts {
+        let numbers: Vec<usize> = p.keys().copied().collect();
+        assert_eq!(numbers, (1..=numbers.len()).collect::<Vec<_>>(), "{file}");
+        files.insert((format!("{ns}/{volume}"), file), p.into_values().collect());
+    }
+    files
+}
+
+#[test]
+fn large_json_files_are_split_into_parts_that_join_back() {
+    let dir = scratch("parts-in");
+    let mut yaml = String::from(
+        "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\nspec: {traffic: {enableEgress: false}}\n---\nkind: EgressGateway\napiVersion: policy.flomesh.io/v1alpha1\nmetadata: {name: gw, namespace: fsm}\nspec:\n  global: [{service: egress, namespace: fsm}]\n",
+    );
+    for i in 0..40 {
+        let hosts: Vec<String> = (0..40).map(|h| format!("h{h}.s{i}.example.com")).collect();
+        yaml.push_str(&format!(
+            "---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e{i}, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: sa{i}, namespace: ns}}]\n  hosts: [{}]\n  ports: [{{number: 443, protocol: https}}]\n",
+            hosts.join(", ")
+        ));
+    }
+    std::fs::write(dir.join("mesh.yaml"), yaml).unwrap();
+    let out = scratch("parts-out");
+    build(dir.to_str().unwrap(), &out, &["--configmap-max-kib=32"]);
+    let files = reassembled(&out.join("kubernetes"));
+    let gateway = &files[&("fsm/egressc-gateway".to_owned(), "config.json".to_owned())];
+    assert_eq!(gateway, &read(&out, "gateway/config.json"));
+    assert!(
+        read(&out, "gateway/config.json").len() > 32 << 10,
+        "the test needs a gateway config over the limit"
+    );
+    for (_, d) in documents(&out.join("kubernetes")) {
+        if d["kind"] == "ConfigMap" {
+            assert!(serde_json::to_string(&d).unwrap().len() <= 32 << 10);
+        }
+    }
+    for d in [dir, out] {
+        std::fs::remove_dir_all(d).ok();
+    }
 }

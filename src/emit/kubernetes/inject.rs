@@ -5,12 +5,11 @@
 
 use crate::emit::kubernetes::KubeOptions;
 use crate::emit::kubernetes::objects::{
-    CONFIGS, MESHED_LABEL, SIDECAR, env, proxy_security, requests,
+    CONFIGS, MESHED_LABEL, SIDECAR, env, parts_volume, proxy_security, requests,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMapProjection, ConfigMapVolumeSource, Container, EnvVar, EnvVarSource,
-    ObjectFieldSelector, PodSpec, PodTemplateSpec, ProjectedVolumeSource, SecurityContext, Volume,
-    VolumeMount, VolumeProjection,
+    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
+    SecurityContext, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Value, json};
@@ -107,23 +106,20 @@ fn sidecar_container(opts: &KubeOptions) -> Container {
     }
 }
 
-/// The pod template every patch adds: the meshed label, the two containers, the volumes (the
-/// codebase, and every part of the configs, each optional).
-fn pod_template(opts: &KubeOptions, parts: usize) -> PodTemplateSpec {
-    let sources = (1..=parts)
-        .map(|n| VolumeProjection {
-            config_map: Some(ConfigMapProjection {
-                name: if n == 1 {
-                    CONFIGS.into()
-                } else {
-                    format!("{CONFIGS}-{n}")
-                },
-                optional: Some(true),
-                ..Default::default()
-            }),
-            ..Default::default()
-        })
-        .collect();
+/// The pod template every patch adds: the meshed label, the two containers, the volumes (every
+/// part of the codebase, and of the configs, each optional — namespaces may have fewer).
+fn pod_template(opts: &KubeOptions, sidecar_parts: usize, config_parts: usize) -> PodTemplateSpec {
+    let mut configs = parts_volume("egressc-configs", CONFIGS, config_parts, true);
+    if let Some(first) = configs
+        .projected
+        .as_mut()
+        .and_then(|p| p.sources.as_mut())
+        .and_then(|s| s.first_mut())
+        .and_then(|s| s.config_map.as_mut())
+    {
+        // A namespace whose identities all run `_default` has no configs ConfigMap.
+        first.optional = Some(true);
+    }
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(BTreeMap::from([(
@@ -136,22 +132,8 @@ fn pod_template(opts: &KubeOptions, parts: usize) -> PodTemplateSpec {
             init_containers: Some(vec![init_container(opts)]),
             containers: vec![sidecar_container(opts)],
             volumes: Some(vec![
-                Volume {
-                    name: "egressc-sidecar".into(),
-                    config_map: Some(ConfigMapVolumeSource {
-                        name: SIDECAR.into(),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                Volume {
-                    name: "egressc-configs".into(),
-                    projected: Some(ProjectedVolumeSource {
-                        sources: Some(sources),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
+                parts_volume("egressc-sidecar", SIDECAR, sidecar_parts, true),
+                configs,
             ]),
             ..Default::default()
         }),
@@ -159,8 +141,13 @@ fn pod_template(opts: &KubeOptions, parts: usize) -> PodTemplateSpec {
 }
 
 /// The Component and its patches: (file name, document).
-pub fn component(opts: &KubeOptions, parts: usize) -> Vec<(String, Value)> {
-    let template = serde_json::to_value(pod_template(opts, parts)).expect("json");
+pub fn component(
+    opts: &KubeOptions,
+    sidecar_parts: usize,
+    config_parts: usize,
+) -> Vec<(String, Value)> {
+    let template =
+        serde_json::to_value(pod_template(opts, sidecar_parts, config_parts)).expect("json");
     let (key, value) = &opts.inject_label;
     let selector = format!("{key}={value}");
     let kinds = [

@@ -15,7 +15,7 @@ use crate::plan::Plan;
 use k8s_openapi::api::core::v1::ConfigMap;
 use std::collections::BTreeMap;
 
-use objects::SIDECAR;
+use objects::{CONFIGS, SIDECAR};
 
 /// What the user chooses for the manifests (`build` flags, with documented defaults).
 #[derive(Clone, Debug, PartialEq)]
@@ -74,84 +74,153 @@ fn too_large(what: String, size: usize, max: usize) -> Diagnostic {
     )
 }
 
-/// The identities' configs of each namespace, packed into ConfigMaps under the size limit
-/// (`egressc-configs`, `egressc-configs-2`, …), and the problems when one cannot fit.
-struct Packed {
-    /// namespace → ConfigMaps
-    configs: BTreeMap<String, Vec<ConfigMap>>,
-    /// The largest number of config ConfigMaps in any namespace (the injection mounts that
-    /// many, each optional).
-    parts: usize,
+/// The smallest part of a file worth a ConfigMap of its own: a limit that leaves less room
+/// than this is `E0601`.
+const MIN_PART: usize = 1024;
+
+/// `files` packed into ConfigMaps `base`, `base-2`, … of at most `max` bytes (JSON) each. A
+/// JSON file too large for one ConfigMap is split into `NAME.part-1`, `NAME.part-2`, … at character
+/// boundaries (the sidecar and the gateway read them back in order, `decide.readParts`).
+/// `Err(what, size)` when even a small part cannot fit.
+fn pack_volume(
+    base: &str,
+    namespace: &str,
+    component: &str,
+    files: Vec<(String, String)>,
+    max: usize,
+) -> Result<Vec<ConfigMap>, (String, usize)> {
+    let map = |n: usize, data: BTreeMap<String, String>| {
+        objects::config_map(base, n, namespace, component, data)
+    };
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for (name, text) in files {
+        let alone = json_size(&map(1, BTreeMap::from([(name.clone(), text.clone())])));
+        if alone <= max {
+            entries.push((name, text));
+            continue;
+        }
+        // Pipy loads scripts whole: only data files are split.
+        if !name.ends_with(".json") {
+            return Err((format!("`{name}`"), alone));
+        }
+        // Room for text in one ConfigMap, discounting JSON escapes as this file needs them.
+        let overhead = json_size(&map(
+            1,
+            BTreeMap::from([(format!("{name}.part-1"), String::new())]),
+        ));
+        let escaped = serde_json::to_string(&text).map_or(text.len(), |t| t.len());
+        let room = max.saturating_sub(overhead) * text.len() / escaped.max(1);
+        if room < MIN_PART {
+            return Err((format!("`{name}`"), alone));
+        }
+        let mut rest = text.as_str();
+        let mut n = 0;
+        while !rest.is_empty() {
+            n += 1;
+            let key = format!("{name}.part-{n}");
+            let mut cut = room.min(rest.len());
+            loop {
+                while !rest.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                let one = map(1, BTreeMap::from([(key.clone(), rest[..cut].to_owned())]));
+                // Escapes are not spread evenly: shrink a part that came out too large.
+                if json_size(&one) <= max || cut <= MIN_PART {
+                    break;
+                }
+                cut = cut * 9 / 10;
+            }
+            entries.push((key, rest[..cut].to_owned()));
+            rest = &rest[cut..];
+        }
+    }
+    let mut maps = vec![map(1, BTreeMap::new())];
+    for (key, text) in entries {
+        let last = maps.last_mut().expect("one map at least");
+        last.data
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.clone(), text.clone());
+        if json_size(last) > max {
+            last.data.as_mut().expect("data").remove(&key);
+            let one = map(maps.len() + 1, BTreeMap::from([(key.clone(), text)]));
+            if json_size(&one) > max {
+                return Err((format!("`{key}`"), json_size(&one)));
+            }
+            maps.push(one);
+        }
+    }
+    Ok(maps)
 }
 
-fn pack(plan: &Plan, out: &Output, max: usize, diags: &mut Vec<Diagnostic>) -> Packed {
-    let mut by_ns: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+/// Every ConfigMap of `kubernetes/`: per namespace the sidecar's and the configs', and the
+/// gateway's; with the problems when one cannot fit.
+struct Volumes {
+    /// namespace → (sidecar ConfigMaps, config ConfigMaps)
+    namespaces: BTreeMap<String, (Vec<ConfigMap>, Vec<ConfigMap>)>,
+    gateway: Vec<ConfigMap>,
+    /// The largest number of parts in any namespace (the injection mounts that many).
+    sidecar_parts: usize,
+    config_parts: usize,
+}
+
+fn volumes(plan: &Plan, out: &Output, max: usize, diags: &mut Vec<Diagnostic>) -> Volumes {
+    let mut configs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for id in &plan.identities {
         let Some(i) = &id.identity else { continue };
-        let path = crate::emit::identity_path(id);
-        let text = String::from_utf8_lossy(&out.files[&path]).into_owned();
-        by_ns
+        let text = String::from_utf8_lossy(&out.files[&crate::emit::identity_path(id)]);
+        configs
             .entry(i.namespace.clone())
             .or_default()
-            .push((format!("{}.json", i.name), text));
+            .push((format!("{}.json", i.name), text.into_owned()));
     }
-    let mut configs = BTreeMap::new();
-    let mut parts = 1;
-    for (ns, files) in by_ns {
-        let mut maps: Vec<ConfigMap> = vec![objects::configs_map(&ns, 1, BTreeMap::new())];
-        for (key, text) in files {
-            let alone = objects::configs_map(&ns, 1, BTreeMap::from([(key.clone(), text.clone())]));
-            if json_size(&alone) > max {
-                diags.push(too_large(
-                    format!(
-                        "the config of identity {ns}/{}",
-                        key.trim_end_matches(".json")
-                    ),
-                    json_size(&alone),
-                    max,
-                ));
-                continue;
-            }
-            let last = maps.last_mut().expect("one map at least");
-            let data = last.data.get_or_insert_with(BTreeMap::new);
-            data.insert(key.clone(), text.clone());
-            if json_size(last) > max {
-                last.data.as_mut().expect("data").remove(&key);
-                let n = maps.len() + 1;
-                maps.push(objects::configs_map(&ns, n, BTreeMap::from([(key, text)])));
-            }
+    let mut too_big = |what: String, r: Result<Vec<ConfigMap>, (String, usize)>| match r {
+        Ok(maps) => maps,
+        Err((file, size)) => {
+            diags.push(too_large(format!("{file} of {what}"), size, max));
+            Vec::new()
         }
-        parts = parts.max(maps.len());
-        configs.insert(ns, maps);
-    }
-    Packed { configs, parts }
-}
-
-/// Problems that keep the manifests from being applied (ConfigMaps over the limit); empty
-/// when `emit` can write them.
-pub fn problems(plan: &Plan, out: &Output, opts: &KubeOptions) -> Vec<Diagnostic> {
-    let mut diags = Vec::new();
-    pack(plan, out, opts.configmap_max_bytes, &mut diags);
+    };
+    let sidecar = objects::sidecar_files(out);
+    let mut v = Volumes {
+        namespaces: BTreeMap::new(),
+        gateway: Vec::new(),
+        sidecar_parts: 1,
+        config_parts: 1,
+    };
     for ns in objects::namespaces(plan) {
-        let cm = objects::sidecar_map(&ns, out);
-        if json_size(&cm) > opts.configmap_max_bytes {
-            diags.push(too_large(
-                format!("the sidecar codebase of namespace {ns} (ConfigMap {SIDECAR})"),
-                json_size(&cm),
-                opts.configmap_max_bytes,
-            ));
-        }
+        let code = too_big(
+            format!("the sidecar codebase of namespace {ns}"),
+            pack_volume(SIDECAR, &ns, "sidecar", sidecar.clone(), max),
+        );
+        let files = configs.remove(&ns).unwrap_or_default();
+        let cfg = too_big(
+            format!("the identity configs of namespace {ns}"),
+            pack_volume(CONFIGS, &ns, "configs", files, max),
+        );
+        v.sidecar_parts = v.sidecar_parts.max(code.len());
+        v.config_parts = v.config_parts.max(cfg.len());
+        v.namespaces.insert(ns, (code, cfg));
     }
     if !plan.gateways.is_empty() {
-        let cm = objects::gateway_map(plan, out);
-        if json_size(&cm) > opts.configmap_max_bytes {
-            diags.push(too_large(
-                "the gateway codebase (ConfigMap egressc-gateway)".into(),
-                json_size(&cm),
-                opts.configmap_max_bytes,
-            ));
-        }
+        v.gateway = too_big(
+            "the gateway codebase".into(),
+            pack_volume(
+                objects::GATEWAY_MAP,
+                objects::gateway_namespace(plan),
+                "gateway",
+                objects::gateway_files(out),
+                max,
+            ),
+        );
     }
+    v
+}
+
+/// Problems that keep the manifests from being applied (a ConfigMap limit too small for even
+/// a part of a file); empty when `emit` can write them.
+pub fn problems(plan: &Plan, out: &Output, opts: &KubeOptions) -> Vec<Diagnostic> {
+    let mut diags = Vec::new();
+    volumes(plan, out, opts.configmap_max_bytes, &mut diags);
     diags
 }
 
@@ -172,22 +241,23 @@ fn yaml<T: serde::Serialize>(docs: &[T]) -> Vec<u8> {
 /// Add `kubernetes/` to the output tree (the rest of it must be emitted already).
 pub fn emit(plan: &Plan, out: &mut Output, opts: &KubeOptions) {
     let mut ignored = Vec::new();
-    let packed = pack(plan, out, opts.configmap_max_bytes, &mut ignored);
+    let v = volumes(plan, out, opts.configmap_max_bytes, &mut ignored);
     let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for ns in objects::namespaces(plan) {
-        let mut docs = vec![serde_json::to_value(objects::sidecar_map(&ns, out)).expect("json")];
-        for cm in packed.configs.get(&ns).into_iter().flatten() {
-            docs.push(serde_json::to_value(cm).expect("json"));
-        }
+    for (ns, (code, configs)) in &v.namespaces {
+        let mut docs: Vec<serde_json::Value> = code
+            .iter()
+            .chain(configs)
+            .map(|m| serde_json::to_value(m).expect("json"))
+            .collect();
         if opts.pin_egress {
-            docs.push(serde_json::to_value(objects::pin_egress(plan, &ns, opts)).expect("json"));
+            docs.push(serde_json::to_value(objects::pin_egress(plan, ns, opts)).expect("json"));
         }
         files.insert(format!("kubernetes/namespaces/{ns}.yaml"), yaml(&docs));
     }
     if !plan.gateways.is_empty() {
         files.insert(
             "kubernetes/gateway.yaml".into(),
-            yaml(&objects::gateway(plan, out, opts)),
+            yaml(&objects::gateway(plan, &v.gateway, opts)),
         );
     }
     let resources: Vec<String> = files
@@ -198,7 +268,7 @@ pub fn emit(plan: &Plan, out: &mut Output, opts: &KubeOptions) {
         "kubernetes/kustomization.yaml".into(),
         yaml(&[inject::kustomization(&resources)]),
     );
-    for (name, doc) in inject::component(opts, packed.parts) {
+    for (name, doc) in inject::component(opts, v.sidecar_parts, v.config_parts) {
         files.insert(format!("kubernetes/inject/{name}"), yaml(&[doc]));
     }
     out.files.extend(files);

@@ -6,9 +6,10 @@ use crate::emit::output::Output;
 use crate::plan::{Gateway, Plan};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecurityContext,
-    Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort, EnvVar,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
+    ResourceRequirements, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
+    Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -23,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const SIDECAR: &str = "egressc-sidecar";
 /// The ConfigMaps of the identities' configs: `egressc-configs`, `egressc-configs-2`, ….
 pub const CONFIGS: &str = "egressc-configs";
-const GATEWAY_MAP: &str = "egressc-gateway";
+pub const GATEWAY_MAP: &str = "egressc-gateway";
 /// The label the injection puts on meshed pods (NetworkPolicies select them by it).
 pub const MESHED_LABEL: &str = "egressc.io/meshed";
 pub const PROXY_UID: i64 = crate::emit::scripts::PROXY_UID as i64;
@@ -60,40 +61,57 @@ fn text(out: &Output, path: &str) -> String {
     String::from_utf8_lossy(&out.files[path]).into_owned()
 }
 
-/// The sidecar codebase (scripts, mesh data, the `_default` config) and the iptables rules.
-pub fn sidecar_map(namespace: &str, out: &Output) -> ConfigMap {
-    let mut data = BTreeMap::new();
-    for (path, bytes) in &out.files {
-        if let Some(name) = path.strip_prefix("sidecar/") {
-            data.insert(name.to_owned(), String::from_utf8_lossy(bytes).into_owned());
-        }
-    }
+/// The files of the sidecar's volume: the codebase (scripts, mesh data, the `_default`
+/// config) and the iptables rules.
+pub fn sidecar_files(out: &Output) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = out
+        .files
+        .iter()
+        .filter_map(|(path, bytes)| {
+            let name = path.strip_prefix("sidecar/")?;
+            Some((name.to_owned(), String::from_utf8_lossy(bytes).into_owned()))
+        })
+        .collect();
     for f in ["outbound.rules", "outbound6.rules"] {
-        data.insert(f.to_owned(), text(out, &format!("iptables/{f}")));
+        files.push((f.to_owned(), text(out, &format!("iptables/{f}"))));
     }
-    ConfigMap {
-        metadata: meta(
-            SIDECAR,
-            namespace,
-            &[("app.kubernetes.io/component", "sidecar")],
-        ),
-        data: Some(data),
-        ..Default::default()
+    files.sort();
+    files
+}
+
+/// The gateway's codebase.
+pub fn gateway_files(out: &Output) -> Vec<(String, String)> {
+    out.files
+        .iter()
+        .filter_map(|(path, bytes)| {
+            let name = path.strip_prefix("gateway/")?;
+            Some((name.to_owned(), String::from_utf8_lossy(bytes).into_owned()))
+        })
+        .collect()
+}
+
+/// The name of part `n` (from 1) of a volume's ConfigMaps: `base`, `base-2`, ….
+pub fn part_name(base: &str, n: usize) -> String {
+    if n == 1 {
+        base.to_owned()
+    } else {
+        format!("{base}-{n}")
     }
 }
 
-/// Part `n` (from 1) of a namespace's identity configs (`<sa>.json` keys).
-pub fn configs_map(namespace: &str, n: usize, data: BTreeMap<String, String>) -> ConfigMap {
-    let name = if n == 1 {
-        CONFIGS.to_owned()
-    } else {
-        format!("{CONFIGS}-{n}")
-    };
+/// One ConfigMap of a volume.
+pub fn config_map(
+    base: &str,
+    n: usize,
+    namespace: &str,
+    component: &str,
+    data: BTreeMap<String, String>,
+) -> ConfigMap {
     ConfigMap {
         metadata: meta(
-            &name,
+            &part_name(base, n),
             namespace,
-            &[("app.kubernetes.io/component", "configs")],
+            &[("app.kubernetes.io/component", component)],
         ),
         data: Some(data),
         ..Default::default()
@@ -101,26 +119,8 @@ pub fn configs_map(namespace: &str, n: usize, data: BTreeMap<String, String>) ->
 }
 
 /// The namespace of the gateway objects: the first gateway's.
-fn gateway_namespace(plan: &Plan) -> &str {
+pub fn gateway_namespace(plan: &Plan) -> &str {
     &plan.gateways[0].namespace
-}
-
-pub fn gateway_map(plan: &Plan, out: &Output) -> ConfigMap {
-    let mut data = BTreeMap::new();
-    for (path, bytes) in &out.files {
-        if let Some(name) = path.strip_prefix("gateway/") {
-            data.insert(name.to_owned(), String::from_utf8_lossy(bytes).into_owned());
-        }
-    }
-    ConfigMap {
-        metadata: meta(
-            GATEWAY_MAP,
-            gateway_namespace(plan),
-            &[("app.kubernetes.io/component", "gateway")],
-        ),
-        data: Some(data),
-        ..Default::default()
-    }
 }
 
 /// The labels of a gateway's pods: its Service's selector when the inputs have the Service.
@@ -167,7 +167,30 @@ pub fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
-fn gateway_deployment(g: &Gateway, opts: &KubeOptions) -> Deployment {
+/// A volume of every part of a ConfigMap volume (`base`, `base-2`, …), in one folder; parts
+/// from the second on are optional where the count may differ between namespaces.
+pub fn parts_volume(name: &str, base: &str, parts: usize, later_optional: bool) -> Volume {
+    let sources = (1..=parts)
+        .map(|n| VolumeProjection {
+            config_map: Some(ConfigMapProjection {
+                name: part_name(base, n),
+                optional: (n > 1 && later_optional).then_some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .collect();
+    Volume {
+        name: name.into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(sources),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn gateway_deployment(g: &Gateway, opts: &KubeOptions, parts: usize) -> Deployment {
     let pod_labels = gateway_pod_labels(g);
     let dir = "/etc/egressc/gateway";
     let container = Container {
@@ -223,14 +246,7 @@ fn gateway_deployment(g: &Gateway, opts: &KubeOptions) -> Deployment {
                         run_as_non_root: Some(true),
                         ..Default::default()
                     }),
-                    volumes: Some(vec![Volume {
-                        name: "codebase".into(),
-                        config_map: Some(ConfigMapVolumeSource {
-                            name: GATEWAY_MAP.into(),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    }]),
+                    volumes: Some(vec![parts_volume("codebase", GATEWAY_MAP, parts, false)]),
                     ..Default::default()
                 }),
             },
@@ -312,12 +328,15 @@ fn tcp_port(port: u16) -> NetworkPolicyPort {
     }
 }
 
-/// The gateway's objects, in a fixed order: its codebase, and per gateway a Deployment, a
-/// Service when the inputs have none, and its NetworkPolicy.
-pub fn gateway(plan: &Plan, out: &Output, opts: &KubeOptions) -> Vec<serde_json::Value> {
-    let mut docs = vec![serde_json::to_value(gateway_map(plan, out)).expect("json")];
+/// The gateway's objects, in a fixed order: its codebase (`maps`), and per gateway a
+/// Deployment, a Service when the inputs have none, and its NetworkPolicy.
+pub fn gateway(plan: &Plan, maps: &[ConfigMap], opts: &KubeOptions) -> Vec<serde_json::Value> {
+    let mut docs: Vec<serde_json::Value> = maps
+        .iter()
+        .map(|m| serde_json::to_value(m).expect("json"))
+        .collect();
     for g in &plan.gateways {
-        docs.push(serde_json::to_value(gateway_deployment(g, opts)).expect("json"));
+        docs.push(serde_json::to_value(gateway_deployment(g, opts, maps.len())).expect("json"));
         if !g.service_in_inputs {
             docs.push(serde_json::to_value(gateway_service(g)).expect("json"));
         }

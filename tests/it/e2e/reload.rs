@@ -261,3 +261,82 @@ fn e2e_live_reload_in_pipy() {
     ns.stop("gateway");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// A gateway config too large for one ConfigMap is written in parts (`config.json.part-N`);
+/// the gateway, given the folder as the kubelet mounts it, reads them back.
+#[test]
+fn e2e_gateway_reads_a_config_in_parts() {
+    if !enabled("a gateway config in parts, in Pipy") {
+        return;
+    }
+    let work = std::env::temp_dir().join(format!("egressc-parts-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    let mut yaml = String::from(
+        "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\nspec: {traffic: {enableEgress: false}}\n---\nkind: EgressGateway\napiVersion: policy.flomesh.io/v1alpha1\nmetadata: {name: gw, namespace: fsm}\nspec:\n  global: [{service: egress, namespace: fsm}]\n",
+    );
+    for i in 0..40 {
+        let hosts: Vec<String> = (0..40).map(|h| format!("h{h}.s{i}.example.com")).collect();
+        yaml.push_str(&format!(
+            "---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e{i}, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: sa{i}, namespace: ns}}]\n  hosts: [{}]\n  ports: [{{number: 443, protocol: https}}]\n",
+            hosts.join(", ")
+        ));
+    }
+    std::fs::write(work.join("mesh.yaml"), yaml).unwrap();
+    let out = work.join("out");
+    let run = Command::new(env!("CARGO_BIN_EXE_egressc"))
+        .args(["build", "--configmap-max-kib=32", "-o"])
+        .arg(&out)
+        .arg(work.join("mesh.yaml"))
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    // The ConfigMaps' keys as files, as a projected volume shows them.
+    let mounted = work.join("mounted");
+    std::fs::create_dir_all(&mounted).unwrap();
+    let text = std::fs::read_to_string(out.join("kubernetes/gateway.yaml")).unwrap();
+    let mut parts = 0;
+    for d in egressc::yaml_as_json(&text).unwrap() {
+        if d["kind"] != "ConfigMap" {
+            continue;
+        }
+        for (key, value) in d["data"].as_object().unwrap() {
+            parts += usize::from(key.contains(".part-"));
+            std::fs::write(mounted.join(key), value.as_str().unwrap()).unwrap();
+        }
+    }
+    assert!(parts >= 2, "the config was not split ({parts} parts)");
+    assert!(!mounted.join("config.json").exists());
+    let log = work.join("gateway.log");
+    let f = std::fs::File::create(&log).unwrap();
+    let mut child = Command::new("unshare")
+        .args(["-n", "sh", "-c", "ip link set lo up; exec \"$@\"", "sh"])
+        .arg(pipy())
+        .arg("--admin-port-off")
+        .arg(mounted.join("main.js"))
+        .env("EGRESSC_CONFIG", mounted.join("config.json"))
+        .stdout(f.try_clone().unwrap())
+        .stderr(f)
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut text = String::new();
+    while start.elapsed() < Duration::from_secs(10) {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("Listening") || text.contains("Error") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&work).ok();
+    assert!(
+        text.contains("Listening") && !text.contains("Error"),
+        "the gateway did not load its config from {parts} parts:\n{text}"
+    );
+}
