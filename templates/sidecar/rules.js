@@ -75,7 +75,9 @@ function compileRoute(r) {
   }
 }
 
-function compileMatch(m) {
+// `shared`: compiled route lists by their JSON text, so that hosts with the same routes (the
+// hosts of one policy) share one compiled list, compiled once.
+function compileMatch(m, shared) {
   var c = { protocol: m.Protocol, masks: compileRanges(m.DestinationIPRanges) }
   if (m.Protocol === 'http') {
     // Host pattern (lower-case, no port) -> compiled routes.
@@ -83,7 +85,14 @@ function compileMatch(m) {
     c.hosts = decide.hostSet(Object.keys(rules))
     c.routes = {}
     Object.keys(rules).forEach(function (host) {
-      c.routes[host] = rules[host].RouteRules.map(compileRoute)
+      var list = rules[host].RouteRules
+      var key = JSON.stringify(list)
+      var compiled = shared[key]
+      if (!(compiled instanceof Array)) {
+        compiled = list.map(compileRoute)
+        shared[key] = compiled
+      }
+      c.routes[host] = compiled
     })
   } else if (m.Protocol === 'https') {
     c.names = m.ServerNames ? decide.hostSet(Object.keys(m.ServerNames)) : null
@@ -115,8 +124,11 @@ function compile(config, mesh) {
     totalWeight: 0,
   }
   var tm = config.Outbound && config.Outbound.TrafficMatches
+  var shared = {}
   if (tm) {
-    Object.keys(tm).forEach(function (port) { r.ports[port] = tm[port].map(compileMatch) })
+    Object.keys(tm).forEach(function (port) {
+      r.ports[port] = tm[port].map(function (m) { return compileMatch(m, shared) })
+    })
   }
   // Gateways: cumulative weights over endpoints (`host:port`) and their modes.
   if (config.Forward && config.Forward.EgressGateways) {
