@@ -21,6 +21,7 @@ const STAGES: &[&str] = &[
     "src/emit/",
     "src/write.rs",
     "src/query/",
+    "src/diff/",
     "src/diagnostics/render.rs",
     "src/pipeline.rs",
     "src/cli/",
