@@ -7,7 +7,8 @@ use crate::cli::exit::{Exit, usage};
 use crate::diff::render::json::render_json;
 use crate::diff::render::markdown::render_markdown;
 use crate::diff::render::render_human;
-use crate::pipeline::{ReadOptions, analyze};
+use crate::pipeline::{Analysis, ReadOptions, analyze};
+use crate::plan::Plan;
 
 /// What `diff` was asked.
 pub struct DiffArgs<'a> {
@@ -19,13 +20,16 @@ pub struct DiffArgs<'a> {
     pub input: &'a InputArgs,
 }
 
-/// Read and check one side; stdin only for the side that names `-`.
-fn read_side(inputs: &[String], options: &ReadOptions) -> crate::pipeline::Analysis {
-    if inputs.iter().any(|i| i == "-") {
+/// Read and check one side (stdin only for the side that names `-`), and lower it when it
+/// has no errors.
+fn read_side(inputs: &[String], options: &ReadOptions) -> (Analysis, Option<Plan>) {
+    let analysis = if inputs.iter().any(|i| i == "-") {
         analyze(inputs, &mut std::io::stdin().lock(), options)
     } else {
         analyze(inputs, &mut std::io::empty(), options)
-    }
+    };
+    let plan = (!analysis.has_errors()).then(|| analysis.plan());
+    (analysis, plan)
 }
 
 pub fn diff(a: &DiffArgs) -> Exit {
@@ -59,7 +63,7 @@ pub fn diff(a: &DiffArgs) -> Exit {
         }
         None => a.base.to_vec(),
     };
-    let (base, head) = std::thread::scope(|s| {
+    let ((base, base_plan), (head, head_plan)) = std::thread::scope(|s| {
         let base = s.spawn(|| read_side(&base_inputs, &base_options));
         let head = read_side(a.head, &head_options);
         (base.join().expect("the base side is read"), head)
@@ -80,14 +84,19 @@ pub fn diff(a: &DiffArgs) -> Exit {
             a.head.join(" ")
         )),
     );
-    let (Some(base), Some(head)) = (base, head) else {
+    let (Some(base_analysis), Some(head_analysis), Some(base), Some(head)) =
+        (base, head, base_plan, head_plan)
+    else {
         // The worse of the two: an unreadable input (2) over input errors (1).
         return [base_exit, head_exit]
             .into_iter()
             .max_by_key(Exit::code)
             .unwrap_or(Exit::InputErrors);
     };
-    let d = crate::diff::diff(&base.plan(), &head.plan());
+    // Nothing reads the two analyses any more and the process is about to end: freeing their
+    // trees would cost as much as the comparison itself.
+    std::mem::forget((base_analysis, head_analysis));
+    let d = crate::diff::diff(&base, &head);
     let text = match a.format {
         DiffFormat::Human => render_human(&d),
         DiffFormat::Markdown => render_markdown(&d),

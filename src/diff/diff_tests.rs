@@ -210,3 +210,25 @@ fn identities_that_appear_are_compared_with_the_default_config() {
         "1 identity gains access to 1 destination; 1 new identity, 1 identity gone"
     );
 }
+
+#[test]
+fn a_changed_destination_shows_only_the_constraints_that_differ() {
+    let http = |methods: &str| {
+        enforced(&format!(
+            "{}apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {{name: g, namespace: a}}\nspec:\n  matches:\n  - {{name: get, pathRegex: /get, methods: [{methods}]}}\n  - {{name: status, pathRegex: \"/status/[0-9]+\"}}\n",
+            egress(
+                "web",
+                "  hosts: [httpbin.org]\n  ports: [{number: 80, protocol: http}]\n  matches: [{apiGroup: specs.smi-spec.io/v1alpha4, kind: HTTPRouteGroup, name: g}]\n"
+            )
+        ))
+    };
+    let d = diff_of(&http("GET"), &http("GET, POST"));
+    assert_eq!(entries(&d), ["widens changed http httpbin.org:80"]);
+    let e = &d.identities[0].entries[0];
+    assert_eq!((e.base.len(), e.head.len()), (2, 2));
+    let lines: Vec<String> = super::render::access_details(e)
+        .into_iter()
+        .map(|l| l.split(" — ").next().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(lines, ["base: GET /get", "head: GET,POST /get"]);
+}

@@ -9,7 +9,7 @@ pub mod mesh;
 pub mod render;
 
 use crate::diff::access::{Access, Atom, Key};
-use crate::model::Provenance;
+use crate::model::{Provenance, Route};
 use crate::net::Cidr;
 use crate::plan::{Gateway, IdentityPlan, Plan};
 use std::collections::{BTreeMap, BTreeSet};
@@ -222,6 +222,29 @@ fn by_name(plan: &Plan) -> BTreeMap<&str, &IdentityPlan> {
         .collect()
 }
 
+/// Whether two identities' rules grant the same, rule by rule (whatever the policies' names
+/// and places): then their access is the same and needs no comparison.
+fn same_rules(a: &IdentityPlan, b: &IdentityPlan) -> bool {
+    fn same_routes(a: &Option<Vec<Route>>, b: &Option<Vec<Route>>) -> bool {
+        match (a, b) {
+            (None, None) => true,
+            (Some(x), Some(y)) => {
+                x.len() == y.len()
+                    && x.iter().zip(y).all(|(p, q)| {
+                        (&p.path, &p.methods, &p.headers) == (&q.path, &q.methods, &q.headers)
+                    })
+            }
+            _ => false,
+        }
+    }
+    a.rules.len() == b.rules.len()
+        && a.rules.iter().zip(&b.rules).all(|(x, y)| {
+            (x.port, x.protocol.class(), &x.cidrs, &x.hosts)
+                == (y.port, y.protocol.class(), &y.cidrs, &y.hosts)
+                && same_routes(&x.routes, &y.routes)
+        })
+}
+
 /// The semantic difference from `base` to `head`.
 pub fn diff(base: &Plan, head: &Plan) -> Diff {
     let mesh = mesh::entries(base, head);
@@ -231,6 +254,11 @@ pub fn diff(base: &Plan, head: &Plan) -> Diff {
     let mut identities = Vec::new();
     for name in names {
         let (b, h) = (bs.get(name), hs.get(name));
+        if let (Some(x), Some(y)) = (b, h)
+            && same_rules(x, y)
+        {
+            continue;
+        }
         let presence = match (b, h) {
             (Some(_), Some(_)) => Presence::Both,
             (None, _) => Presence::New,

@@ -2,7 +2,8 @@
 
 use crate::diff::access::Atom;
 use crate::diff::render::{
-    change_str, constraints, dest_text, from_mesh_config, mesh_text, presence_text, summary_text,
+    change_str, constraints, dest_text, differing, from_mesh_config, mesh_text, presence_text,
+    summary_text,
 };
 use crate::diff::{Diff, Effect};
 use crate::model::Provenance;
@@ -41,7 +42,7 @@ fn md_by(by: &[Provenance]) -> String {
     v.join(", ")
 }
 
-fn md_grants(atoms: &[Atom]) -> String {
+fn md_grants(atoms: &[&Atom]) -> String {
     if atoms.is_empty() {
         return "—".to_owned();
     }
@@ -105,11 +106,12 @@ pub fn render_markdown(d: &Diff) -> String {
                     code(&dest_text(&a.key))
                 );
             }
+            let (base, head) = differing(e);
             rows.push(format!(
                 "| {} | {who} | {access} | {} | {} |",
                 md_effect(e.effect),
-                md_grants(&e.base),
-                md_grants(&e.head)
+                md_grants(&base),
+                md_grants(&head)
             ));
         }
     }

@@ -309,13 +309,28 @@ pub fn summary_text(d: &Diff) -> String {
     parts.join("; ")
 }
 
+/// The tuples of each side that differ: of a changed destination, those with the same
+/// constraints on both sides (whatever policy grants them) are left out.
+pub fn differing(e: &AccessEntry) -> (Vec<&Atom>, Vec<&Atom>) {
+    let same = |a: &Atom, other: &[Atom]| {
+        other
+            .iter()
+            .any(|o| o.addresses == a.addresses && o.route == a.route)
+    };
+    (
+        e.base.iter().filter(|a| !same(a, &e.head)).collect(),
+        e.head.iter().filter(|a| !same(a, &e.base)).collect(),
+    )
+}
+
 /// The lines under an access entry: each side's tuples, what it covers, what is still allowed.
 pub fn access_details(e: &AccessEntry) -> Vec<String> {
     let mut v = Vec::new();
-    for a in &e.base {
+    let (base, head) = differing(e);
+    for a in base {
         v.push(format!("base: {}", grant_text(a)));
     }
-    for a in &e.head {
+    for a in head {
         v.push(format!("head: {}", grant_text(a)));
     }
     for a in &e.covers {
