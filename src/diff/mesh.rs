@@ -6,7 +6,8 @@ use crate::diff::{Change, Effect, MeshEntry, MeshWide, everything_reachable};
 use crate::model::DnsResolvers;
 use crate::net::Cidr;
 use crate::plan::Plan;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 
 /// A list of CIDRs as a canonical set (sibling CIDRs merged, contained ones dropped).
 fn cidr_set(list: &[Cidr]) -> Vec<Cidr> {
@@ -25,7 +26,7 @@ fn missing(a: &[Cidr], b: &[Cidr]) -> Vec<Cidr> {
     a.iter().filter(|c| !within(c, b)).copied().collect()
 }
 
-fn dns(d: &DnsResolvers) -> Option<Vec<std::net::Ipv4Addr>> {
+fn dns(d: &DnsResolvers) -> Option<Vec<Ipv4Addr>> {
     match d {
         DnsResolvers::Flag(ips) => {
             let mut v = ips.clone();
@@ -105,41 +106,26 @@ pub fn entries(base: &Plan, head: &Plan) -> Vec<MeshEntry> {
         }
         (true, true) => {}
     }
-    for p in &hs.outbound_port_exclusions {
-        if !bs.outbound_port_exclusions.contains(p) {
-            push(Change::Added, widens, MeshWide::ExcludedPort(*p));
+    // What only one side has: added in the head (gained), or removed from it (lost).
+    let addresses =
+        |p: &Plan| -> BTreeSet<(Ipv4Addr, u16)> { p.mesh.iter().map(|d| (d.ip, d.port)).collect() };
+    let sides = [
+        (Change::Added, widens, head, base),
+        (Change::Removed, narrows, base, head),
+    ];
+    for (change, effect, this, other) in sides {
+        let in_other = addresses(other);
+        let ports = &other.settings.outbound_port_exclusions;
+        for p in &this.settings.outbound_port_exclusions {
+            if !ports.contains(p) {
+                push(change, effect, MeshWide::ExcludedPort(*p));
+            }
         }
-    }
-    for p in &bs.outbound_port_exclusions {
-        if !hs.outbound_port_exclusions.contains(p) {
-            push(Change::Removed, narrows, MeshWide::ExcludedPort(*p));
-        }
-    }
-    let mesh = |p: &Plan| -> BTreeMap<(std::net::Ipv4Addr, u16), String> {
-        p.mesh
-            .iter()
-            .map(|d| ((d.ip, d.port), d.service.clone()))
-            .collect()
-    };
-    let (bm, hm) = (mesh(base), mesh(head));
-    for ((ip, port), service) in &hm {
-        if !bm.contains_key(&(*ip, *port)) {
-            let (ip, port, service) = (*ip, *port, service.clone());
-            push(
-                Change::Added,
-                widens,
-                MeshWide::InMesh { ip, port, service },
-            );
-        }
-    }
-    for ((ip, port), service) in &bm {
-        if !hm.contains_key(&(*ip, *port)) {
-            let (ip, port, service) = (*ip, *port, service.clone());
-            push(
-                Change::Removed,
-                narrows,
-                MeshWide::InMesh { ip, port, service },
-            );
+        for d in &this.mesh {
+            if !in_other.contains(&(d.ip, d.port)) {
+                let (ip, port, service) = (d.ip, d.port, d.service.clone());
+                push(change, effect, MeshWide::InMesh { ip, port, service });
+            }
         }
     }
     // Gateways: the first one makes egress pass its refusals, the last one gone removes them.
@@ -150,7 +136,7 @@ pub fn entries(base: &Plan, head: &Plan) -> Vec<MeshEntry> {
             .collect()
     };
     let (bg, hg) = (gateways(base), gateways(head));
-    let clusters: std::collections::BTreeSet<&String> = bg.keys().chain(hg.keys()).collect();
+    let clusters: BTreeSet<&String> = bg.keys().chain(hg.keys()).collect();
     for cluster in clusters {
         let (b, h) = (bg.get(cluster).cloned(), hg.get(cluster).cloned());
         let (change, effect) = match (&b, &h) {

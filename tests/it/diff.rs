@@ -35,6 +35,11 @@ fn json(base: &str, head: &str) -> Value {
     serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
 }
 
+/// `text` holds `part`.
+fn has(text: &str, part: &str) {
+    assert!(text.contains(part), "no `{part}` in:\n{text}");
+}
+
 fn entries(doc: &Value) -> &[Value] {
     doc["entries"].as_array().expect("entries")
 }
@@ -240,13 +245,8 @@ fn errors_on_either_side_exit_1_naming_the_side() {
         let run = diff(base, head, &["--color", "never"]);
         assert_eq!(run.code, 1, "{}", run.stderr);
         assert!(run.stdout.is_empty(), "{}", run.stdout);
-        assert!(
-            run.stderr
-                .contains(&format!("egressc diff: {named} ({bad}):")),
-            "{}",
-            run.stderr
-        );
-        assert!(run.stderr.contains("error[E0301]"), "{}", run.stderr);
+        has(&run.stderr, &format!("egressc diff: {named} ({bad}):"));
+        has(&run.stderr, "error[E0301]");
     }
     // Warnings are shown and pass, unless --deny-warnings.
     let w = "fixtures/bad-w0403-open-port";
@@ -367,26 +367,16 @@ fn base_git_reads_the_same_inputs_at_a_revision() {
         None,
     );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains(
-            "now covers https api.example.com:443, which was allowed before by Egress shop/example-api (HEAD:deploy/egress/egress.yaml:1)"
-        ),
-        "{}",
-        run.stdout
+    has(
+        &run.stdout,
+        "now covers https api.example.com:443, which was allowed before by Egress shop/example-api (HEAD:deploy/egress/egress.yaml:1)",
     );
-    assert!(
-        run.stdout
-            .contains("head: Egress shop/example (deploy/egress/egress.yaml:1)"),
-        "{}",
-        run.stdout
+    has(
+        &run.stdout,
+        "head: Egress shop/example (deploy/egress/egress.yaml:1)",
     );
     // A file that is new in the head has nothing in the base (said on stderr).
-    assert!(
-        run.stderr
-            .contains("`deploy/new.yaml` does not exist at HEAD"),
-        "{}",
-        run.stderr
-    );
+    has(&run.stderr, "`deploy/new.yaml` does not exist at HEAD");
     // In a subfolder the paths are relative to it; the temporary folder is gone afterwards.
     let sub = egressc_in(
         &repo.join("deploy"),
@@ -403,11 +393,7 @@ fn base_git_reads_the_same_inputs_at_a_revision() {
         None,
     );
     assert_eq!(sub.code, 6, "{}{}", sub.stdout, sub.stderr);
-    assert!(
-        sub.stdout.contains("(HEAD:egress/egress.yaml:9)"),
-        "{}",
-        sub.stdout
-    );
+    has(&sub.stdout, "(HEAD:egress/egress.yaml:9)");
     // Errors at the revision name it; bad revisions and paths are usage errors.
     std::fs::write(
         repo.join("deploy/egress/egress.yaml"),
@@ -422,11 +408,7 @@ fn base_git_reads_the_same_inputs_at_a_revision() {
         None,
     );
     assert_eq!(broken.code, 1, "{}", broken.stderr);
-    assert!(
-        broken.stderr.contains("HEAD:deploy/egress/egress.yaml"),
-        "{}",
-        broken.stderr
-    );
+    has(&broken.stderr, "HEAD:deploy/egress/egress.yaml");
     for args in [
         ["diff", "--base-git", "no-such-rev", "--head", "deploy"],
         ["diff", "--base-git", "HEAD", "--head", "../deploy"],

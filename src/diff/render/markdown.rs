@@ -90,21 +90,14 @@ pub fn render_markdown(d: &Diff) -> String {
                 e.key.protocol.as_str(),
                 code(&dest_text(&e.key))
             );
-            for a in &e.covers {
-                let _ = write!(
-                    access,
-                    "<br>now covers {} {}, allowed before",
-                    a.key.protocol.as_str(),
-                    code(&dest_text(&a.key))
-                );
-            }
-            for a in &e.still {
-                let _ = write!(
-                    access,
-                    "<br>still allows {} {}",
-                    a.key.protocol.as_str(),
-                    code(&dest_text(&a.key))
-                );
+            for (a, before, after) in e
+                .covers
+                .iter()
+                .map(|a| (a, "now covers", ", allowed before"))
+                .chain(e.still.iter().map(|a| (a, "still allows", "")))
+            {
+                let (protocol, dest) = (a.key.protocol.as_str(), code(&dest_text(&a.key)));
+                let _ = write!(access, "<br>{before} {protocol} {dest}{after}");
             }
             let (base, head) = differing(e);
             rows.push(format!(
