@@ -421,3 +421,69 @@ fn base_git_reads_the_same_inputs_at_a_revision() {
     assert!(left.is_empty(), "temporary folders left behind: {left:?}");
     std::fs::remove_dir_all(&repo).ok();
 }
+
+/// Copy a folder of the repository into `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &target);
+        } else {
+            std::fs::copy(&p, target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_readme_example_is_real_output() {
+    if std::process::Command::new("git")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        println!("diff: skipped the README example: no git on PATH");
+        return;
+    }
+    // The pull request of "Worked example", on a copy of example/ committed on `main`.
+    let repo = std::env::temp_dir().join(format!("egressc-it-{}-readme", std::process::id()));
+    let _ = std::fs::remove_dir_all(&repo);
+    copy_tree(&root().join("example"), &repo.join("example"));
+    git(&repo, &["init", "-q"]);
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "base"]);
+    let edit = |file: &str, from: &str, to: &str| {
+        let path = repo.join("example/mesh").join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file}: {from}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    };
+    edit("egress-http.yaml", "    - GET\n", "    - GET\n    - POST\n");
+    edit(
+        "egress-https.yaml",
+        "  - httpbin.org\n",
+        "  - httpbin.org\n  - \"*.httpbin.org\"\n",
+    );
+    edit("egress-tcp.yaml", "3.0.0.0/8", "3.0.0.0/16");
+    let args = ["diff", "--base-git", "main", "--head", "example/mesh/"];
+    let human = egressc_in(&repo, &args, None);
+    let mut md_args = args.to_vec();
+    md_args.extend(["--format", "markdown", "--fail-on", "widen"]);
+    let markdown = egressc_in(&repo, &md_args, None);
+    std::fs::remove_dir_all(&repo).ok();
+    assert_eq!((human.code, markdown.code), (0, 6), "{}", human.stderr);
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    has(
+        &readme,
+        &format!(
+            "$ egressc diff --base-git main --head example/mesh/\n{}```",
+            human.stdout
+        ),
+    );
+    has(&readme, &format!("```markdown\n{}```", markdown.stdout));
+    has(
+        &readme,
+        &format!("which GitHub shows as:\n\n{}\n", markdown.stdout),
+    );
+}
