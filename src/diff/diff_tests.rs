@@ -232,3 +232,22 @@ fn a_changed_destination_shows_only_the_constraints_that_differ() {
         .collect();
     assert_eq!(lines, ["base: GET /get", "head: GET,POST /get"]);
 }
+
+#[test]
+fn markdown_cells_escape_pipes() {
+    let http = |path: &str| {
+        enforced(&format!(
+            "{}apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {{name: g, namespace: a}}\nspec:\n  matches:\n  - {{name: r, pathRegex: \"{path}\"}}\n",
+            egress(
+                "web",
+                "  hosts: [httpbin.org]\n  ports: [{number: 80, protocol: http}]\n  matches: [{apiGroup: specs.smi-spec.io/v1alpha4, kind: HTTPRouteGroup, name: g}]\n"
+            )
+        ))
+    };
+    let d = diff_of(&http("/(a|b)"), &http("/(a|b|c)"));
+    let md = super::render::markdown::render_markdown(&d);
+    let row = md.lines().find(|l| l.contains("httpbin.org")).unwrap();
+    assert!(row.contains("`any method /(a\\|b\\|c)`"), "{row}");
+    // Six cell borders, however many pipes the regexes hold.
+    assert_eq!(row.replace("\\|", "").matches('|').count(), 6, "{row}");
+}

@@ -21,10 +21,11 @@ fn cell(text: &str) -> String {
 
 /// Inline code in a table cell.
 fn code(text: &str) -> String {
+    let text = text.replace('|', "\\|").replace(['\n', '\r'], " ");
     if text.contains('`') {
-        format!("`` {} ``", text.replace('|', "\\|"))
+        format!("`` {text} ``")
     } else {
-        format!("`{}`", text.replace('|', "\\|"))
+        format!("`{text}`")
     }
 }
 
