@@ -314,14 +314,21 @@ fn git(dir: &Path, args: &[&str]) {
     );
 }
 
-#[test]
-fn base_git_reads_the_same_inputs_at_a_revision() {
-    if std::process::Command::new("git")
+/// Whether git can be run; says what is skipped when not.
+fn have_git(test: &str) -> bool {
+    let found = std::process::Command::new("git")
         .arg("--version")
         .output()
-        .is_err()
-    {
-        println!("diff: skipped the --base-git test: no git on PATH");
+        .is_ok();
+    if !found {
+        println!("diff: skipped {test}: no git on PATH");
+    }
+    found
+}
+
+#[test]
+fn base_git_reads_the_same_inputs_at_a_revision() {
+    if !have_git("the --base-git test") {
         return;
     }
     let temporaries = || -> BTreeSet<String> {
@@ -438,12 +445,7 @@ fn copy_tree(from: &Path, to: &Path) {
 
 #[test]
 fn the_readme_example_is_real_output() {
-    if std::process::Command::new("git")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        println!("diff: skipped the README example: no git on PATH");
+    if !have_git("the README example") {
         return;
     }
     // The pull request of "Worked example", on a copy of example/ committed on `main`.
