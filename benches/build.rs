@@ -5,7 +5,8 @@
 //! Run with `cargo bench --bench build` (`EGRESSC_BENCH_SHAPES=mesh` for the first shape
 //! only; names are comma-separated). For each shape it prints the in-process time to only parse the YAML, the wall time
 //! and CPU of full `egressc build` processes (fresh and over the previous output; medians),
-//! and their peak resident memory.
+//! and their peak resident memory; then `egressc check` of the mesh against `egressc diff` of
+//! the mesh and a copy with one policy changed (medians; the target is under 2.5 checks).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -152,15 +153,25 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 /// One `egressc build` process: wall time, and its own peak RSS (KiB) and CPU (s).
 fn run_build(input: &Path, out: &Path) -> (Duration, i64, f64, f64) {
+    let mut args: Vec<&std::ffi::OsStr> = ["build", "--allow", "W0405", "--color", "never", "-o"]
+        .iter()
+        .map(|a| a.as_ref())
+        .collect();
+    args.push(out.as_os_str());
+    args.push(input.as_os_str());
+    run(&args)
+}
+
+/// One egressc process (output discarded): wall time, its peak RSS (KiB) and CPU (s).
+fn run(args: &[&std::ffi::OsStr]) -> (Duration, i64, f64, f64) {
     let start = Instant::now();
     #[allow(
         clippy::zombie_processes,
         reason = "reaped by wait4 below, which also gives its rusage"
     )]
     let child = Command::new(env!("CARGO_BIN_EXE_egressc"))
-        .args(["build", "--allow", "W0405", "--color", "never", "-o"])
-        .arg(out)
-        .arg(input)
+        .args(args)
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
@@ -174,7 +185,7 @@ fn run_build(input: &Path, out: &Path) -> (Duration, i64, f64, f64) {
     let elapsed = start.elapsed();
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "build failed: {status}"
+        "egressc {args:?} failed: {status}"
     );
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     (
@@ -258,6 +269,58 @@ fn bench(shape: &Shape, base: &Path) {
     println!(
         "peak memory of the build process: {:.0} MiB",
         peak as f64 / 1024.0
+    );
+    bench_diff(&input, base, runs);
+}
+
+/// `egressc check` of the mesh, and `egressc diff` of the mesh against a copy with one
+/// policy changed (its first host renamed): the diff must take under 2.5 checks.
+fn bench_diff(input: &Path, base: &Path, runs: usize) {
+    let head = base.join("mesh-head");
+    std::fs::create_dir_all(&head).unwrap();
+    for e in std::fs::read_dir(input).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, head.join(p.file_name().unwrap())).unwrap();
+    }
+    let first = head.join("mesh-00.yaml");
+    let text = std::fs::read_to_string(&first).unwrap();
+    assert!(text.contains("api-0.example"), "the first policy's host");
+    std::fs::write(
+        &first,
+        text.replacen("api-0.example", "api-0.changed.example", 1),
+    )
+    .unwrap();
+    let os = |v: &[&str]| -> Vec<std::ffi::OsString> { v.iter().map(Into::into).collect() };
+    let mut check_args = os(&["check", "--allow", "W0405", "--color", "never"]);
+    check_args.push(input.into());
+    let mut diff_args = os(&["diff", "--allow", "W0405", "--color", "never", "--base"]);
+    diff_args.push(input.into());
+    diff_args.push("--head".into());
+    diff_args.push(head.clone().into());
+    let median_of = |args: &[std::ffi::OsString]| {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let mut v: Vec<_> = (0..runs).map(|_| run(&args)).collect();
+        v.sort_by_key(|r| r.0);
+        let peak = v.iter().map(|r| r.1).max().unwrap_or(0);
+        (v[v.len() / 2], peak)
+    };
+    let ((check, _, cu, cs), check_peak) = median_of(&check_args);
+    let ((diff, _, du, ds), diff_peak) = median_of(&diff_args);
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "check (process, median of {runs}): {:.0} ms (CPU {:.0} ms user, {:.0} ms system; peak {:.0} MiB)",
+        ms(check),
+        cu * 1000.0,
+        cs * 1000.0,
+        check_peak as f64 / 1024.0
+    );
+    println!(
+        "diff against one policy changed (process, median): {:.0} ms = {:.2}x check (target < 2.5x); CPU {:.0} ms user, {:.0} ms system; peak {:.0} MiB",
+        ms(diff),
+        diff.as_secs_f64() / check.as_secs_f64(),
+        du * 1000.0,
+        ds * 1000.0,
+        diff_peak as f64 / 1024.0
     );
 }
 

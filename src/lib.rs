@@ -4,11 +4,13 @@
 //! out"): `input` (sources, spanned YAML) → `load` (kinds, schemas, typed resources) →
 //! `check` (semantic rules, returning the resolved `model::Checked`) → `plan` (per-identity
 //! lowering) → `emit` (the output tree) → `write` (atomically to disk). `query` (explain,
-//! test) reads the plan; `diagnostics::render` turns diagnostics into text; `cli` runs it all.
+//! test) reads the plan; `diff` compares two plans; `diagnostics::render` turns diagnostics
+//! into text; `cli` runs it all.
 
 mod check;
 mod cli;
 mod diagnostics;
+mod diff;
 mod emit;
 mod input;
 mod load;

@@ -184,6 +184,8 @@ pub struct Settings {
     pub outbound_ip_range_exclusions: Vec<Cidr>,
     pub outbound_ip_range_inclusions: Vec<Cidr>,
     pub outbound_port_exclusions: Vec<u16>,
+    /// The MeshConfig these settings come from; `None`: FSM's defaults (no MeshConfig).
+    pub mesh_config: Option<Provenance>,
 }
 
 impl Default for Settings {
@@ -199,14 +201,15 @@ impl Default for Settings {
             outbound_ip_range_exclusions: Vec::new(),
             outbound_ip_range_inclusions: Vec::new(),
             outbound_port_exclusions: Vec::new(),
+            mesh_config: None,
         }
     }
 }
 
-/// Where a policy came from.
+/// Where a policy (or the MeshConfig) came from.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Provenance {
-    /// `namespace/name` of the Egress policy.
+    /// `namespace/name` of the Egress policy (or the MeshConfig).
     pub policy: String,
     pub file: String,
     pub line: u32,

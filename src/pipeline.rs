@@ -32,6 +32,10 @@ pub struct ReadOptions {
     /// `check` and `build`: compile the output (with `kubernetes/` made this way) and report
     /// what cannot be deployed; `None` (explain, test) compiles nothing.
     pub kube: Option<KubeOptions>,
+    /// How names are shown: a file name that starts with the first string is shown with the
+    /// second instead (`diff --base-git` reads the base from a temporary folder and shows it
+    /// as `REV:path`).
+    pub relabel: Option<(String, String)>,
 }
 
 impl Default for ReadOptions {
@@ -44,6 +48,7 @@ impl Default for ReadOptions {
             service_cidrs: Vec::new(),
             dns: Vec::new(),
             kube: None,
+            relabel: None,
         }
     }
 }
@@ -116,6 +121,9 @@ pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: &ReadOpti
         exclude: opts.exclude.clone(),
     };
     crate::input::source::read_inputs(inputs, stdin, &limits, &mut sources, &mut diagnostics);
+    if let Some((from, to)) = &opts.relabel {
+        relabel(&mut sources, &mut diagnostics, from, to);
+    }
     if opts.strict {
         for f in &mut sources.files {
             f.explicit = true;
@@ -142,6 +150,24 @@ pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: &ReadOpti
         }
     }
     analysis
+}
+
+/// Show the files whose names start with `from` under `to` instead, in the diagnostics of
+/// reading them too.
+fn relabel(sources: &mut Sources, diagnostics: &mut [Diagnostic], from: &str, to: &str) {
+    let shown = |name: &str| match name.strip_prefix(from) {
+        Some(rest) => format!("{to}{rest}"),
+        None => name.to_owned(),
+    };
+    for f in &mut sources.files {
+        f.name = shown(&f.name);
+    }
+    for d in diagnostics {
+        if let crate::diagnostics::Place::File(name) = &d.place {
+            d.place = crate::diagnostics::Place::File(shown(name));
+        }
+        d.message = d.message.replace(from, to);
+    }
 }
 
 /// Check texts already in memory (used by tests and benchmarks).

@@ -7,7 +7,9 @@ use crate::diagnostics::{Code, Diagnostic};
 use crate::input::span::Span;
 use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::{IntOrString, ServiceSpec};
-use crate::model::{CheckOptions, GatewayMode, GatewayTarget, MODE_ANNOTATION, Settings};
+use crate::model::{
+    CheckOptions, GatewayMode, GatewayTarget, MODE_ANNOTATION, Provenance, Settings,
+};
 use crate::path;
 use std::collections::HashMap;
 
@@ -99,6 +101,11 @@ pub fn check_mesh_config(
                     .filter_map(|p| u16::try_from(p.0).ok())
                     .collect(),
             ),
+            mesh_config: Some(Provenance {
+                policy: format!("{}/{}", m.ns(), m.name()),
+                file: inputs.file_name(doc.file).to_owned(),
+                line: doc.start.line,
+            }),
         };
     }
     policies_enforced(inputs, options, diags);

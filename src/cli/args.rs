@@ -107,6 +107,36 @@ pub enum Command {
         #[command(flatten)]
         report: ReportArgs,
     },
+    /// Who gains and who loses access: the access two versions of the inputs grant, compared.
+    ///
+    /// Both sides are checked first (exit 1 for input errors on either side). Exit 0 when done,
+    /// whatever changed; 6 when `--fail-on` matches.
+    Diff {
+        /// The inputs before the change: files or directories; `-` is stdin.
+        #[arg(
+            long,
+            value_name = "INPUT",
+            num_args = 1..,
+            required_unless_present = "base_git",
+            conflicts_with = "base_git"
+        )]
+        base: Vec<String>,
+        /// Read the base from this revision of the Git repository here: the same INPUTs as
+        /// --head (paths relative to the working directory), as they were at REV.
+        #[arg(long, value_name = "REV")]
+        base_git: Option<String>,
+        /// The inputs after the change: files or directories; `-` is stdin.
+        #[arg(long, value_name = "INPUT", num_args = 1.., required = true)]
+        head: Vec<String>,
+        /// Output format of the difference (diagnostics are shown as by `check`, on stderr).
+        #[arg(long, value_enum, default_value_t = DiffFormat::Human)]
+        format: DiffFormat,
+        /// Exit 6 when some access is gained (`widen`), or when anything changed (`any`).
+        #[arg(long, value_name = "WHEN", value_enum)]
+        fail_on: Option<FailOn>,
+        #[command(flatten)]
+        input: InputArgs,
+    },
     /// Write the JSON Schemas of the input kinds (per kind, plus one combined schema for editors).
     Schema {
         /// Directory to write into; without it the combined schema is printed.
@@ -175,6 +205,14 @@ pub struct ReportArgs {
     /// Output format of the diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
+    #[command(flatten)]
+    pub input: InputArgs,
+}
+
+/// How the inputs are read and checked, and which diagnostics fail the run: the flags of
+/// every command that reads inputs.
+#[derive(clap::Args)]
+pub struct InputArgs {
     /// Fail (exit 1) when there are warnings.
     #[arg(long)]
     pub deny_warnings: bool,
@@ -207,6 +245,26 @@ pub struct ReportArgs {
     /// The largest input file (and stdin) read, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_input_mib: u64,
+}
+
+/// The output of `diff`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DiffFormat {
+    /// Grouped by identity, widening first.
+    Human,
+    /// A table for a pull-request comment, with a one-line summary.
+    Markdown,
+    /// One object with an `entries` array.
+    Json,
+}
+
+/// When `diff` exits 6.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Some identity gains access (or a mesh-wide change widens it).
+    Widen,
+    /// Anything changed.
+    Any,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

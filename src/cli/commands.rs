@@ -1,6 +1,6 @@
 //! Each subcommand: read and check the inputs, do its work, say how it ended.
 
-use crate::cli::args::{Color, Format, KubeArgs, ReportArgs};
+use crate::cli::args::{Color, Format, InputArgs, KubeArgs, ReportArgs};
 use crate::cli::exit::{Exit, usage};
 use crate::diagnostics::Severity;
 use crate::diagnostics::render::{render_human, render_json, render_sarif};
@@ -34,7 +34,7 @@ pub fn write_failure() -> Option<String> {
 
 /// How diagnostics are reported for one run.
 pub struct Report<'a> {
-    args: &'a ReportArgs,
+    args: &'a InputArgs,
     format: Format,
     /// `check` and `build` compile the output, and report what cannot be deployed (E0601).
     kube: KubeOptions,
@@ -44,18 +44,19 @@ pub struct Report<'a> {
 impl<'a> Report<'a> {
     pub fn new(args: &'a ReportArgs) -> Report<'a> {
         Report {
-            args,
+            args: &args.input,
             format: args.format,
             kube: KubeOptions {
-                configmap_max_bytes: (args.configmap_max_kib as usize) << 10,
+                configmap_max_bytes: (args.input.configmap_max_kib as usize) << 10,
                 ..KubeOptions::default()
             },
             deploy: true,
         }
     }
 
-    /// Diagnostics in human form on stderr (explain and test keep stdout for their own output).
-    fn human(args: &'a ReportArgs) -> Report<'a> {
+    /// Diagnostics in human form on stderr (explain, test and diff keep stdout for their own
+    /// output).
+    pub fn human(args: &'a InputArgs) -> Report<'a> {
         Report {
             args,
             format: Format::Human,
@@ -86,7 +87,14 @@ impl<'a> Report<'a> {
         inputs: &[String],
         exclude: Option<&Path>,
     ) -> (Exit, Option<Analysis>) {
-        let options = ReadOptions {
+        let options = self.read_options(exclude);
+        let analysis = analyze(inputs, &mut std::io::stdin().lock(), &options);
+        self.finish(analysis, None)
+    }
+
+    /// How the inputs are read, from the flags.
+    pub fn read_options(&self, exclude: Option<&Path>) -> ReadOptions {
+        ReadOptions {
             strict: self.args.strict,
             require_meshconfig: self.args.require_meshconfig,
             max_input_bytes: self.args.max_input_mib << 20,
@@ -94,8 +102,17 @@ impl<'a> Report<'a> {
             service_cidrs: self.args.service_cidr.clone(),
             dns: self.args.dns.clone(),
             kube: self.deploy.then(|| self.kube.clone()),
-        };
-        let mut analysis = analyze(inputs, &mut std::io::stdin().lock(), &options);
+            relabel: None,
+        }
+    }
+
+    /// Report the diagnostics of an analysis (under `heading` when there are any) and say how
+    /// it ended: the analysis when nothing failed.
+    pub fn finish(
+        &self,
+        mut analysis: Analysis,
+        heading: Option<&str>,
+    ) -> (Exit, Option<Analysis>) {
         analysis
             .diagnostics
             .retain(|d| !self.args.allow.contains(&d.code));
@@ -103,7 +120,10 @@ impl<'a> Report<'a> {
         match self.format {
             Format::Human => {
                 let mut text = render_human(diags, &analysis.sources, self.color());
-                if diags.is_empty() && std::io::stderr().is_terminal() {
+                if let Some(h) = heading.filter(|_| !diags.is_empty()) {
+                    text = format!("{h}\n{text}");
+                }
+                if diags.is_empty() && heading.is_none() && std::io::stderr().is_terminal() {
                     let n = analysis.documents();
                     text = format!(
                         "egressc: {n} document{} of the kinds egressc reads, no problems\n",
@@ -314,7 +334,7 @@ pub fn explain(
     if matches!(args.format, Format::Sarif) {
         return usage("explain writes human or JSON output; SARIF is for `check` and `build`");
     }
-    let (exit, analysis) = Report::human(args).check(inputs);
+    let (exit, analysis) = Report::human(&args.input).check(inputs);
     let Some(analysis) = analysis else {
         return exit;
     };
@@ -402,7 +422,7 @@ pub fn test(cases_path: &Path, inputs: &[String], args: &ReportArgs) -> Exit {
         Ok(f) => f,
         Err(e) => return case_error(&e),
     };
-    let (exit, analysis) = Report::human(args).check(inputs);
+    let (exit, analysis) = Report::human(&args.input).check(inputs);
     let Some(analysis) = analysis else {
         return exit;
     };

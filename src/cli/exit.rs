@@ -19,6 +19,8 @@ pub enum Exit {
     Denied,
     /// 5: test: a case failed.
     CaseFailed,
+    /// 6: diff: `--fail-on` matched (access gained, or anything changed).
+    DiffMatched,
 }
 
 impl Exit {
@@ -30,6 +32,7 @@ impl Exit {
             Exit::Stale => 3,
             Exit::Denied => 4,
             Exit::CaseFailed => 5,
+            Exit::DiffMatched => 6,
         }
     }
     pub fn exit_code(&self) -> ExitCode {

@@ -3,7 +3,9 @@
 
 pub mod args;
 pub mod commands;
+pub mod diff;
 pub mod exit;
+pub mod git;
 
 use crate::cli::args::{Cli, Command};
 use crate::cli::commands::{Report, emit};
@@ -62,6 +64,21 @@ pub fn run() -> ExitCode {
             inputs,
             report,
         } => commands::test(&cases, &inputs, &report),
+        Command::Diff {
+            base,
+            base_git,
+            head,
+            format,
+            fail_on,
+            input,
+        } => diff::diff(&diff::DiffArgs {
+            base: &base,
+            base_git: base_git.as_deref(),
+            head: &head,
+            format,
+            fail_on,
+            input: &input,
+        }),
     };
     let exit = match commands::write_failure() {
         Some(e) if exit.code() != 2 => exit::usage(e),

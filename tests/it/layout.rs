@@ -22,6 +22,7 @@ const STAGES: &[&str] = &[
     "src/write.rs",
     "src/publish.rs",
     "src/query/",
+    "src/diff/",
     "src/diagnostics/render.rs",
     "src/pipeline.rs",
     "src/cli/",

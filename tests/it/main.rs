@@ -2,6 +2,7 @@
 
 mod build;
 mod check;
+mod diff;
 mod e2e;
 mod explain;
 mod kubernetes;

@@ -19,9 +19,14 @@ pub fn egressc(args: &[&str]) -> Run {
 }
 
 pub fn egressc_stdin(args: &[&str], stdin: Option<&[u8]>) -> Run {
+    egressc_in(root(), args, stdin)
+}
+
+/// egressc run in another working directory.
+pub fn egressc_in(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_egressc"))
         .args(args)
-        .current_dir(root())
+        .current_dir(dir)
         .env_remove("NO_COLOR")
         .stdin(if stdin.is_some() {
             Stdio::piped()
@@ -49,12 +54,18 @@ pub fn egressc_stdin(args: &[&str], stdin: Option<&[u8]>) -> Run {
     }
 }
 
-/// Every fixture folder, sorted, as paths relative to the repository root.
+/// `fixtures/diff/`: the hand-written pairs of `egressc diff` (`tests/it/diff.rs`), not a
+/// fixture of its own.
+pub fn is_diff_pairs(dir: &Path) -> bool {
+    dir.ends_with("fixtures/diff")
+}
+
+/// Every fixture folder (but the diff pairs), sorted, as paths relative to the repository root.
 pub fn fixtures() -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("fixtures"))
         .expect("fixtures/")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.is_dir() && !is_diff_pairs(p))
         .map(|p| p.strip_prefix(root()).expect("inside root").to_path_buf())
         .collect();
     v.sort();

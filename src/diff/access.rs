@@ -1,0 +1,398 @@
+//! Access as tuples: what one side's plan lets one identity reach, in a canonical form.
+//!
+//! A rule is expanded into atoms — one per destination (host pattern, CIDR, or any address)
+//! and, for http, per route — on its port and protocol. Atoms equal but for the policy that
+//! grants them are merged (their address restrictions united), sibling CIDRs are merged
+//! (`10.0.0.0/9` and `10.128.0.0/9` are `10.0.0.0/8`), and an atom that other atoms of the
+//! same side already cover is dropped. Coverage is semantic and conservative: it holds only
+//! when every connection the atom admits is provably admitted by the others.
+
+use crate::model::{ProtocolClass, Provenance, Route};
+use crate::net::{Cidr, HostPattern};
+use crate::plan::{IdentityPlan, Rule};
+use std::collections::{BTreeMap, HashMap};
+use std::net::Ipv4Addr;
+
+/// Where an atom lets a connection go.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Dest {
+    /// Any destination address (a tcp rule, or an https rule without hosts, without CIDRs).
+    AnyAddress,
+    /// Destination addresses (a tcp rule, or an https rule without hosts).
+    Cidr(Cidr),
+    /// A host pattern: the SNI (https) or the Host header (http).
+    Host(HostPattern),
+}
+
+/// One route of an HTTPRouteGroup, without its provenance.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteAtom {
+    pub path: String,
+    /// Sorted; empty means any method.
+    pub methods: Vec<String>,
+    pub headers: BTreeMap<String, String>,
+}
+
+/// What two atoms must share to be the same destination.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key {
+    pub port: u16,
+    pub protocol: ProtocolClass,
+    pub dest: Dest,
+}
+
+/// One access tuple of an identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Atom {
+    pub key: Key,
+    /// Host destinations: the addresses the client must have dialled (canonical; empty: any).
+    pub addresses: Vec<Cidr>,
+    /// http: the route a request must match; `None`: any request.
+    pub route: Option<RouteAtom>,
+    /// The policies that grant it (sorted, without duplicates).
+    pub by: Vec<Provenance>,
+}
+
+/// One identity's access on one side, canonical.
+#[derive(Debug, Default)]
+pub struct Access {
+    /// Sorted by key, then route.
+    pub atoms: Vec<Atom>,
+    index: HashMap<(u16, Dest), Vec<usize>>,
+}
+
+fn prefix_mask(len: u8) -> u32 {
+    if len == 0 { 0 } else { u32::MAX << (32 - len) }
+}
+
+/// The network of `len` bits that contains `c` (`len` at most `c`'s own length).
+pub fn supernet(c: Cidr, len: u8) -> Cidr {
+    let addr = Ipv4Addr::from(u32::from(c.0.first_address()) & prefix_mask(len));
+    Cidr(cidr::Ipv4Cidr::new(addr, len).expect("host bits are masked"))
+}
+
+/// Whether two CIDRs share an address.
+pub fn overlaps(a: &Cidr, b: &Cidr) -> bool {
+    a.is_within(b) || b.is_within(a)
+}
+
+/// The smallest set of CIDRs with the same addresses (contained ones dropped, siblings
+/// merged), each with what the CIDRs merged into it carried.
+pub fn canonical<T: Ord>(mut items: Vec<(Cidr, Vec<T>)>) -> Vec<(Cidr, Vec<T>)> {
+    items.sort_by_key(|(c, _)| *c);
+    let mut out: Vec<(Cidr, Vec<T>)> = Vec::with_capacity(items.len());
+    for (c, by) in items {
+        if let Some(last) = out.last_mut()
+            && c.is_within(&last.0)
+        {
+            last.1.extend(by);
+            continue;
+        }
+        out.push((c, by));
+        while out.len() >= 2 {
+            let (a, b) = (out[out.len() - 2].0, out[out.len() - 1].0);
+            let len = a.0.network_length();
+            let siblings = len > 0
+                && b.0.network_length() == len
+                && supernet(a, len - 1) == supernet(b, len - 1);
+            if !siblings {
+                break;
+            }
+            let (_, upper) = out.pop().expect("two");
+            let (_, mut lower) = out.pop().expect("two");
+            lower.extend(upper);
+            out.push((supernet(a, len - 1), lower));
+        }
+    }
+    for (_, by) in &mut out {
+        by.sort();
+        by.dedup();
+    }
+    out
+}
+
+/// A canonical address restriction: empty means any address (as `0.0.0.0/0` does).
+pub fn canonical_set(cidrs: impl IntoIterator<Item = Cidr>) -> Vec<Cidr> {
+    let set: Vec<Cidr> = canonical(cidrs.into_iter().map(|c| (c, Vec::<()>::new())).collect())
+        .into_iter()
+        .map(|(c, _)| c)
+        .collect();
+    if set.iter().any(|c| c.0.network_length() == 0) {
+        Vec::new()
+    } else {
+        set
+    }
+}
+
+fn route_atom(r: &Route) -> RouteAtom {
+    RouteAtom {
+        path: r.path.clone(),
+        methods: r.methods.clone(),
+        headers: r.headers.clone(),
+    }
+}
+
+/// The atoms of one rule (before merging).
+fn expand(rule: &Rule, out: &mut Vec<Atom>) {
+    let protocol = rule.protocol.class();
+    let addresses = canonical_set(rule.cidrs.iter().copied());
+    let atom = |dest: Dest, addresses: Vec<Cidr>, route: Option<RouteAtom>| Atom {
+        key: Key {
+            port: rule.port,
+            protocol,
+            dest,
+        },
+        addresses,
+        route,
+        by: vec![rule.provenance.clone()],
+    };
+    if rule.hosts.is_empty() {
+        // tcp, or https without hosts: the address decides (http rules always have hosts).
+        if addresses.is_empty() {
+            out.push(atom(Dest::AnyAddress, Vec::new(), None));
+        }
+        for c in addresses {
+            out.push(atom(Dest::Cidr(c), Vec::new(), None));
+        }
+        return;
+    }
+    let routes: Vec<Option<RouteAtom>> = match &rule.routes {
+        None => vec![None],
+        // An HTTPRouteGroup without matches allows nothing.
+        Some(rs) => rs.iter().map(|r| Some(route_atom(r))).collect(),
+    };
+    for h in &rule.hosts {
+        for r in &routes {
+            out.push(atom(Dest::Host(h.clone()), addresses.clone(), r.clone()));
+        }
+    }
+}
+
+/// The literal string a path regex matches, when it matches only one.
+fn literal(path: &str) -> Option<String> {
+    let hir = regex_syntax::parse(path).ok()?;
+    match hir.kind() {
+        regex_syntax::hir::HirKind::Literal(l) => String::from_utf8(l.0.to_vec()).ok(),
+        regex_syntax::hir::HirKind::Empty => Some(String::new()),
+        _ => None,
+    }
+}
+
+/// Whether every request route `a` admits is admitted by `b` (provably: same or fewer
+/// methods, the same path regex or a literal path that `b` matches, `b`'s headers required
+/// with the same regexes).
+pub fn route_within(a: &RouteAtom, b: &RouteAtom) -> bool {
+    let methods = b.methods.is_empty()
+        || (!a.methods.is_empty() && a.methods.iter().all(|m| b.methods.contains(m)));
+    let headers = b.headers.iter().all(|(n, v)| a.headers.get(n) == Some(v));
+    let path = || {
+        a.path == b.path
+            || literal(&a.path).is_some_and(|lit| {
+                regex::Regex::new(&format!("^(?:{})$", b.path)).is_ok_and(|re| re.is_match(&lit))
+            })
+    };
+    methods && headers && path()
+}
+
+fn routes_within(a: &Option<RouteAtom>, b: &Option<RouteAtom>) -> bool {
+    match (a, b) {
+        (_, None) => true,
+        (None, Some(_)) => false,
+        (Some(a), Some(b)) => route_within(a, b),
+    }
+}
+
+/// The host patterns that may cover `h`: itself and the wildcards of its suffixes.
+fn covering_patterns(h: &HostPattern) -> Vec<HostPattern> {
+    let mut out = vec![h.clone()];
+    let name = match h {
+        HostPattern::Exact(n) | HostPattern::Wildcard(n) => n.as_str(),
+    };
+    if let HostPattern::Exact(n) = h
+        && let Some((_, rest)) = n.split_once('.')
+    {
+        out.push(HostPattern::Wildcard(rest.to_owned()));
+    }
+    let mut rest = match h {
+        HostPattern::Exact(_) => name.split_once('.').map(|(_, r)| r),
+        HostPattern::Wildcard(_) => Some(name),
+    };
+    while let Some(r) = rest.and_then(|r| r.split_once('.').map(|(_, t)| t)) {
+        out.push(HostPattern::Wildcard(r.to_owned()));
+        rest = Some(r);
+    }
+    out
+}
+
+/// The policies that grant a tuple.
+type Granted = Vec<Provenance>;
+/// An address restriction while merging: `None` is any address.
+type Restriction = Option<Vec<Cidr>>;
+
+impl Access {
+    /// The canonical access of an identity's rules.
+    pub fn of(id: &IdentityPlan) -> Access {
+        let mut raw = Vec::new();
+        for rule in &id.rules {
+            expand(rule, &mut raw);
+        }
+        // Merge atoms equal but for their policies; unite the address restrictions.
+        let mut merged: BTreeMap<(Key, Option<RouteAtom>), (Restriction, Granted)> =
+            BTreeMap::new();
+        let mut cidr_dests: BTreeMap<(u16, ProtocolClass), Vec<(Cidr, Granted)>> = BTreeMap::new();
+        for a in raw {
+            if let Dest::Cidr(c) = a.key.dest {
+                cidr_dests
+                    .entry((a.key.port, a.key.protocol))
+                    .or_default()
+                    .push((c, a.by));
+                continue;
+            }
+            let slot = merged
+                .entry((a.key, a.route))
+                .or_insert_with(|| (Some(Vec::new()), Vec::new()));
+            match (&mut slot.0, a.addresses.is_empty()) {
+                (Some(_), true) => slot.0 = None,
+                (Some(set), false) => set.extend(a.addresses),
+                (None, _) => {}
+            }
+            slot.1.extend(a.by);
+        }
+        // Destination CIDRs: one canonical set per port and protocol.
+        for ((port, protocol), items) in cidr_dests {
+            for (c, by) in canonical(items) {
+                let dest = if c.0.network_length() == 0 {
+                    Dest::AnyAddress
+                } else {
+                    Dest::Cidr(c)
+                };
+                let slot = merged
+                    .entry((
+                        Key {
+                            port,
+                            protocol,
+                            dest,
+                        },
+                        None,
+                    ))
+                    .or_insert_with(|| (None, Vec::new()));
+                slot.1.extend(by);
+            }
+        }
+        let atoms: Vec<Atom> = merged
+            .into_iter()
+            .map(|((key, route), (addresses, mut by))| {
+                by.sort();
+                by.dedup();
+                Atom {
+                    key,
+                    addresses: addresses.map(canonical_set).unwrap_or_default(),
+                    route,
+                    by,
+                }
+            })
+            .collect();
+        let all = Access::indexed(atoms);
+        // Drop what the rest of the side covers (the later of two equivalent atoms stays).
+        let mut dropped = vec![false; all.atoms.len()];
+        for i in 0..all.atoms.len() {
+            let covered = all
+                .covering(&all.atoms[i], &|j| j == i || dropped[j])
+                .is_some();
+            dropped[i] = covered;
+        }
+        Access::indexed(
+            all.atoms
+                .into_iter()
+                .zip(dropped)
+                .filter(|(_, d)| !d)
+                .map(|(a, _)| a)
+                .collect(),
+        )
+    }
+
+    fn indexed(atoms: Vec<Atom>) -> Access {
+        let mut index: HashMap<(u16, Dest), Vec<usize>> = HashMap::new();
+        for (i, a) in atoms.iter().enumerate() {
+            index
+                .entry((a.key.port, a.key.dest.clone()))
+                .or_default()
+                .push(i);
+        }
+        Access { atoms, index }
+    }
+
+    /// The atoms of this side that together admit every connection `a` admits (`None` when
+    /// they do not), except those `skip` names.
+    pub fn covering(&self, a: &Atom, skip: &dyn Fn(usize) -> bool) -> Option<Vec<usize>> {
+        let port = a.key.port;
+        let mut candidates: Vec<usize> = Vec::new();
+        let mut look = |dest: Dest| {
+            if let Some(v) = self.index.get(&(port, dest)) {
+                candidates.extend(v.iter().copied().filter(|&i| !skip(i)));
+            }
+        };
+        look(Dest::AnyAddress);
+        match &a.key.dest {
+            Dest::AnyAddress => {}
+            Dest::Cidr(c) => {
+                for len in 0..=c.0.network_length() {
+                    look(Dest::Cidr(supernet(*c, len)));
+                }
+            }
+            Dest::Host(h) => {
+                for p in covering_patterns(h) {
+                    look(Dest::Host(p));
+                }
+            }
+        }
+        let mut any = Vec::new();
+        let mut parts: Vec<(Cidr, Vec<usize>)> = Vec::new();
+        for i in candidates {
+            let b = &self.atoms[i];
+            // Raw tcp admits whatever https or http would on the same address.
+            if b.key.protocol != a.key.protocol && b.key.protocol != ProtocolClass::Tcp {
+                continue;
+            }
+            match (&b.key.dest, &a.key.dest) {
+                (Dest::AnyAddress, _) => any.push(i),
+                // A host rule dials the name, wherever it resolves: no CIDR covers it.
+                (Dest::Cidr(_), Dest::Host(_)) => {}
+                (Dest::Cidr(c), _) => parts.push((*c, vec![i])),
+                (Dest::Host(_), _) if b.key.protocol != a.key.protocol => {}
+                (Dest::Host(_), _) => {
+                    if !routes_within(&a.route, &b.route) {
+                        continue;
+                    }
+                    if b.addresses.is_empty() {
+                        any.push(i);
+                    } else {
+                        parts.extend(b.addresses.iter().map(|c| (*c, vec![i])));
+                    }
+                }
+            }
+        }
+        if !any.is_empty() {
+            return Some(any);
+        }
+        let need: Vec<Cidr> = match &a.key.dest {
+            Dest::AnyAddress => return None,
+            Dest::Cidr(c) => vec![*c],
+            Dest::Host(_) if a.addresses.is_empty() => return None,
+            Dest::Host(_) => a.addresses.clone(),
+        };
+        let union = canonical(parts);
+        let mut by = Vec::new();
+        for c in &need {
+            let (_, idx) = union.iter().find(|(u, _)| c.is_within(u))?;
+            by.extend(idx.iter().copied());
+        }
+        by.sort_unstable();
+        by.dedup();
+        Some(by)
+    }
+}
+
+#[cfg(test)]
+#[path = "access_tests.rs"]
+mod tests;
