@@ -153,8 +153,8 @@ pub fn entries(base: &Plan, head: &Plan) -> Vec<MeshEntry> {
             effect,
             MeshWide::Gateway {
                 cluster,
-                base: b,
-                head: h,
+                base: b.map(Box::new),
+                head: h.map(Box::new),
             },
         );
     }

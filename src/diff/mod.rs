@@ -84,8 +84,8 @@ pub enum MeshWide {
     /// A global egress gateway (by FSM cluster name `service.namespace`).
     Gateway {
         cluster: String,
-        base: Option<Gateway>,
-        head: Option<Gateway>,
+        base: Option<Box<Gateway>>,
+        head: Option<Box<Gateway>>,
     },
     /// A CIDR of `outboundIPRangeExclusionList`: traffic to it is not intercepted.
     Excluded(Cidr),

@@ -42,8 +42,8 @@ fn json_atom(a: &Atom, full: bool) -> Value {
     v
 }
 
-fn json_gateway(g: &Option<Gateway>) -> Value {
-    g.as_ref().map_or(Value::Null, |g| {
+fn json_gateway(g: Option<&Gateway>) -> Value {
+    g.map_or(Value::Null, |g| {
         json!({"mode": g.mode.as_str(), "host": g.host, "port": g.port, "weight": g.weight, "listen_port": g.listen_port})
     })
 }
@@ -61,9 +61,10 @@ fn json_mesh_values(e: &MeshEntry) -> (&'static str, Value, Value) {
     let (subject, (base, head)) = match &e.what {
         MeshWide::Passthrough { head } => ("passthrough", (json!(!head), json!(head))),
         MeshWide::Policies { head } => ("policies", (json!(!head), json!(head))),
-        MeshWide::Gateway { base, head, .. } => {
-            ("gateway", (json_gateway(base), json_gateway(head)))
-        }
+        MeshWide::Gateway { base, head, .. } => (
+            "gateway",
+            (json_gateway(base.as_deref()), json_gateway(head.as_deref())),
+        ),
         MeshWide::Excluded(c) => ("excluded-addresses", side(json!(c.to_string()))),
         MeshWide::InclusionList(v) => (
             "inclusion-list",
