@@ -191,13 +191,13 @@ function routeAllows(route, head, path) {
 // a verdict).
 var MEMO_MAX = 256
 
-function hostEntry(raw) {
+function hostEntry(raw, candidates) {
   var host = normalizeHost(raw)
   var named = isDnsName(host)
   var routes = []
   var memoable = true
-  for (var i = 0; named && i < $candidates.length; i++) {
-    var c = $candidates[i]
+  for (var i = 0; named && i < candidates.length; i++) {
+    var c = candidates[i]
     var keys = matchingPatterns(c.hosts, host)
     for (var j = 0; j < keys.length; j++) {
       var list = c.routes[keys[j]]
@@ -259,8 +259,7 @@ function decideRequest(msg) {
     st.candidates = rules.candidates(current, $dstIP, $dstPort)
     st.entry = undefined
   }
-  $rules = st.rules
-  $candidates = st.candidates
+  var r = st.rules
   var framing = framingProblem(headers)
   if (framing !== null) {
     $host = undefined
@@ -277,15 +276,15 @@ function decideRequest(msg) {
     return 'deny'
   }
   var e = st.entry
-  if (e === undefined || e.raw !== raw) e = st.entry = hostEntry(raw)
+  if (e === undefined || e.raw !== raw) e = st.entry = hostEntry(raw, st.candidates)
   $host = e.host
   var k = e.named ? admittingRoute(e, head) : -1
   if (k >= 0) {
     $target = e.target
-    if ($rules.debug) log('allow', { destination: $original, host: e.host, path: head.path, policy: e.routes[k].policy })
+    if (r.debug) log('allow', { destination: $original, host: e.host, path: head.path, policy: e.routes[k].policy })
     return 'egress'
   }
-  if ($rules.passthrough) {
+  if (r.passthrough) {
     $target = $original
     return 'egress'
   }
@@ -302,7 +301,7 @@ function onHTTPData(data) {
   var st = $clock
   if (st.phase === 2 && data.size > 0) {
     st.phase = 0
-    st.deadline = clock.deadline($rules.headBound)
+    st.deadline = clock.deadline(st.rules.headBound)
   }
 }
 
@@ -311,14 +310,14 @@ function onResponseEnd() {
   if (--st.busy <= 0) {
     st.busy = 0
     st.phase = 2
-    st.deadline = clock.deadline($rules.keepaliveBound)
+    st.deadline = clock.deadline(st.rules.keepaliveBound)
   }
 }
 
 function forbidden() {
   return new Message(
     { status: 403, headers: { 'content-type': 'text/plain' } },
-    'egressc: identity ' + $rules.identity + ' may not reach ' + ($host || $original) + ' (' + $reason + ')\n'
+    'egressc: identity ' + current.identity + ' may not reach ' + ($host || $original) + ' (' + $reason + ')\n'
   )
 }
 
