@@ -77,17 +77,7 @@ fn configmaps_hold_the_output_under_the_size_limit() {
 #[test]
 fn identity_configs_are_split_across_configmaps_and_all_mounted() {
     let dir = scratch("many-in");
-    let mut yaml = String::from(
-        "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\nspec: {traffic: {enableEgress: false}}\n",
-    );
-    for i in 0..40 {
-        let hosts: Vec<String> = (0..40).map(|h| format!("h{h}.s{i}.example.com")).collect();
-        yaml.push_str(&format!(
-            "---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e{i}, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: sa{i}, namespace: ns}}]\n  hosts: [{}]\n  ports: [{{number: 443, protocol: https}}]\n",
-            hosts.join(", ")
-        ));
-    }
-    std::fs::write(dir.join("mesh.yaml"), yaml).unwrap();
+    std::fs::write(dir.join("mesh.yaml"), many_identities(false)).unwrap();
     let out = scratch("many-out");
     build(dir.to_str().unwrap(), &out, &["--configmap-max-kib=64"]);
     let docs = documents(&out.join("kubernetes/namespaces"));
@@ -279,17 +269,7 @@ pub fn reassembled(dir: &Path) -> BTreeMap<(String, String), String> {
 #[test]
 fn large_json_files_are_split_into_parts_that_join_back() {
     let dir = scratch("parts-in");
-    let mut yaml = String::from(
-        "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\nspec: {traffic: {enableEgress: false}}\n---\nkind: EgressGateway\napiVersion: policy.flomesh.io/v1alpha1\nmetadata: {name: gw, namespace: fsm}\nspec:\n  global: [{service: egress, namespace: fsm}]\n",
-    );
-    for i in 0..40 {
-        let hosts: Vec<String> = (0..40).map(|h| format!("h{h}.s{i}.example.com")).collect();
-        yaml.push_str(&format!(
-            "---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e{i}, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: sa{i}, namespace: ns}}]\n  hosts: [{}]\n  ports: [{{number: 443, protocol: https}}]\n",
-            hosts.join(", ")
-        ));
-    }
-    std::fs::write(dir.join("mesh.yaml"), yaml).unwrap();
+    std::fs::write(dir.join("mesh.yaml"), many_identities(true)).unwrap();
     let out = scratch("parts-out");
     build(dir.to_str().unwrap(), &out, &["--configmap-max-kib=32"]);
     let files = reassembled(&out.join("kubernetes"));

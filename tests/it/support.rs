@@ -100,3 +100,23 @@ pub fn insta_settings(group: &str) -> insta::Settings {
     s.set_omit_expression(true);
     s
 }
+
+/// A mesh of 40 identities in namespace `ns`, each with an https policy of 40 hosts (about
+/// 2 KiB of config each), passthrough off, and optionally a global gateway: large enough to
+/// split ConfigMaps at small limits.
+pub fn many_identities(gateway: bool) -> String {
+    let mut yaml = String::from(
+        "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\nspec: {traffic: {enableEgress: false}}\n",
+    );
+    if gateway {
+        yaml.push_str("---\nkind: EgressGateway\napiVersion: policy.flomesh.io/v1alpha1\nmetadata: {name: gw, namespace: fsm}\nspec:\n  global: [{service: egress, namespace: fsm}]\n");
+    }
+    for i in 0..40 {
+        let hosts: Vec<String> = (0..40).map(|h| format!("h{h}.s{i}.example.com")).collect();
+        yaml.push_str(&format!(
+            "---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e{i}, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: sa{i}, namespace: ns}}]\n  hosts: [{}]\n  ports: [{{number: 443, protocol: https}}]\n",
+            hosts.join(", ")
+        ));
+    }
+    yaml
+}

@@ -134,20 +134,29 @@ fn pack_volume(
             rest = &rest[cut..];
         }
     }
+    // Sizes add up entry by entry (each entry's JSON measured once): `{…,"key":"value"}`.
+    let empty = json_size(&map(1, BTreeMap::new()));
+    let entry = |k: &str, v: &str| {
+        serde_json::to_string(k).map_or(k.len(), |t| t.len())
+            + serde_json::to_string(v).map_or(v.len(), |t| t.len())
+            + 2
+    };
     let mut maps = vec![map(1, BTreeMap::new())];
+    let mut size = empty;
     for (key, text) in entries {
+        let e = entry(&key, &text);
+        if size + e > max && size > empty {
+            maps.push(map(maps.len() + 1, BTreeMap::new()));
+            size = empty;
+        }
+        if size + e > max {
+            return Err((format!("`{key}`"), size + e));
+        }
+        size += e;
         let last = maps.last_mut().expect("one map at least");
         last.data
             .get_or_insert_with(BTreeMap::new)
-            .insert(key.clone(), text.clone());
-        if json_size(last) > max {
-            last.data.as_mut().expect("data").remove(&key);
-            let one = map(maps.len() + 1, BTreeMap::from([(key.clone(), text)]));
-            if json_size(&one) > max {
-                return Err((format!("`{key}`"), json_size(&one)));
-            }
-            maps.push(one);
-        }
+            .insert(key, text);
     }
     Ok(maps)
 }

@@ -653,6 +653,34 @@ fn deny_log_is_rate_limited(ns: &mut Netns) -> Result<(), String> {
     Ok(())
 }
 
+/// Insert (`-I`) or delete (`-D`) a nat rule that leaves the gateway's address (10.77.0.30:1080)
+/// unintercepted: clients then reach the gateway as a workload that got to its pod would.
+fn exempt_gateway(ns: &Netns, op: &str) {
+    let mut c = ns.cmd("iptables");
+    c.args([
+        "-t",
+        "nat",
+        op,
+        "EGRESSC_PROXY_OUTBOUND",
+        "-d",
+        "10.77.0.30/32",
+    ])
+    .args(["-p", "tcp", "--dport", "1080", "-j", "RETURN"]);
+    run_ok(&mut c);
+}
+
+/// A copy of the e2e mesh without the named Egress policies.
+fn fixture_without(dir: &Path, policies: &[&str]) -> PathBuf {
+    let dir = copy_fixture(dir);
+    let egress = std::fs::read_to_string(dir.join("egress.yaml")).unwrap();
+    let kept: Vec<&str> = egress
+        .split("\n---\n")
+        .filter(|d| !policies.iter().any(|p| d.contains(&format!("name: {p}\n"))))
+        .collect();
+    std::fs::write(dir.join("egress.yaml"), kept.join("\n---\n")).unwrap();
+    dir
+}
+
 fn copy_fixture(dir: &Path) -> PathBuf {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
@@ -1137,25 +1165,7 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
             ns.stop("sidecar");
             // As a workload that reached the gateway's pod directly (no NetworkPolicy):
             // its address is not intercepted while these run.
-            let exempt = [
-                "-t",
-                "nat",
-                "EGRESSC_PROXY_OUTBOUND",
-                "-d",
-                "10.77.0.30/32",
-                "-p",
-                "tcp",
-                "--dport",
-                "1080",
-                "-j",
-                "RETURN",
-            ];
-            let iptables = |op: &str| {
-                let mut c = ns.cmd("iptables");
-                c.args(&exempt[..2]).arg(op).args(&exempt[2..]);
-                run_ok(&mut c);
-            };
-            iptables("-I");
+            exempt_gateway(&ns, "-I");
             passed += run_cases(
                 &ns,
                 &Run {
@@ -1167,7 +1177,7 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
                 &mut failures,
                 &mut agreement,
             );
-            iptables("-D");
+            exempt_gateway(&ns, "-D");
             ns.stop("gateway-closed");
         }
     }

@@ -35,13 +35,7 @@ fn e2e_publish_to_a_pipy_repo() {
     let before_in = copy_fixture(&work.join("in-before"));
     let before_out = work.join("out-before");
     build_tree(&before_in, &before_out);
-    let after_in = copy_fixture(&work.join("in-after"));
-    let egress = std::fs::read_to_string(after_in.join("egress.yaml")).unwrap();
-    let kept: Vec<&str> = egress
-        .split("\n---\n")
-        .filter(|d| !d.contains("name: tcp-range\n"))
-        .collect();
-    std::fs::write(after_in.join("egress.yaml"), kept.join("\n---\n")).unwrap();
+    let after_in = fixture_without(&work.join("in-after"), &["tcp-range"]);
     let after_out = work.join("out-after");
     build_tree(&after_in, &after_out);
     let rules = std::fs::read(before_out.join("iptables/outbound.rules")).unwrap();

@@ -82,14 +82,8 @@ fn e2e_live_reload_in_pipy() {
     add_gateway(&before_in, "http2tunnel");
     let before_out = work.join("out-before");
     build_tree(&before_in, &before_out);
-    let after_in = copy_fixture(&work.join("in-after"));
+    let after_in = fixture_without(&work.join("in-after"), &["tcp-range", "web"]);
     add_gateway(&after_in, "http2tunnel");
-    let egress = std::fs::read_to_string(after_in.join("egress.yaml")).unwrap();
-    let kept: Vec<&str> = egress
-        .split("\n---\n")
-        .filter(|d| !d.contains("name: tcp-range\n") && !d.contains("name: web\n"))
-        .collect();
-    std::fs::write(after_in.join("egress.yaml"), kept.join("\n---\n")).unwrap();
     let after_out = work.join("out-after");
     build_tree(&after_in, &after_out);
     let config = |out: &Path| std::fs::read(out.join("configs/app/client.json")).unwrap();
@@ -209,22 +203,7 @@ fn e2e_live_reload_in_pipy() {
             ns.log("gateway")
         ));
     }
-    let exempt = [
-        "-t",
-        "nat",
-        "EGRESSC_PROXY_OUTBOUND",
-        "-d",
-        "10.77.0.30/32",
-        "-p",
-        "tcp",
-        "--dport",
-        "1080",
-        "-j",
-        "RETURN",
-    ];
-    let mut c = ns.cmd("iptables");
-    c.args(&exempt[..2]).arg("-I").args(&exempt[2..]);
-    run_ok(&mut c);
+    exempt_gateway(&ns, "-I");
     let direct = run(py(&[
         "h2connect",
         "10.77.0.30",
@@ -237,9 +216,7 @@ fn e2e_live_reload_in_pipy() {
             "the gateway still admits the removed rule: {direct}"
         ));
     }
-    let mut c = ns.cmd("iptables");
-    c.args(&exempt[..2]).arg("-D").args(&exempt[2..]);
-    run_ok(&mut c);
+    exempt_gateway(&ns, "-D");
 
     // A config that does not load: one error line, the previous rules stay.
     let errors = count(&ns, "sidecar", "\"egressc\":\"error\"");
@@ -272,17 +249,7 @@ fn e2e_gateway_reads_a_config_in_parts() {
     let work = std::env::temp_dir().join(format!("egressc-parts-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work).unwrap();
-    let mut yaml = String::from(
-        "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\nspec: {traffic: {enableEgress: false}}\n---\nkind: EgressGateway\napiVersion: policy.flomesh.io/v1alpha1\nmetadata: {name: gw, namespace: fsm}\nspec:\n  global: [{service: egress, namespace: fsm}]\n",
-    );
-    for i in 0..40 {
-        let hosts: Vec<String> = (0..40).map(|h| format!("h{h}.s{i}.example.com")).collect();
-        yaml.push_str(&format!(
-            "---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e{i}, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: sa{i}, namespace: ns}}]\n  hosts: [{}]\n  ports: [{{number: 443, protocol: https}}]\n",
-            hosts.join(", ")
-        ));
-    }
-    std::fs::write(work.join("mesh.yaml"), yaml).unwrap();
+    std::fs::write(work.join("mesh.yaml"), many_identities(true)).unwrap();
     let out = work.join("out");
     let run = Command::new(env!("CARGO_BIN_EXE_egressc"))
         .args(["build", "--configmap-max-kib=32", "-o"])
