@@ -60,8 +60,8 @@ pub struct Analysis {
     checked: Checked,
     /// How many documents of the kinds egressc reads were recognised.
     documents: usize,
-    /// The output tree, compiled by `analyze` when asked (`ReadOptions::kube`).
-    output: Option<Output>,
+    /// The plan and the proxies' tree, compiled by `analyze` when asked (`ReadOptions::kube`).
+    output: Option<(Plan, Output)>,
     kube: KubeOptions,
 }
 
@@ -84,13 +84,18 @@ impl Analysis {
     /// The output tree `analyze` compiled (or compile it now).
     pub fn take_output(&mut self) -> Output {
         match self.output.take() {
-            Some(o) => o,
+            Some((plan, proxies)) => {
+                crate::emit::finish(&plan, proxies, &self.manifest_inputs(), &self.kube)
+            }
             None => self.compile(),
         }
     }
     /// Lower and emit the output tree of an analysis without errors.
     pub fn compile(&self) -> Output {
-        let plan = self.plan();
+        crate::emit::emit(&self.plan(), &self.manifest_inputs(), &self.kube)
+    }
+    /// Every input, as `manifest.json` records it.
+    fn manifest_inputs(&self) -> Vec<(String, &[u8])> {
         // Inputs are recorded by a stable path: relative to the working directory where they
         // are inside it, so that an absolute and a relative invocation give the same manifest.
         let cwd = std::env::current_dir().ok();
@@ -102,13 +107,11 @@ impl Analysis {
                 .map(|r| r.to_string_lossy().replace('\\', "/"))
                 .unwrap_or_else(|| name.to_owned())
         };
-        let inputs: Vec<(String, &[u8])> = self
-            .sources
+        self.sources
             .files
             .iter()
             .map(|f| (stable(&f.name), f.text.as_bytes()))
-            .collect();
-        crate::emit::emit(&plan, &inputs, &self.kube)
+            .collect()
     }
 }
 
@@ -138,11 +141,13 @@ pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: &ReadOpti
     if let Some(kube) = &opts.kube {
         analysis.kube = kube.clone();
         if !analysis.has_errors() {
-            let output = analysis.compile();
-            let problems =
-                crate::emit::kubernetes::problems(&analysis.plan(), &output, &analysis.kube);
+            // The proxies' tree is what the ConfigMaps hold: `kubernetes/` itself is written
+            // only by `build` (`take_output`).
+            let plan = analysis.plan();
+            let proxies = crate::emit::proxies(&plan);
+            let problems = crate::emit::kubernetes::problems(&plan, &proxies, &analysis.kube);
             if problems.is_empty() {
-                analysis.output = Some(output);
+                analysis.output = Some((plan, proxies));
             } else {
                 analysis.diagnostics.extend(problems);
                 crate::diagnostics::sort(&mut analysis.diagnostics);

@@ -23,6 +23,12 @@ pub fn identity_path(id: &IdentityPlan) -> String {
 
 /// The whole output tree. `inputs` are (path, bytes) of every input, for the manifest.
 pub fn emit(plan: &Plan, inputs: &[(String, &[u8])], kube: &kubernetes::KubeOptions) -> Output {
+    finish(plan, proxies(plan), inputs, kube)
+}
+
+/// What the proxies run: the configs, the codebases and the iptables rules (the tree without
+/// `kubernetes/` and the manifest).
+pub fn proxies(plan: &Plan) -> Output {
     let mut out = Output::default();
     for id in &plan.identities {
         let config = config::identity_config(plan, id);
@@ -48,6 +54,16 @@ pub fn emit(plan: &Plan, inputs: &[(String, &[u8])], kube: &kubernetes::KubeOpti
         "iptables/outbound6.rules".into(),
         iptables::outbound6_rules().into_bytes(),
     );
+    out
+}
+
+/// Complete the proxies' tree with `kubernetes/` and the manifest.
+pub fn finish(
+    plan: &Plan,
+    mut out: Output,
+    inputs: &[(String, &[u8])],
+    kube: &kubernetes::KubeOptions,
+) -> Output {
     kubernetes::emit(plan, &mut out, kube);
     let manifest = manifest::manifest(&out, inputs);
     out.files
