@@ -161,28 +161,26 @@ fn pack_volume(
     Ok(maps)
 }
 
-/// Every ConfigMap of `kubernetes/`: per namespace the sidecar's and the configs', and the
-/// gateway's; with the problems when one cannot fit.
-struct Volumes {
-    /// namespace → (sidecar ConfigMaps, config ConfigMaps)
-    namespaces: BTreeMap<String, (Vec<ConfigMap>, Vec<ConfigMap>)>,
-    gateway: Vec<ConfigMap>,
-    /// The largest number of parts in any namespace (the injection mounts that many).
-    sidecar_parts: usize,
-    config_parts: usize,
-}
-
-fn volumes(plan: &Plan, out: &Output, max: usize, diags: &mut Vec<Diagnostic>) -> Volumes {
-    let mut configs: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+/// Pack every volume of `kubernetes/`, one at a time, and hand its ConfigMaps to `f` with the
+/// namespace and the volume's base name: per namespace the sidecar's and the configs', then the
+/// gateway's. One volume's ConfigMaps are alive at a time (they hold a copy of every config).
+fn each_volume(
+    plan: &Plan,
+    out: &Output,
+    max: usize,
+    diags: &mut Vec<Diagnostic>,
+    mut f: impl FnMut(&str, &str, Vec<ConfigMap>),
+) {
+    let mut configs: BTreeMap<&str, Vec<(String, &[u8])>> = BTreeMap::new();
     for id in &plan.identities {
         let Some(i) = &id.identity else { continue };
-        let text = String::from_utf8_lossy(&out.files[&crate::emit::identity_path(id)]);
+        let bytes = &out.files[&crate::emit::identity_path(id)][..];
         configs
-            .entry(i.namespace.clone())
+            .entry(i.namespace.as_str())
             .or_default()
-            .push((format!("{}.json", i.name), text.into_owned()));
+            .push((format!("{}.json", i.name), bytes));
     }
-    let mut too_big = |what: String, r: Result<Vec<ConfigMap>, (String, usize)>| match r {
+    let mut packed = |what: String, r: Result<Vec<ConfigMap>, (String, usize)>| match r {
         Ok(maps) => maps,
         Err((file, size)) => {
             diags.push(too_large(format!("{file} of {what}"), size, max));
@@ -190,95 +188,121 @@ fn volumes(plan: &Plan, out: &Output, max: usize, diags: &mut Vec<Diagnostic>) -
         }
     };
     let sidecar = objects::sidecar_files(out);
-    let mut v = Volumes {
-        namespaces: BTreeMap::new(),
-        gateway: Vec::new(),
-        sidecar_parts: 1,
-        config_parts: 1,
-    };
     for ns in objects::namespaces(plan) {
-        let code = too_big(
+        let code = packed(
             format!("the sidecar codebase of namespace {ns}"),
             pack_volume(SIDECAR, &ns, "sidecar", sidecar.clone(), max),
         );
-        let files = configs.remove(&ns).unwrap_or_default();
-        let cfg = too_big(
+        f(&ns, SIDECAR, code);
+        let files = configs
+            .remove(ns.as_str())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, b)| (k, String::from_utf8_lossy(b).into_owned()))
+            .collect();
+        let cfg = packed(
             format!("the identity configs of namespace {ns}"),
             pack_volume(CONFIGS, &ns, "configs", files, max),
         );
-        v.sidecar_parts = v.sidecar_parts.max(code.len());
-        v.config_parts = v.config_parts.max(cfg.len());
-        v.namespaces.insert(ns, (code, cfg));
+        f(&ns, CONFIGS, cfg);
     }
     if !plan.gateways.is_empty() {
-        v.gateway = too_big(
+        let ns = objects::gateway_namespace(plan);
+        let maps = packed(
             "the gateway codebase".into(),
             pack_volume(
                 objects::GATEWAY_MAP,
-                objects::gateway_namespace(plan),
+                ns,
                 "gateway",
                 objects::gateway_files(out),
                 max,
             ),
         );
+        f(ns, objects::GATEWAY_MAP, maps);
     }
-    v
 }
 
 /// Problems that keep the manifests from being applied (a ConfigMap limit too small for even
 /// a part of a file); empty when `emit` can write them.
 pub fn problems(plan: &Plan, out: &Output, opts: &KubeOptions) -> Vec<Diagnostic> {
     let mut diags = Vec::new();
-    volumes(plan, out, opts.configmap_max_bytes, &mut diags);
+    each_volume(
+        plan,
+        out,
+        opts.configmap_max_bytes,
+        &mut diags,
+        |_, _, _| {},
+    );
     diags
 }
 
-fn yaml<T: serde::Serialize>(docs: &[T]) -> Vec<u8> {
-    let mut s = String::new();
-    for (i, d) in docs.iter().enumerate() {
-        if i > 0 {
-            s.push_str("---\n");
-        }
-        s.push_str(&serde_saphyr::to_string(d).expect("manifests serialise"));
-        if !s.ends_with('\n') {
-            s.push('\n');
-        }
+/// Append one YAML document to `text` (documents separated by `---`).
+fn push_yaml<T: serde::Serialize>(text: &mut String, doc: &T) {
+    if !text.is_empty() {
+        text.push_str("---\n");
     }
-    s.into_bytes()
+    text.push_str(&serde_saphyr::to_string(doc).expect("manifests serialise"));
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
 }
 
-/// Add `kubernetes/` to the output tree (the rest of it must be emitted already).
+/// Add `kubernetes/` to the output tree (the rest of it must be emitted already). Each
+/// volume's ConfigMaps are written to YAML as they are packed, and dropped.
 pub fn emit(plan: &Plan, out: &mut Output, opts: &KubeOptions) {
     let mut ignored = Vec::new();
-    let v = volumes(plan, out, opts.configmap_max_bytes, &mut ignored);
-    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    for (ns, (code, configs)) in &v.namespaces {
-        let mut docs: Vec<serde_json::Value> = code
-            .iter()
-            .chain(configs)
-            .map(|m| serde_json::to_value(m).expect("json"))
-            .collect();
-        if opts.pin_egress {
-            docs.push(serde_json::to_value(objects::pin_egress(plan, ns, opts)).expect("json"));
+    let mut texts: BTreeMap<String, String> = BTreeMap::new();
+    let (mut sidecar_parts, mut config_parts, mut gateway_maps) = (1, 1, 0);
+    each_volume(
+        plan,
+        out,
+        opts.configmap_max_bytes,
+        &mut ignored,
+        |ns, base, maps| {
+            if base == SIDECAR {
+                sidecar_parts = sidecar_parts.max(maps.len());
+            } else if base == CONFIGS {
+                config_parts = config_parts.max(maps.len());
+            } else {
+                gateway_maps = maps.len();
+            }
+            let file = if base == objects::GATEWAY_MAP {
+                "kubernetes/gateway.yaml".to_owned()
+            } else {
+                format!("kubernetes/namespaces/{ns}.yaml")
+            };
+            let text = texts.entry(file).or_default();
+            for m in &maps {
+                push_yaml(text, m);
+            }
+        },
+    );
+    if opts.pin_egress {
+        for ns in objects::namespaces(plan) {
+            let text = texts
+                .entry(format!("kubernetes/namespaces/{ns}.yaml"))
+                .or_default();
+            push_yaml(text, &objects::pin_egress(plan, &ns, opts));
         }
-        files.insert(format!("kubernetes/namespaces/{ns}.yaml"), yaml(&docs));
     }
     if !plan.gateways.is_empty() {
-        files.insert(
-            "kubernetes/gateway.yaml".into(),
-            yaml(&objects::gateway(plan, &v.gateway, opts)),
-        );
+        let text = texts.entry("kubernetes/gateway.yaml".into()).or_default();
+        for doc in objects::gateway(plan, gateway_maps, opts) {
+            push_yaml(text, &doc);
+        }
     }
-    let resources: Vec<String> = files
+    let resources: Vec<String> = texts
         .keys()
         .map(|k| k.trim_start_matches("kubernetes/").to_owned())
         .collect();
-    files.insert(
-        "kubernetes/kustomization.yaml".into(),
-        yaml(&[inject::kustomization(&resources)]),
-    );
-    for (name, doc) in inject::component(opts, v.sidecar_parts, v.config_parts) {
-        files.insert(format!("kubernetes/inject/{name}"), yaml(&[doc]));
+    let mut kustomization = String::new();
+    push_yaml(&mut kustomization, &inject::kustomization(&resources));
+    texts.insert("kubernetes/kustomization.yaml".into(), kustomization);
+    for (name, doc) in inject::component(opts, sidecar_parts, config_parts) {
+        let mut text = String::new();
+        push_yaml(&mut text, &doc);
+        texts.insert(format!("kubernetes/inject/{name}"), text);
     }
-    out.files.extend(files);
+    out.files
+        .extend(texts.into_iter().map(|(k, v)| (k, v.into_bytes())));
 }

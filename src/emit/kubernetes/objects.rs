@@ -328,15 +328,12 @@ fn tcp_port(port: u16) -> NetworkPolicyPort {
     }
 }
 
-/// The gateway's objects, in a fixed order: its codebase (`maps`), and per gateway a
-/// Deployment, a Service when the inputs have none, and its NetworkPolicy.
-pub fn gateway(plan: &Plan, maps: &[ConfigMap], opts: &KubeOptions) -> Vec<serde_json::Value> {
-    let mut docs: Vec<serde_json::Value> = maps
-        .iter()
-        .map(|m| serde_json::to_value(m).expect("json"))
-        .collect();
+/// The gateway's objects after its codebase's `parts` ConfigMaps, in a fixed order: per
+/// gateway a Deployment, a Service when the inputs have none, and its NetworkPolicy.
+pub fn gateway(plan: &Plan, parts: usize, opts: &KubeOptions) -> Vec<serde_json::Value> {
+    let mut docs = Vec::new();
     for g in &plan.gateways {
-        docs.push(serde_json::to_value(gateway_deployment(g, opts, maps.len())).expect("json"));
+        docs.push(serde_json::to_value(gateway_deployment(g, opts, parts)).expect("json"));
         if !g.service_in_inputs {
             docs.push(serde_json::to_value(gateway_service(g)).expect("json"));
         }
