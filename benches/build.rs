@@ -331,7 +331,7 @@ fn main() {
     for shape in SHAPES {
         if only
             .as_deref()
-            .is_some_and(|o| !o.split(',').any(|n| n == shape.name))
+            .is_some_and(|o| o != shape.name && !o.split(',').any(|n| n.trim() == shape.name))
         {
             continue;
         }
