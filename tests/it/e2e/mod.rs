@@ -198,6 +198,21 @@ impl Netns {
         false
     }
 
+    /// Apply a build's interception rules (IPv4 and IPv6) inside the namespace.
+    fn apply_rules(&self, out: &Path) {
+        for (tool, file) in [
+            ("iptables-restore", "outbound.rules"),
+            ("ip6tables-restore", "outbound6.rules"),
+        ] {
+            let rules = std::fs::read(out.join("iptables").join(file)).unwrap();
+            let mut restore = self.cmd(tool);
+            restore.arg("--noflush").stdin(Stdio::piped());
+            let mut child = restore.spawn().unwrap();
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), &rules).unwrap();
+            assert!(child.wait().unwrap().success(), "{tool} failed");
+        }
+    }
+
     fn start_pipy(
         &mut self,
         name: &str,
@@ -876,17 +891,7 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
     let out = work.join("out-policy");
     let plan = build_tree(&base, &out);
     let mut agreement = Agreement::default();
-    for (tool, file) in [
-        ("iptables-restore", "outbound.rules"),
-        ("ip6tables-restore", "outbound6.rules"),
-    ] {
-        let rules = std::fs::read(out.join("iptables").join(file)).unwrap();
-        let mut restore = ns.cmd(tool);
-        restore.arg("--noflush").stdin(Stdio::piped());
-        let mut child = restore.spawn().unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &rules).unwrap();
-        assert!(child.wait().unwrap().success(), "{tool} failed");
-    }
+    ns.apply_rules(&out);
 
     let main_js = |o: &Path| o.join("sidecar/main.js");
 

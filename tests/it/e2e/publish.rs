@@ -38,12 +38,7 @@ fn e2e_publish_to_a_pipy_repo() {
     let after_in = fixture_without(&work.join("in-after"), &["tcp-range"]);
     let after_out = work.join("out-after");
     build_tree(&after_in, &after_out);
-    let rules = std::fs::read(before_out.join("iptables/outbound.rules")).unwrap();
-    let mut restore = ns.cmd("iptables-restore");
-    restore.arg("--noflush").stdin(Stdio::piped());
-    let mut child = restore.spawn().unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), &rules).unwrap();
-    assert!(child.wait().unwrap().success());
+    ns.apply_rules(&before_out);
 
     // The repo: Pipy with no script, in memory, on loopback (its admin API has no
     // authentication).

@@ -88,17 +88,7 @@ fn e2e_live_reload_in_pipy() {
     build_tree(&after_in, &after_out);
     let config = |out: &Path| std::fs::read(out.join("configs/app/client.json")).unwrap();
 
-    for (tool, file) in [
-        ("iptables-restore", "outbound.rules"),
-        ("ip6tables-restore", "outbound6.rules"),
-    ] {
-        let rules = std::fs::read(before_out.join("iptables").join(file)).unwrap();
-        let mut restore = ns.cmd(tool);
-        restore.arg("--noflush").stdin(Stdio::piped());
-        let mut child = restore.spawn().unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), &rules).unwrap();
-        assert!(child.wait().unwrap().success(), "{tool} failed");
-    }
+    ns.apply_rules(&before_out);
 
     let gateway_config = |out: &Path| std::fs::read(out.join("gateway/config.json")).unwrap();
     let mut gateway = ConfigMapDir::new(
