@@ -109,17 +109,9 @@ fn sidecar_container(opts: &KubeOptions) -> Container {
 /// The pod template every patch adds: the meshed label, the two containers, the volumes (every
 /// part of the codebase, and of the configs, each optional — namespaces may have fewer).
 fn pod_template(opts: &KubeOptions, sidecar_parts: usize, config_parts: usize) -> PodTemplateSpec {
-    let mut configs = parts_volume("egressc-configs", CONFIGS, config_parts, true);
-    if let Some(first) = configs
-        .projected
-        .as_mut()
-        .and_then(|p| p.sources.as_mut())
-        .and_then(|s| s.first_mut())
-        .and_then(|s| s.config_map.as_mut())
-    {
-        // A namespace whose identities all run `_default` has no configs ConfigMap.
-        first.optional = Some(true);
-    }
+    // Every configs part is optional (a namespace whose identities all run `_default` has
+    // none); the codebase's first part is required.
+    let configs = parts_volume("egressc-configs", CONFIGS, config_parts, 1);
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(BTreeMap::from([(
@@ -132,7 +124,7 @@ fn pod_template(opts: &KubeOptions, sidecar_parts: usize, config_parts: usize) -
             init_containers: Some(vec![init_container(opts)]),
             containers: vec![sidecar_container(opts)],
             volumes: Some(vec![
-                parts_volume("egressc-sidecar", SIDECAR, sidecar_parts, true),
+                parts_volume("egressc-sidecar", SIDECAR, sidecar_parts, 2),
                 configs,
             ]),
             ..Default::default()

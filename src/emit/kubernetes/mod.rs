@@ -282,7 +282,7 @@ pub fn emit(plan: &Plan, out: &mut Output, opts: &KubeOptions) {
             let text = texts
                 .entry(format!("kubernetes/namespaces/{ns}.yaml"))
                 .or_default();
-            push_yaml(text, &objects::pin_egress(plan, &ns, opts));
+            push_yaml(text, &objects::pin_egress(plan, &ns));
         }
     }
     if !plan.gateways.is_empty() {

@@ -167,14 +167,14 @@ pub fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
-/// A volume of every part of a ConfigMap volume (`base`, `base-2`, …), in one folder; parts
-/// from the second on are optional where the count may differ between namespaces.
-pub fn parts_volume(name: &str, base: &str, parts: usize, later_optional: bool) -> Volume {
+/// A volume of every part of a ConfigMap volume (`base`, `base-2`, …), in one folder; the parts
+/// from number `optional_from` on are optional (a namespace may have fewer of them, or none).
+pub fn parts_volume(name: &str, base: &str, parts: usize, optional_from: usize) -> Volume {
     let sources = (1..=parts)
         .map(|n| VolumeProjection {
             config_map: Some(ConfigMapProjection {
                 name: part_name(base, n),
-                optional: (n > 1 && later_optional).then_some(true),
+                optional: (n >= optional_from).then_some(true),
                 ..Default::default()
             }),
             ..Default::default()
@@ -246,7 +246,12 @@ fn gateway_deployment(g: &Gateway, opts: &KubeOptions, parts: usize) -> Deployme
                         run_as_non_root: Some(true),
                         ..Default::default()
                     }),
-                    volumes: Some(vec![parts_volume("codebase", GATEWAY_MAP, parts, false)]),
+                    volumes: Some(vec![parts_volume(
+                        "codebase",
+                        GATEWAY_MAP,
+                        parts,
+                        usize::MAX,
+                    )]),
                     ..Default::default()
                 }),
             },
@@ -278,8 +283,8 @@ fn gateway_service(g: &Gateway) -> Service {
     }
 }
 
-fn meshed_pods(opts: &KubeOptions) -> LabelSelector {
-    let _ = opts;
+/// The pods the injection marks as meshed.
+fn meshed_pods() -> LabelSelector {
     LabelSelector {
         match_labels: Some(BTreeMap::from([(
             MESHED_LABEL.to_owned(),
@@ -294,7 +299,7 @@ fn any_namespace() -> Option<LabelSelector> {
 }
 
 /// Only meshed pods (their sidecars, as the proxy uid) may reach the gateway.
-fn gateway_policy(g: &Gateway, opts: &KubeOptions) -> NetworkPolicy {
+fn gateway_policy(g: &Gateway) -> NetworkPolicy {
     NetworkPolicy {
         metadata: meta(
             &format!("{}-ingress", g.service),
@@ -310,7 +315,7 @@ fn gateway_policy(g: &Gateway, opts: &KubeOptions) -> NetworkPolicy {
             ingress: Some(vec![NetworkPolicyIngressRule {
                 from: Some(vec![NetworkPolicyPeer {
                     namespace_selector: any_namespace(),
-                    pod_selector: Some(meshed_pods(opts)),
+                    pod_selector: Some(meshed_pods()),
                     ..Default::default()
                 }]),
                 ports: Some(vec![tcp_port(g.listen_port)]),
@@ -337,13 +342,13 @@ pub fn gateway(plan: &Plan, parts: usize, opts: &KubeOptions) -> Vec<serde_json:
         if !g.service_in_inputs {
             docs.push(serde_json::to_value(gateway_service(g)).expect("json"));
         }
-        docs.push(serde_json::to_value(gateway_policy(g, opts)).expect("json"));
+        docs.push(serde_json::to_value(gateway_policy(g)).expect("json"));
     }
     docs
 }
 
 /// `--pin-egress`: meshed pods of `namespace` may send only to the gateways and cluster DNS.
-pub fn pin_egress(plan: &Plan, namespace: &str, opts: &KubeOptions) -> NetworkPolicy {
+pub fn pin_egress(plan: &Plan, namespace: &str) -> NetworkPolicy {
     let mut rules: Vec<NetworkPolicyEgressRule> = plan
         .gateways
         .iter()
@@ -397,7 +402,7 @@ pub fn pin_egress(plan: &Plan, namespace: &str, opts: &KubeOptions) -> NetworkPo
             &[("app.kubernetes.io/component", "sidecar")],
         ),
         spec: Some(NetworkPolicySpec {
-            pod_selector: Some(meshed_pods(opts)),
+            pod_selector: Some(meshed_pods()),
             policy_types: Some(vec!["Egress".into()]),
             egress: Some(rules),
             ..Default::default()
