@@ -129,6 +129,7 @@ function classify(ib) {
 // https: decide on the SNI of the ClientHello.
 function onHello(hello) {
   var sni = normalizeHost(hello.serverNames && hello.serverNames[0])
+  var named = sni !== '' && isDnsName(sni)
   $host = sni
   for (var i = 0; i < $candidates.length; i++) {
     var names = $candidates[i].names
@@ -137,7 +138,7 @@ function onHello(hello) {
       $verdict = 'egress'
       return
     }
-    if (sni && isDnsName(sni) && hostMatches(names, sni)) {
+    if (named && hostMatches(names, sni)) {
       // The listed name, not the dialled address: a forged SNI cannot reach another host.
       $target = sni + ':' + $dstPort
       $verdict = 'egress'
@@ -149,7 +150,7 @@ function onHello(hello) {
     $verdict = 'egress'
     return
   }
-  $reason = !sni ? 'no server name' : isDnsName(sni) ? 'server name not allowed' : 'server name is not a DNS name'
+  $reason = !sni ? 'no server name' : named ? 'server name not allowed' : 'server name is not a DNS name'
   $verdict = 'deny'
 }
 
