@@ -3,7 +3,8 @@
 
 use crate::diagnostics::{Code, Diagnostic};
 use crate::emit::kubernetes::KubeOptions;
-use crate::emit::output::Output;
+use crate::emit::Emitted;
+use crate::emit::output::{Discard, Output, Sink};
 use crate::input::source::{DEFAULT_MAX_INPUT_BYTES, ReadLimits, Sources};
 use crate::model::{CheckOptions, Checked};
 use crate::net::Cidr;
@@ -29,8 +30,9 @@ pub struct ReadOptions {
     pub service_cidrs: Vec<Cidr>,
     /// The DNS resolvers workload UDP may reach (`--dns`).
     pub dns: Vec<std::net::Ipv4Addr>,
-    /// `check` and `build`: compile the output (with `kubernetes/` made this way) and report
-    /// what cannot be deployed; `None` (explain, test) compiles nothing.
+    /// `check`: compile the output (with `kubernetes/` made this way) and report what cannot
+    /// be deployed; `None` (build, which does that as it writes; explain, test) compiles
+    /// nothing.
     pub kube: Option<KubeOptions>,
     /// How names are shown: a file name that starts with the first string is shown with the
     /// second instead (`diff --base-git` reads the base from a temporary folder and shows it
@@ -60,8 +62,6 @@ pub struct Analysis {
     checked: Checked,
     /// How many documents of the kinds egressc reads were recognised.
     documents: usize,
-    /// The plan and the proxies' tree, compiled by `analyze` when asked (`ReadOptions::kube`).
-    output: Option<(Plan, Output)>,
     kube: KubeOptions,
 }
 
@@ -73,6 +73,13 @@ impl Analysis {
     pub fn has_io_errors(&self) -> bool {
         self.diagnostics.iter().any(|d| d.code == Code::E0001)
     }
+    /// Add diagnostics found after the analysis (the output's problems), in order.
+    pub fn add(&mut self, more: Vec<Diagnostic>) {
+        if !more.is_empty() {
+            self.diagnostics.extend(more);
+            crate::diagnostics::sort(&mut self.diagnostics);
+        }
+    }
     /// How many documents of the kinds egressc reads were recognised.
     pub fn documents(&self) -> usize {
         self.documents
@@ -81,18 +88,18 @@ impl Analysis {
     pub fn plan(&self) -> Plan {
         crate::plan::lower(&self.checked)
     }
-    /// The output tree `analyze` compiled (or compile it now).
-    pub fn take_output(&mut self) -> Output {
-        match self.output.take() {
-            Some((plan, proxies)) => {
-                crate::emit::finish(&plan, proxies, &self.manifest_inputs(), &self.kube)
-            }
-            None => self.compile(),
-        }
-    }
-    /// Lower and emit the output tree of an analysis without errors.
+    /// Lower and emit the output tree of an analysis without errors, in memory (tests and
+    /// tools; `build` streams it to disk, [`Analysis::emit_into`]).
     pub fn compile(&self) -> Output {
         crate::emit::emit(&self.plan(), &self.manifest_inputs(), &self.kube)
+    }
+    /// Lower and emit into `sink`, the analysis's checked inputs dropped first (only the plan
+    /// is needed from here on). The analysis can still report its diagnostics, not compile
+    /// again.
+    pub fn emit_into(&mut self, kube: &KubeOptions, sink: &mut dyn Sink) -> Emitted {
+        let plan = self.plan();
+        self.checked = Checked::default();
+        crate::emit::stream(&plan, &self.manifest_inputs(), kube, sink)
     }
     /// Every input, as `manifest.json` records it.
     fn manifest_inputs(&self) -> Vec<(String, &[u8])> {
@@ -141,17 +148,10 @@ pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: &ReadOpti
     if let Some(kube) = &opts.kube {
         analysis.kube = kube.clone();
         if !analysis.has_errors() {
-            // The proxies' tree is what the ConfigMaps hold: `kubernetes/` itself is written
-            // only by `build` (`take_output`).
+            // What cannot be deployed: the output is compiled and measured, not kept.
             let plan = analysis.plan();
-            let proxies = crate::emit::proxies(&plan);
-            let problems = crate::emit::kubernetes::problems(&plan, &proxies, &analysis.kube);
-            if problems.is_empty() {
-                analysis.output = Some((plan, proxies));
-            } else {
-                analysis.diagnostics.extend(problems);
-                crate::diagnostics::sort(&mut analysis.diagnostics);
-            }
+            let problems = crate::emit::stream(&plan, &[], kube, &mut Discard).problems;
+            analysis.add(problems);
         }
     }
     analysis
@@ -198,7 +198,6 @@ fn analyze_sources(
         sources,
         diagnostics,
         checked,
-        output: None,
         kube: KubeOptions::default(),
     }
 }

@@ -4,7 +4,7 @@
 //! for `build --check`, exactly (links, special files and extra folders are differences).
 
 use crate::emit::manifest::MANIFEST;
-use crate::emit::output::Output;
+use crate::emit::output::{Output, Sink};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
 
@@ -165,75 +165,139 @@ fn swap_in(tmp: &Path, dir: &Path, old: &Path) -> Result<bool, WriteError> {
 /// Write `out` to `dir`, replacing the previous tree in one step. On failure the previous tree
 /// is left as it was.
 pub fn write(out: &Output, dir: &Path) -> Result<(), WriteError> {
-    let dir = &target_of(dir);
-    if !is_replaceable(dir) {
-        return Err(WriteError::NotOurs(dir.to_path_buf()));
+    let mut staging = Staging::begin(dir)?;
+    for (path, bytes) in &out.files {
+        staging.put(path.clone(), bytes.clone());
     }
-    let rel: Vec<(PathBuf, &Vec<u8>)> = out
-        .files
-        .iter()
-        .map(|(p, b)| safe_relative(p).map(|r| (r, b)))
-        .collect::<Result<_, _>>()?;
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
-    remove_stale_scratch(&parent, &name);
-    let tmp = parent.join(scratch_name(&name, "tmp", std::process::id()));
-    let old = parent.join(scratch_name(&name, "old", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    let result = (|| {
-        let dirs: std::collections::BTreeSet<PathBuf> = rel
-            .iter()
-            .filter_map(|(r, _)| r.parent().map(|p| tmp.join(p)))
-            .chain(std::iter::once(tmp.clone()))
-            .collect();
-        for d in &dirs {
-            std::fs::create_dir_all(d).map_err(io(d))?;
+    staging.commit()
+}
+
+/// A build being written: files go into a temporary folder beside OUT as they are emitted
+/// (by a writer thread, so that writing overlaps compiling), and [`Staging::commit`] swaps the
+/// finished tree in. Dropped without a commit, the temporary folder is removed and OUT is
+/// left as it was.
+pub struct Staging {
+    dir: PathBuf,
+    tmp: PathBuf,
+    old: PathBuf,
+    queue: Option<std::sync::mpsc::SyncSender<(String, Vec<u8>)>>,
+    writer: Option<std::thread::JoinHandle<Result<(), WriteError>>>,
+    committed: bool,
+}
+
+/// Files emitted but not yet written: a bound on what the queue holds.
+const QUEUE: usize = 64;
+
+impl Staging {
+    /// Start replacing `dir` (refused when it was not written by egressc).
+    pub fn begin(dir: &Path) -> Result<Staging, WriteError> {
+        let dir = target_of(dir);
+        if !is_replaceable(&dir) {
+            return Err(WriteError::NotOurs(dir));
         }
-        // Creating files dominates a fresh build: the files are written by a few threads.
-        let write_one = |(r, bytes): &(PathBuf, &Vec<u8>)| -> Result<(), WriteError> {
-            let path = tmp.join(r);
-            // A file that is unchanged since the previous build is linked, not rewritten:
-            // creating and removing thousands of files dominates a rebuild otherwise.
-            let previous = dir.join(r);
-            let same = std::fs::symlink_metadata(&previous).is_ok_and(|m| m.is_file())
-                && std::fs::read(&previous).is_ok_and(|old| old == **bytes);
-            if !(same && std::fs::hard_link(&previous, &path).is_ok()) {
-                std::fs::write(&path, bytes).map_err(io(&path))?;
-            }
-            Ok(())
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
         };
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
-        let chunk = rel.len().div_ceil(threads).max(1);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = rel
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || part.iter().try_for_each(write_one)))
-                .collect();
-            handles
-                .into_iter()
-                .try_for_each(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-        })
-    })();
-    if let Err(e) = result {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "out".into());
+        std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+        remove_stale_scratch(&parent, &name);
+        let tmp = parent.join(scratch_name(&name, "tmp", std::process::id()));
+        let old = parent.join(scratch_name(&name, "old", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        return Err(e);
+        std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
+        let (queue, files) = std::sync::mpsc::sync_channel::<(String, Vec<u8>)>(QUEUE);
+        let (to, previous) = (tmp.clone(), dir.clone());
+        let writer = std::thread::spawn(move || {
+            let mut made = std::collections::HashSet::new();
+            let mut result = Ok(());
+            for (path, bytes) in files {
+                // After an error the rest is received and dropped; `commit` reports it.
+                if result.is_ok() {
+                    result = write_file(&to, &previous, &path, &bytes, &mut made);
+                }
+            }
+            result
+        });
+        Ok(Staging {
+            dir,
+            tmp,
+            old,
+            queue: Some(queue),
+            writer: Some(writer),
+            committed: false,
+        })
     }
-    let _ = std::fs::remove_dir_all(&old);
-    match swap_in(&tmp, dir, &old) {
-        Ok(true) => std::fs::remove_dir_all(&old).map_err(|e| WriteError::Leftover(old, e)),
-        Ok(false) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&tmp);
-            Err(e)
+
+    /// Wait for the writer: every file is written, or the first error.
+    fn flush(&mut self) -> Result<(), WriteError> {
+        self.queue = None;
+        match self.writer.take() {
+            Some(w) => w.join().unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            None => Ok(()),
         }
     }
+
+    /// Put the finished tree at OUT, in one step.
+    pub fn commit(mut self) -> Result<(), WriteError> {
+        self.flush()?;
+        let _ = std::fs::remove_dir_all(&self.old);
+        let swapped = swap_in(&self.tmp, &self.dir, &self.old)?;
+        self.committed = true;
+        if swapped {
+            std::fs::remove_dir_all(&self.old)
+                .map_err(|e| WriteError::Leftover(self.old.clone(), e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Staging {
+    fn put(&mut self, path: String, bytes: Vec<u8>) {
+        if let Some(q) = &self.queue {
+            // A writer that stopped has an error for `commit` to report.
+            let _ = q.send((path, bytes));
+        }
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = self.flush();
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
+}
+
+/// Write one file of the tree under `tmp`. A file that is unchanged since the previous build
+/// (in `previous`) is linked, not rewritten: creating and removing thousands of files
+/// dominates a rebuild otherwise.
+fn write_file(
+    tmp: &Path,
+    previous: &Path,
+    path: &str,
+    bytes: &[u8],
+    made: &mut std::collections::HashSet<PathBuf>,
+) -> Result<(), WriteError> {
+    let r = safe_relative(path)?;
+    let full = tmp.join(&r);
+    if let Some(folder) = full.parent()
+        && !made.contains(folder)
+    {
+        std::fs::create_dir_all(folder).map_err(io(folder))?;
+        made.insert(folder.to_path_buf());
+    }
+    let old = previous.join(&r);
+    let same = std::fs::symlink_metadata(&old).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+        && std::fs::read(&old).is_ok_and(|b| b == bytes);
+    if !(same && std::fs::hard_link(&old, &full).is_ok()) {
+        std::fs::write(&full, bytes).map_err(io(&full))?;
+    }
+    Ok(())
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -277,46 +341,71 @@ fn entries_under(dir: &Path) -> Vec<(String, std::fs::FileType)> {
     out
 }
 
-/// The entries where `dir` differs from `out`, sorted by path: changed, missing and extra
-/// files, extra folders, and links or special files anywhere.
-pub fn diff(out: &Output, dir: &Path) -> Vec<(String, Change)> {
-    let dir = &target_of(dir);
-    let mut changes = Vec::new();
-    let mut folders = std::collections::BTreeSet::new();
-    for path in out.files.keys() {
-        let mut p = path.as_str();
+/// `build --check`: each file compared with OUT as it is emitted.
+pub struct Compare {
+    dir: PathBuf,
+    changes: Vec<(String, Change)>,
+    files: std::collections::HashSet<String>,
+    folders: std::collections::HashSet<String>,
+}
+
+impl Compare {
+    pub fn new(dir: &Path) -> Compare {
+        Compare {
+            dir: target_of(dir),
+            changes: Vec::new(),
+            files: Default::default(),
+            folders: Default::default(),
+        }
+    }
+
+    /// Compare one file with OUT.
+    pub fn file(&mut self, path: &str, bytes: &[u8]) {
+        let mut p = path;
         while let Some((parent, _)) = p.rsplit_once('/') {
-            folders.insert(parent.to_owned());
+            if !self.folders.insert(parent.to_owned()) {
+                break;
+            }
             p = parent;
         }
-    }
-    for (path, bytes) in &out.files {
-        let full = dir.join(path);
-        match std::fs::symlink_metadata(&full) {
+        self.files.insert(path.to_owned());
+        let full = self.dir.join(path);
+        let change = match std::fs::symlink_metadata(&full) {
             Ok(m) if m.is_file() => match std::fs::read(&full) {
-                Ok(disk) if disk == *bytes => {}
-                _ => changes.push((path.clone(), Change::Changed)),
+                Ok(disk) if disk == bytes => return,
+                _ => Change::Changed,
             },
-            Ok(_) => changes.push((path.clone(), Change::NotAFile)),
-            Err(_) => changes.push((path.clone(), Change::Missing)),
-        }
+            Ok(_) => Change::NotAFile,
+            Err(_) => Change::Missing,
+        };
+        self.changes.push((path.to_owned(), change));
     }
-    for (path, kind) in entries_under(dir) {
-        if out.files.contains_key(&path) {
-            continue;
-        }
-        let change = if kind.is_dir() {
-            if folders.contains(&path) {
+
+    /// The differences, sorted by path (what is on disk and was not emitted included).
+    pub fn finish(mut self) -> Vec<(String, Change)> {
+        for (path, kind) in entries_under(&self.dir) {
+            if self.files.contains(&path) {
                 continue;
             }
-            Change::Extra
-        } else if kind.is_file() {
-            Change::Extra
-        } else {
-            Change::NotAFile
-        };
-        changes.push((path, change));
+            let change = if kind.is_dir() {
+                if self.folders.contains(&path) {
+                    continue;
+                }
+                Change::Extra
+            } else if kind.is_file() {
+                Change::Extra
+            } else {
+                Change::NotAFile
+            };
+            self.changes.push((path, change));
+        }
+        self.changes.sort();
+        self.changes
     }
-    changes.sort();
-    changes
+}
+
+impl Sink for Compare {
+    fn put(&mut self, path: String, bytes: Vec<u8>) {
+        self.file(&path, &bytes);
+    }
 }

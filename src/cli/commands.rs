@@ -168,14 +168,26 @@ pub fn build(
         pin_egress: kube.pin_egress,
         ..report.kube
     };
-    let (exit, analysis) = report.check_excluding(inputs, Some(out));
-    let Some(mut analysis) = analysis else {
-        return exit;
-    };
-    let output = analysis.take_output();
+    // The ConfigMaps are measured as the output is written, not compiled twice.
+    let kube = std::mem::replace(&mut report.deploy, false).then(|| report.kube.clone());
+    let kube = kube.unwrap_or_default();
+    let mut analysis = analyze(
+        inputs,
+        &mut std::io::stdin().lock(),
+        &report.read_options(Some(out)),
+    );
+    if analysis.has_errors() {
+        return report.finish(analysis, None).0;
+    }
     if check_only {
-        let changes = crate::write::diff(&output, out);
-        if changes.is_empty() {
+        let mut compare = crate::write::Compare::new(out);
+        let emitted = analysis.emit_into(&kube, &mut compare);
+        analysis.add(emitted.problems);
+        let (exit, analysis) = report.finish(analysis, None);
+        if analysis.is_none() {
+            return exit;
+        }
+        let changes = compare.finish();        if changes.is_empty() {
             return Exit::Success;
         }
         let n = changes.len();
@@ -193,11 +205,26 @@ pub fn build(
         return Exit::Stale;
     }
     let previous = std::fs::read(out.join(crate::emit::manifest::MANIFEST)).ok();
-    match crate::write::write(&output, out) {
+    let mut staging = match crate::write::Staging::begin(out) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = report.finish(analysis, None);
+            return usage(e.to_string());
+        }
+    };
+    let emitted = analysis.emit_into(&kube, &mut staging);
+    analysis.add(emitted.problems);
+    // Nothing is swapped in when the output cannot be deployed (the staging folder is
+    // removed): OUT stays as it was.
+    let (exit, analysis) = report.finish(analysis, None);
+    let Some(analysis) = analysis else {
+        return exit;
+    };
+    match staging.commit() {
         Ok(()) => {
             emit(
                 std::io::stderr().lock(),
-                &build_summary(&analysis, &output, previous, out),
+                &build_summary(&analysis, &emitted.files, previous, out),
             );
             Exit::Success
         }
@@ -241,32 +268,33 @@ pub fn publish(out: &Path, url: &str, prefix: &str, check_only: bool) -> Exit {
 }
 
 /// The line `build` ends with: identities compiled, files written and unchanged, warnings.
+/// `files`: every file written, with its SHA-256.
 fn build_summary(
     analysis: &Analysis,
-    output: &crate::emit::output::Output,
+    files: &std::collections::BTreeMap<String, String>,
     previous_manifest: Option<Vec<u8>>,
     out: &Path,
 ) -> String {
+    use crate::emit::output::sha256_hex;
     let manifest = crate::emit::manifest::MANIFEST;
-    let same_manifest = previous_manifest.as_deref() == output.files.get(manifest).map(|b| &b[..]);
+    let previous_digest = previous_manifest.as_deref().map(sha256_hex);
     let previous: std::collections::BTreeMap<String, String> = previous_manifest
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| serde_json::from_value(v["files"].clone()).ok())
         .unwrap_or_default();
-    let unchanged = output
-        .files
+    let unchanged = files
         .iter()
-        .filter(|(p, b)| {
-            if *p == manifest {
-                same_manifest
+        .filter(|(p, digest)| {
+            let before = if *p == manifest {
+                previous_digest.as_ref()
             } else {
-                previous.get(*p) == Some(&crate::emit::output::sha256_hex(b))
-            }
+                previous.get(*p)
+            };
+            before == Some(*digest)
         })
         .count();
     // One config per identity: `configs/<ns>/<sa>.json`, and `_default`'s.
-    let identities = output
-        .files
+    let identities = files
         .keys()
         .filter(|p| p.starts_with("configs/") || *p == "sidecar/config.json")
         .count();
@@ -276,8 +304,8 @@ fn build_summary(
         "egressc: {identities} identit{} compiled into `{}`: {} file{} written, {unchanged} unchanged; {warnings} warning{}\n",
         if identities == 1 { "y" } else { "ies" },
         out.display(),
-        output.files.len() - unchanged,
-        s(output.files.len() - unchanged),
+        files.len() - unchanged,
+        s(files.len() - unchanged),
         s(warnings),
     )
 }

@@ -1,18 +1,18 @@
 //! `manifest.json`: every output file with its digest, the inputs, and egressc's version. The
 //! writer recognises an OUT it may replace by it.
 
-use crate::emit::output::{Output, sha256_hex};
+use crate::emit::output::sha256_hex;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 pub const MANIFEST: &str = "manifest.json";
 
 #[derive(Serialize)]
-pub struct Manifest {
+pub struct Manifest<'a> {
     pub egressc: &'static str,
     /// Sorted by path.
     pub inputs: Vec<InputDigest>,
-    pub files: BTreeMap<String, String>,
+    pub files: &'a BTreeMap<String, String>,
 }
 
 #[derive(Serialize)]
@@ -21,7 +21,8 @@ pub struct InputDigest {
     pub sha256: String,
 }
 
-pub fn manifest(out: &Output, inputs: &[(String, &[u8])]) -> Manifest {
+/// `files`: every output file but the manifest, with its SHA-256.
+pub fn manifest<'a>(files: &'a BTreeMap<String, String>, inputs: &[(String, &[u8])]) -> Manifest<'a> {
     let mut ins: Vec<InputDigest> = inputs
         .iter()
         .map(|(p, b)| InputDigest {
@@ -33,10 +34,6 @@ pub fn manifest(out: &Output, inputs: &[(String, &[u8])]) -> Manifest {
     Manifest {
         egressc: env!("CARGO_PKG_VERSION"),
         inputs: ins,
-        files: out
-            .files
-            .iter()
-            .map(|(p, b)| (p.clone(), sha256_hex(b)))
-            .collect(),
+        files,
     }
 }

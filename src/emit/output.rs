@@ -10,6 +10,34 @@ pub struct Output {
     pub files: BTreeMap<String, Vec<u8>>,
 }
 
+/// Where emitted files go, one at a time: a tree in memory ([`Output`]), the writer's
+/// temporary folder (`write::Staging`), the comparison with OUT (`write::Compare`), or nowhere
+/// (`check` measures the ConfigMaps only).
+pub trait Sink {
+    /// One output file: each path once, in no particular order.
+    fn put(&mut self, path: String, bytes: Vec<u8>);
+    /// Whether the files are kept (false: only what `check` measures is computed).
+    fn wants_bytes(&self) -> bool {
+        true
+    }
+}
+
+impl Sink for Output {
+    fn put(&mut self, path: String, bytes: Vec<u8>) {
+        self.files.insert(path, bytes);
+    }
+}
+
+/// The sink that keeps nothing (`check`).
+pub struct Discard;
+
+impl Sink for Discard {
+    fn put(&mut self, _: String, _: Vec<u8>) {}
+    fn wants_bytes(&self) -> bool {
+        false
+    }
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()

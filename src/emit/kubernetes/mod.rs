@@ -10,7 +10,7 @@ mod inject;
 mod objects;
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::emit::output::Output;
+use crate::emit::output::{Output, Sink};
 use crate::plan::Plan;
 use k8s_openapi::api::core::v1::ConfigMap;
 use std::collections::BTreeMap;
@@ -161,79 +161,139 @@ fn pack_volume(
     Ok(maps)
 }
 
-/// Pack every volume of `kubernetes/`, one at a time, and hand its ConfigMaps to `f` with the
-/// namespace and the volume's base name: per namespace the sidecar's and the configs', then the
-/// gateway's. One volume's ConfigMaps are alive at a time (they hold a copy of every config).
-fn each_volume(
-    plan: &Plan,
-    out: &Output,
-    max: usize,
-    diags: &mut Vec<Diagnostic>,
-    mut f: impl FnMut(&str, &str, Vec<ConfigMap>),
-) {
-    let mut configs: BTreeMap<&str, Vec<(String, &[u8])>> = BTreeMap::new();
-    for id in &plan.identities {
-        let Some(i) = &id.identity else { continue };
-        let bytes = &out.files[&crate::emit::identity_path(id)][..];
-        configs
-            .entry(i.namespace.as_str())
-            .or_default()
-            .push((format!("{}.json", i.name), bytes));
-    }
-    let mut packed = |what: String, r: Result<Vec<ConfigMap>, (String, usize)>| match r {
-        Ok(maps) => maps,
-        Err((file, size)) => {
-            diags.push(too_large(format!("{file} of {what}"), size, max));
-            Vec::new()
+/// `kubernetes/`, written one namespace at a time as the configs are emitted ([`Kube::namespace`]),
+/// then the gateway, the kustomization and the injection Component ([`Kube::finish`]). Only one
+/// volume's ConfigMaps are alive at a time (they hold a copy of every config).
+pub struct Kube<'a> {
+    plan: &'a Plan,
+    opts: &'a KubeOptions,
+    /// The sidecar codebase's files (the same volume in every namespace).
+    sidecar: Vec<(String, String)>,
+    /// The most ConfigMaps a namespace's sidecar and configs volumes took.
+    sidecar_parts: usize,
+    config_parts: usize,
+    /// The files of `kubernetes/` written so far (the kustomization's resources).
+    resources: std::collections::BTreeSet<String>,
+    problems: Vec<Diagnostic>,
+}
+
+impl<'a> Kube<'a> {
+    /// `shared`: the output files outside `configs/` (the codebases and the iptables rules).
+    pub fn new(plan: &'a Plan, shared: &Output, opts: &'a KubeOptions) -> Kube<'a> {
+        Kube {
+            plan,
+            opts,
+            sidecar: objects::sidecar_files(shared),
+            sidecar_parts: 1,
+            config_parts: 1,
+            resources: Default::default(),
+            problems: Vec::new(),
         }
-    };
-    let sidecar = objects::sidecar_files(out);
-    for ns in objects::namespaces(plan) {
-        let code = packed(
-            format!("the sidecar codebase of namespace {ns}"),
-            pack_volume(SIDECAR, &ns, "sidecar", sidecar.clone(), max),
-        );
-        f(&ns, SIDECAR, code);
-        let files = configs
-            .remove(ns.as_str())
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, b)| (k, String::from_utf8_lossy(b).into_owned()))
-            .collect();
-        let cfg = packed(
-            format!("the identity configs of namespace {ns}"),
-            pack_volume(CONFIGS, &ns, "configs", files, max),
-        );
-        f(&ns, CONFIGS, cfg);
     }
-    if !plan.gateways.is_empty() {
-        let ns = objects::gateway_namespace(plan);
-        let maps = packed(
-            "the gateway codebase".into(),
-            pack_volume(
+
+    /// Pack one volume, or say why it cannot be.
+    fn pack(
+        &mut self,
+        what: String,
+        base: &str,
+        ns: &str,
+        component: &str,
+        files: Vec<(String, String)>,
+    ) -> Vec<ConfigMap> {
+        let max = self.opts.configmap_max_bytes;
+        match pack_volume(base, ns, component, files, max) {
+            Ok(maps) => maps,
+            Err((file, size)) => {
+                self.problems
+                    .push(too_large(format!("{file} of {what}"), size, max));
+                Vec::new()
+            }
+        }
+    }
+
+    /// `kubernetes/namespaces/NS.yaml`: the sidecar codebase and `configs` (file name in
+    /// the volume, JSON) of the identities of namespace `ns`.
+    pub fn namespace(&mut self, ns: &str, configs: &[(String, &[u8])], sink: &mut dyn Sink) {
+        let code = self.pack(
+            format!("the sidecar codebase of namespace {ns}"),
+            SIDECAR,
+            ns,
+            "sidecar",
+            self.sidecar.clone(),
+        );
+        let files = configs
+            .iter()
+            .map(|(k, b)| (k.clone(), String::from_utf8_lossy(b).into_owned()))
+            .collect();
+        let cfg = self.pack(
+            format!("the identity configs of namespace {ns}"),
+            CONFIGS,
+            ns,
+            "configs",
+            files,
+        );
+        self.sidecar_parts = self.sidecar_parts.max(code.len());
+        self.config_parts = self.config_parts.max(cfg.len());
+        let file = format!("kubernetes/namespaces/{ns}.yaml");
+        self.resources.insert(file.clone());
+        if !sink.wants_bytes() {
+            return;
+        }
+        let mut text = String::new();
+        for m in code.iter().chain(&cfg) {
+            push_yaml(&mut text, m);
+        }
+        if self.opts.pin_egress {
+            push_yaml(&mut text, &objects::pin_egress(self.plan, ns));
+        }
+        sink.put(file, text.into_bytes());
+    }
+
+    /// The gateway, the kustomization and the injection Component, once every namespace is
+    /// written; the problems that keep the manifests from being applied (a ConfigMap limit
+    /// too small for even a part of a file): when there are any, the output is incomplete.
+    pub fn finish(mut self, shared: &Output, sink: &mut dyn Sink) -> Vec<Diagnostic> {
+        let plan = self.plan;
+        if !plan.gateways.is_empty() {
+            let ns = objects::gateway_namespace(plan);
+            let maps = self.pack(
+                "the gateway codebase".into(),
                 objects::GATEWAY_MAP,
                 ns,
                 "gateway",
-                objects::gateway_files(out),
-                max,
-            ),
-        );
-        f(ns, objects::GATEWAY_MAP, maps);
+                objects::gateway_files(shared),
+            );
+            let file = "kubernetes/gateway.yaml".to_owned();
+            self.resources.insert(file.clone());
+            if sink.wants_bytes() {
+                let mut text = String::new();
+                for m in &maps {
+                    push_yaml(&mut text, m);
+                }
+                for doc in objects::gateway(plan, maps.len(), self.opts) {
+                    push_yaml(&mut text, &doc);
+                }
+                sink.put(file, text.into_bytes());
+            }
+        }
+        if !sink.wants_bytes() {
+            return self.problems;
+        }
+        let resources: Vec<String> = self
+            .resources
+            .iter()
+            .map(|k| k.trim_start_matches("kubernetes/").to_owned())
+            .collect();
+        let mut kustomization = String::new();
+        push_yaml(&mut kustomization, &inject::kustomization(&resources));
+        sink.put("kubernetes/kustomization.yaml".into(), kustomization.into_bytes());
+        for (name, doc) in inject::component(self.opts, self.sidecar_parts, self.config_parts) {
+            let mut text = String::new();
+            push_yaml(&mut text, &doc);
+            sink.put(format!("kubernetes/inject/{name}"), text.into_bytes());
+        }
+        self.problems
     }
-}
-
-/// Problems that keep the manifests from being applied (a ConfigMap limit too small for even
-/// a part of a file); empty when `emit` can write them.
-pub fn problems(plan: &Plan, out: &Output, opts: &KubeOptions) -> Vec<Diagnostic> {
-    let mut diags = Vec::new();
-    each_volume(
-        plan,
-        out,
-        opts.configmap_max_bytes,
-        &mut diags,
-        |_, _, _| {},
-    );
-    diags
 }
 
 /// Append one YAML document to `text` (documents separated by `---`).
@@ -245,64 +305,4 @@ fn push_yaml<T: serde::Serialize>(text: &mut String, doc: &T) {
     if !text.ends_with('\n') {
         text.push('\n');
     }
-}
-
-/// Add `kubernetes/` to the output tree (the rest of it must be emitted already). Each
-/// volume's ConfigMaps are written to YAML as they are packed, and dropped.
-pub fn emit(plan: &Plan, out: &mut Output, opts: &KubeOptions) {
-    let mut ignored = Vec::new();
-    let mut texts: BTreeMap<String, String> = BTreeMap::new();
-    let (mut sidecar_parts, mut config_parts, mut gateway_maps) = (1, 1, 0);
-    each_volume(
-        plan,
-        out,
-        opts.configmap_max_bytes,
-        &mut ignored,
-        |ns, base, maps| {
-            if base == SIDECAR {
-                sidecar_parts = sidecar_parts.max(maps.len());
-            } else if base == CONFIGS {
-                config_parts = config_parts.max(maps.len());
-            } else {
-                gateway_maps = maps.len();
-            }
-            let file = if base == objects::GATEWAY_MAP {
-                "kubernetes/gateway.yaml".to_owned()
-            } else {
-                format!("kubernetes/namespaces/{ns}.yaml")
-            };
-            let text = texts.entry(file).or_default();
-            for m in &maps {
-                push_yaml(text, m);
-            }
-        },
-    );
-    if opts.pin_egress {
-        for ns in objects::namespaces(plan) {
-            let text = texts
-                .entry(format!("kubernetes/namespaces/{ns}.yaml"))
-                .or_default();
-            push_yaml(text, &objects::pin_egress(plan, &ns));
-        }
-    }
-    if !plan.gateways.is_empty() {
-        let text = texts.entry("kubernetes/gateway.yaml".into()).or_default();
-        for doc in objects::gateway(plan, gateway_maps, opts) {
-            push_yaml(text, &doc);
-        }
-    }
-    let resources: Vec<String> = texts
-        .keys()
-        .map(|k| k.trim_start_matches("kubernetes/").to_owned())
-        .collect();
-    let mut kustomization = String::new();
-    push_yaml(&mut kustomization, &inject::kustomization(&resources));
-    texts.insert("kubernetes/kustomization.yaml".into(), kustomization);
-    for (name, doc) in inject::component(opts, sidecar_parts, config_parts) {
-        let mut text = String::new();
-        push_yaml(&mut text, &doc);
-        texts.insert(format!("kubernetes/inject/{name}"), text);
-    }
-    out.files
-        .extend(texts.into_iter().map(|(k, v)| (k, v.into_bytes())));
 }

@@ -18,7 +18,7 @@ use k8s_openapi::api::networking::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// The ConfigMap of the sidecar codebase, in every identity namespace.
 pub const SIDECAR: &str = "egressc-sidecar";
@@ -47,14 +47,6 @@ fn meta(name: &str, namespace: &str, extra: &[(&str, &str)]) -> ObjectMeta {
         labels: Some(labels(extra)),
         ..Default::default()
     }
-}
-
-/// The namespaces of the identities (where the sidecar's ConfigMaps go), sorted.
-pub fn namespaces(plan: &Plan) -> BTreeSet<String> {
-    plan.identities
-        .iter()
-        .filter_map(|i| i.identity.as_ref().map(|i| i.namespace.clone()))
-        .collect()
 }
 
 fn text(out: &Output, path: &str) -> String {
