@@ -7,7 +7,7 @@
 use crate::net::{Cidr, HostPattern};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 /// The Service annotation that sets a gateway's mode.
@@ -239,7 +239,8 @@ pub struct PolicyPort {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Policy {
     pub provenance: Provenance,
-    pub sources: BTreeSet<Identity>,
+    /// Sorted, without duplicates.
+    pub sources: Vec<Identity>,
     pub ports: Vec<PolicyPort>,
     /// Sorted, without duplicates.
     pub hosts: Vec<HostPattern>,

@@ -13,7 +13,7 @@ use crate::model::{
 };
 use crate::net::{self, HostError, HostPattern};
 use crate::path;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 const HTTPROUTEGROUP_GROUP: &str = "specs.smi-spec.io/v1alpha4";
 const UTS_GROUP: &str = "policy.flomesh.io/v1alpha1";
@@ -24,7 +24,8 @@ pub struct ValidEgress<'a> {
     /// The index in `spec.ports` of each of `policy.ports`.
     pub port_index: Vec<usize>,
     /// (kind, name) of the `matches`.
-    pub matches: BTreeSet<(&'a str, &'a str)>,
+    /// Sorted, without duplicates.
+    pub matches: Vec<(&'a str, &'a str)>,
     pub policy: Policy,
 }
 
@@ -79,7 +80,7 @@ fn check_egress<'a>(
 ) -> Option<ValidEgress<'a>> {
     let doc = inputs.doc(e);
     let spec = &e.spec;
-    let mut sources = BTreeSet::new();
+    let mut sources = Vec::with_capacity(spec.sources.len());
     for (i, s) in spec.sources.iter().enumerate() {
         if s.kind != "ServiceAccount" {
             diags.push(
@@ -112,7 +113,7 @@ fn check_egress<'a>(
                 "egress connections leave without a source certificate; originate TLS in the application",
             ));
         }
-        sources.insert(Identity {
+        sources.push(Identity {
             namespace: s.namespace.clone(),
             name: s.name.clone(),
         });
@@ -249,7 +250,7 @@ fn check_egress<'a>(
     }
 
     let mut uts = Vec::new();
-    let mut matches = BTreeSet::new();
+    let mut matches = Vec::new();
     let mut routes: Option<Vec<Route>> = None;
     let mut connection_settings = None;
     for (i, m) in spec.matches().iter().enumerate() {
@@ -317,7 +318,7 @@ fn check_egress<'a>(
                 )),
             );
         }
-        matches.insert((m.kind.as_str(), m.name.as_str()));
+        matches.push((m.kind.as_str(), m.name.as_str()));
     }
     for &i in uts.iter().skip(1) {
         diags.push(
@@ -336,14 +337,14 @@ fn check_egress<'a>(
     Some(ValidEgress {
         res: e,
         port_index,
-        matches,
+        matches: sorted(matches),
         policy: Policy {
             provenance: Provenance {
                 policy: format!("{}/{}", e.ns(), e.name()),
                 file: inputs.file_name(doc.file).to_owned(),
                 line: doc.start.line,
             },
-            sources,
+            sources: sorted(sources),
             ports,
             hosts: sorted(hosts),
             cidrs: sorted(cidrs),

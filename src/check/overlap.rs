@@ -51,11 +51,23 @@ pub fn check_port_protocols(inputs: &Inputs, valid: &[ValidEgress], diags: &mut 
     }
 }
 
+/// Whether every item of sorted `a` is in sorted `b`.
+fn is_subset<T: Ord>(a: &[T], b: &[T]) -> bool {
+    let mut rest = b;
+    a.iter().all(|x| match rest.binary_search(x) {
+        Ok(i) => {
+            rest = &rest[i + 1..];
+            true
+        }
+        Err(_) => false,
+    })
+}
+
 /// Whether every connection `a` allows is also allowed by `b` (same protocol per port,
 /// same matches; routes not compared).
 fn contained(a: &ValidEgress, b: &ValidEgress) -> bool {
     let (pa, pb) = (&a.policy, &b.policy);
-    if !pa.sources.is_subset(&pb.sources) || a.matches != b.matches {
+    if !is_subset(&pa.sources, &pb.sources) || a.matches != b.matches {
         return false;
     }
     let b_ports: BTreeSet<(u16, Protocol)> =
@@ -154,11 +166,11 @@ fn cidr_covers(c: &Cidr) -> Vec<Cover<'static>> {
 /// thousands of policies share one identity and port.
 pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<Diagnostic>) {
     type Canon<'a> = (
-        &'a BTreeSet<Identity>,
+        &'a [Identity],
         BTreeSet<(u16, Protocol)>,
         &'a [HostPattern],
         &'a [Cidr],
-        &'a BTreeSet<(&'a str, &'a str)>,
+        &'a [(&'a str, &'a str)],
     );
     let report = |a: &ValidEgress, b: &ValidEgress, same: bool, diags: &mut Vec<Diagnostic>| {
         let (an, bn) = (&a.policy.provenance.policy, &b.policy.provenance.policy);
@@ -181,12 +193,12 @@ pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<D
     let mut distinct = Vec::new();
     for (i, v) in valid.iter().enumerate() {
         let p = &v.policy;
-        let canon = (
-            &p.sources,
+        let canon: Canon = (
+            &p.sources[..],
             p.ports.iter().map(|p| (p.number, p.protocol)).collect(),
             &p.hosts[..],
             &p.cidrs[..],
-            &v.matches,
+            &v.matches[..],
         );
         match first.get(&canon) {
             Some(&j) => report(v, &valid[j], true, diags),
