@@ -192,6 +192,7 @@ fn analyze_sources(
     let inputs = crate::load::load(&sources, &mut diagnostics);
     let (checked, more) = crate::check::check(&inputs, options);
     diagnostics.extend(more);
+    sources.resolve_all(&mut diagnostics);
     crate::diagnostics::sort(&mut diagnostics);
     Analysis {
         documents: inputs.docs.len(),

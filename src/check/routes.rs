@@ -21,7 +21,6 @@ fn regex_diag(doc: &Document, p: &[Seg], pattern: &str) -> Option<Diagnostic> {
     if node_text_len == pattern.len() && e.end <= pattern.len() {
         span.loc.start += e.start;
         span.loc.end = span.loc.start + (e.end - e.start).max(1);
-        span.loc.col += pattern[..e.start].chars().count() as u32;
     }
     Some(
         Diagnostic::new(Code::E0316, format!("regex `{pattern}`: {}", e.reason))

@@ -5,29 +5,33 @@ use crate::input::span::Loc;
 use crate::input::yaml::parse_documents;
 use crate::input::yaml::{Key, Node, Seg, Value};
 
-/// A location packed in 16 bytes (inputs are limited far below 4 GiB).
+/// A byte range packed in 8 bytes (inputs are limited far below 4 GiB). Lines and columns
+/// are not kept: they follow from the text (`Sources::resolve`), and each node would take
+/// twice the memory with them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Packed {
-    line: u32,
-    col: u32,
+struct Range {
     start: u32,
     end: u32,
 }
 
-impl Packed {
-    fn of(l: &Loc) -> Packed {
-        let cap = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        Packed {
-            line: l.line,
-            col: l.col,
+impl Range {
+    /// "No key": the entry of a sequence item or of the root.
+    const NONE: Range = Range {
+        start: u32::MAX,
+        end: u32::MAX,
+    };
+    fn of(l: &Loc) -> Range {
+        let cap = |n: usize| u32::try_from(n).unwrap_or(u32::MAX - 1);
+        Range {
             start: cap(l.start),
             end: cap(l.end),
         }
     }
+    /// A location with its byte range only (line 0: not resolved yet).
     fn loc(self) -> Loc {
         Loc {
-            line: self.line,
-            col: self.col,
+            line: 0,
+            col: 0,
             start: self.start as usize,
             end: self.end as usize,
         }
@@ -64,19 +68,18 @@ impl PathHash {
 /// once a document is typed, at about a third of the tree's memory and with no strings.
 #[derive(Clone, Debug, Default)]
 pub struct Places {
-    /// (path hash, value, key), sorted by hash. A key with line 0 means "no key".
-    entries: Vec<(u32, Packed, Packed)>,
+    /// (path hash, value, key), sorted by hash.
+    entries: Vec<(u32, Range, Range)>,
 }
 
 impl Places {
     /// The places of every node of `root`.
     pub fn of(root: &Node) -> Places {
-        fn walk(n: &Node, h: PathHash, key: Option<&Key>, out: &mut Vec<(u32, Packed, Packed)>) {
-            let none = Packed::of(&Loc::default());
+        fn walk(n: &Node, h: PathHash, key: Option<&Key>, out: &mut Vec<(u32, Range, Range)>) {
             out.push((
                 h.short(),
-                Packed::of(&n.loc),
-                key.map_or(none, |k| Packed::of(&k.loc)),
+                Range::of(&n.loc),
+                key.map_or(Range::NONE, |k| Range::of(&k.loc)),
             ));
             match &n.value {
                 Value::Seq(items) => {
@@ -101,7 +104,7 @@ impl Places {
         Places { entries }
     }
 
-    fn get(&self, h: PathHash) -> Option<&(u32, Packed, Packed)> {
+    fn get(&self, h: PathHash) -> Option<&(u32, Range, Range)> {
         self.entries
             .binary_search_by_key(&h.short(), |e| e.0)
             .ok()
@@ -109,7 +112,8 @@ impl Places {
     }
 
     /// The location of the deepest node along `path`, and of the key of the last step if the
-    /// path ended on a mapping entry (as `Node::locate`).
+    /// path ended on a mapping entry (as `Node::locate`): byte ranges, with line and column
+    /// left to `Sources::resolve`.
     pub fn locate(&self, path: &[Seg]) -> (Loc, Option<Loc>) {
         let mut h = PathHash::ROOT;
         let mut found = self.get(h).copied();
@@ -142,7 +146,7 @@ impl Places {
             }
         }
         match found {
-            Some((_, v, k)) => (v.loc(), (k.line > 0).then(|| k.loc())),
+            Some((_, v, k)) => (v.loc(), (k != Range::NONE).then(|| k.loc())),
             None => (Loc::default(), None),
         }
     }
@@ -154,7 +158,12 @@ mod tests {
 
     #[test]
     fn places_locate_as_the_tree_does() {
-        let text = "a:\n  b: [x, {c: 1}]\n  80: y\nd: z\n";
+        let text = "a:\n  b: [x, {c: 1}]\n  80: y\n  \u{e9}t\u{e9}: {\u{fc}: \u{f6}}\nd: z\n";
+        let file = crate::input::source::SourceFile::new("t".into(), text.into(), true);
+        let resolved = |l: Loc| {
+            let at = file.loc_at(l.start);
+            Loc { line: at.line, col: at.col, ..l }
+        };
         let root = parse_documents(text).ok().unwrap().remove(0);
         let places = Places::of(&root);
         let paths: Vec<Vec<Seg>> = vec![
@@ -165,10 +174,12 @@ mod tests {
             vec![Seg::Key("a"), Seg::Idx(80)],
             vec![Seg::Key("nope"), Seg::Key("deeper")],
             vec![Seg::Key("d")],
+            vec![Seg::Key("a"), Seg::Key("\u{e9}t\u{e9}"), Seg::Key("\u{fc}")],
         ];
         for p in paths {
             let (node, key) = root.locate(&p);
-            assert_eq!(places.locate(&p), (node.loc, key.map(|k| k.loc)), "{p:?}");
+            let (v, k) = places.locate(&p);
+            assert_eq!((resolved(v), k.map(resolved)), (node.loc, key.map(|k| k.loc)), "{p:?}");
         }
     }
 }

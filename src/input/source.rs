@@ -112,6 +112,30 @@ impl Sources {
     pub fn get(&self, id: FileId) -> &SourceFile {
         &self.files[id]
     }
+
+    /// Give a span found by byte range only (line 0: the places of typed documents keep no
+    /// lines) its line and column.
+    pub fn resolve(&self, span: &mut crate::input::span::Span) {
+        if span.loc.line == 0
+            && let Some(f) = self.files.get(span.file)
+        {
+            let at = f.loc_at(span.loc.start);
+            span.loc.line = at.line;
+            span.loc.col = at.col;
+        }
+    }
+
+    /// Give every span of `diags` its line and column.
+    pub fn resolve_all(&self, diags: &mut [Diagnostic]) {
+        for d in diags {
+            if let crate::diagnostics::Place::Span(s) = &mut d.place {
+                self.resolve(s);
+            }
+            for (s, _) in &mut d.related {
+                self.resolve(s);
+            }
+        }
+    }
 }
 
 fn is_input_file(path: &Path) -> bool {
