@@ -9,6 +9,7 @@ use crate::model::{
 };
 use crate::net::{Cidr, HostPattern};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 pub const DEFAULT_IDENTITY: &str = "_default";
 
@@ -33,7 +34,8 @@ pub struct IdentityPlan {
     pub name: String,
     /// `None` for `_default`.
     pub identity: Option<Identity>,
-    pub rules: Vec<Rule>,
+    /// A rule of a policy with several sources is shared by their plans.
+    pub rules: Vec<Arc<Rule>>,
 }
 
 impl IdentityPlan {
@@ -157,7 +159,7 @@ fn gateways(checked: &Checked) -> Vec<Gateway> {
 /// Lower a checked mesh (without errors) into the plan.
 pub fn lower(checked: &Checked) -> Plan {
     let settings = checked.settings.clone();
-    let mut identities: BTreeMap<&Identity, Vec<Rule>> = BTreeMap::new();
+    let mut identities: BTreeMap<&Identity, Vec<Arc<Rule>>> = BTreeMap::new();
     for sa in &checked.service_accounts {
         identities.entry(sa).or_default();
     }
@@ -171,7 +173,7 @@ pub fn lower(checked: &Checked) -> Plan {
             continue;
         }
         for port in &p.ports {
-            let rule = Rule {
+            let rule = Arc::new(Rule {
                 port: port.number,
                 protocol: port.protocol,
                 cidrs: p.cidrs.clone(),
@@ -187,12 +189,12 @@ pub fn lower(checked: &Checked) -> Plan {
                 },
                 connection_settings: p.connection_settings.clone(),
                 provenance: p.provenance.clone(),
-            };
+            });
             for s in &p.sources {
                 identities
                     .get_mut(s)
                     .expect("inserted above")
-                    .push(rule.clone());
+                    .push(Arc::clone(&rule));
             }
         }
     }

@@ -34,20 +34,22 @@ pub fn mesh_data(plan: &Plan) -> MeshData {
     }
 }
 
-/// `gateway/config.json`: where the gateway listens and what it admits (design §3).
+/// `gateway/config.json`: where the gateway listens and what it admits (design §3). Fields
+/// are declared in sorted order and map keys are strings, so that it serialises to sorted
+/// JSON directly (`output::pretty_sorted`): the file is large (a list per identity).
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct GatewayConfig {
+    /// ServiceIdentity (`sa.namespace`, `_default`) → port → what its sidecar may tunnel to.
+    /// An http2tunnel CONNECT names its identity; a SOCKS5 request (no user name) gets the
+    /// union of every identity's list.
+    pub identities: BTreeMap<String, BTreeMap<String, GatewayAllow>>,
     /// The ports the gateway listens on, sorted.
     pub listen: Vec<u16>,
     /// `traffic.enableEgress`: any target is admitted that is not refused below.
     pub passthrough: bool,
     /// In-mesh and gateway `clusterIP:port`s: refused as targets unless a CIDR names them.
     pub refused: BTreeMap<String, String>,
-    /// ServiceIdentity (`sa.namespace`, `_default`) → port → what its sidecar may tunnel to.
-    /// An http2tunnel CONNECT names its identity; a SOCKS5 request (no user name) gets the
-    /// union of every identity's list.
-    pub identities: BTreeMap<String, BTreeMap<u16, GatewayAllow>>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -78,7 +80,7 @@ pub fn gateway_config(plan: &Plan) -> GatewayConfig {
         .identities
         .iter()
         .filter_map(|id| {
-            let ports: BTreeMap<u16, GatewayAllow> = gateway_allow(id)
+            let ports: BTreeMap<String, GatewayAllow> = gateway_allow(id)
                 .into_iter()
                 .map(|(port, a)| {
                     let allow = GatewayAllow {
@@ -86,16 +88,32 @@ pub fn gateway_config(plan: &Plan) -> GatewayConfig {
                         cidrs: a.cidrs.iter().map(ToString::to_string).collect(),
                         hosts: a.hosts.iter().map(ToString::to_string).collect(),
                     };
-                    (port, allow)
+                    (port.to_string(), allow)
                 })
                 .collect();
             (!ports.is_empty()).then(|| (id.service_identity(), ports))
         })
         .collect();
     GatewayConfig {
+        identities,
         listen,
         passthrough: plan.settings.enable_egress,
         refused,
-        identities,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::emit::output::{pretty, pretty_sorted};
+    use crate::pipeline::testing::{enforced, plan};
+
+    #[test]
+    fn gateway_config_serialises_sorted_without_a_tree() {
+        let p = plan(&enforced(
+            "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {name: e, namespace: ns}\nspec:\n  sources: [{kind: ServiceAccount, name: a, namespace: ns}]\n  hosts: [x.example, '*.y.example']\n  ipAddresses: [10.0.0.0/8]\n  ports: [{number: 443, protocol: https}, {number: 1000, protocol: tcp}, {number: 80, protocol: http}]\n",
+        ));
+        let config = super::gateway_config(&p);
+        assert!(!config.identities.is_empty());
+        assert_eq!(pretty_sorted(&config), pretty(&config));
     }
 }

@@ -11,7 +11,7 @@ pub mod output;
 pub mod scripts;
 
 use crate::diagnostics::Diagnostic;
-use crate::emit::output::{Output, Sink, pretty, sha256_hex, versioned};
+use crate::emit::output::{Output, Sink, pretty, pretty_sorted, sha256_hex, versioned};
 use crate::plan::{IdentityPlan, Plan};
 use std::collections::BTreeMap;
 
@@ -124,7 +124,7 @@ fn shared_files(plan: &Plan) -> Output {
         out.files.extend(scripts::gateway_files());
         out.files.insert(
             "gateway/config.json".into(),
-            pretty(&mesh::gateway_config(plan)),
+            pretty_sorted(&mesh::gateway_config(plan)),
         );
     }
     out.files.insert(

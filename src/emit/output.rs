@@ -48,6 +48,14 @@ pub fn pretty(v: &impl Serialize) -> Vec<u8> {
     pretty_value(&serde_json::to_value(v).expect("output serializes"))
 }
 
+/// `pretty` of a type that serialises to sorted JSON already (fields declared in sorted
+/// order, string map keys in `BTreeMap`s): the same bytes, without a JSON tree in between.
+pub fn pretty_sorted(v: &impl Serialize) -> Vec<u8> {
+    let mut s = serde_json::to_vec_pretty(v).expect("output serializes");
+    s.push(b'\n');
+    s
+}
+
 /// `pretty` of a JSON value (its maps are sorted already).
 fn pretty_value(value: &serde_json::Value) -> Vec<u8> {
     let mut s = serde_json::to_vec_pretty(value).expect("JSON serializes");
