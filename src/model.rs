@@ -248,7 +248,7 @@ pub struct Policy {
     pub cidrs: Vec<Cidr>,
     /// The routes of its HTTPRouteGroups (sorted, without duplicates); `None` when it names
     /// none, so that any request is allowed.
-    pub routes: Option<Vec<Route>>,
+    pub routes: Option<std::sync::Arc<Vec<Route>>>,
     pub connection_settings: Option<ConnectionSettings>,
 }
 

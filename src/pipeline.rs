@@ -2,8 +2,8 @@
 //! the library's users start here.
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::emit::kubernetes::KubeOptions;
 use crate::emit::Emitted;
+use crate::emit::kubernetes::KubeOptions;
 use crate::emit::output::{Discard, Output, Sink};
 use crate::input::source::{DEFAULT_MAX_INPUT_BYTES, ReadLimits, Sources};
 use crate::model::{CheckOptions, Checked};

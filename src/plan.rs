@@ -23,7 +23,7 @@ pub struct Rule {
     /// Empty: any host (https) — http rules always have hosts; tcp rules never.
     pub hosts: Vec<HostPattern>,
     /// http only: the routes that must hold (one of them); `None` means any request.
-    pub routes: Option<Vec<Route>>,
+    pub routes: Option<Arc<Vec<Route>>>,
     pub connection_settings: Option<ConnectionSettings>,
     pub provenance: Provenance,
 }

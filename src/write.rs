@@ -292,7 +292,8 @@ fn write_file(
         made.insert(folder.to_path_buf());
     }
     let old = previous.join(&r);
-    let same = std::fs::symlink_metadata(&old).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
+    let same = std::fs::symlink_metadata(&old)
+        .is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64)
         && std::fs::read(&old).is_ok_and(|b| b == bytes);
     if !(same && std::fs::hard_link(&old, &full).is_ok()) {
         std::fs::write(&full, bytes).map_err(io(&full))?;

@@ -14,6 +14,7 @@ use crate::model::{
 use crate::net::{self, HostError, HostPattern};
 use crate::path;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 const HTTPROUTEGROUP_GROUP: &str = "specs.smi-spec.io/v1alpha4";
 const UTS_GROUP: &str = "policy.flomesh.io/v1alpha1";
@@ -31,7 +32,7 @@ pub struct ValidEgress<'a> {
 
 /// The resources that `matches` may name, by (namespace, name).
 pub struct Targets<'a> {
-    pub route_groups: HashMap<Key<'a>, Vec<Route>>,
+    pub route_groups: HashMap<Key<'a>, Arc<Vec<Route>>>,
     pub upstream_settings: HashMap<Key<'a>, Option<ConnectionSettings>>,
 }
 
@@ -251,7 +252,8 @@ fn check_egress<'a>(
 
     let mut uts = Vec::new();
     let mut matches = Vec::new();
-    let mut routes: Option<Vec<Route>> = None;
+    // The route lists of the HTTPRouteGroups it matches (`None`: it matches none).
+    let mut groups: Option<Vec<&Arc<Vec<Route>>>> = None;
     let mut connection_settings = None;
     for (i, m) in spec.matches().iter().enumerate() {
         let group = m.api_group.as_deref().unwrap_or("");
@@ -266,9 +268,7 @@ fn check_egress<'a>(
                     ));
                 }
                 let found = targets.route_groups.get(&key);
-                routes
-                    .get_or_insert_with(Vec::new)
-                    .extend(found.into_iter().flatten().cloned());
+                groups.get_or_insert_with(Vec::new).extend(found);
                 found.is_some()
             }
             (UTS_GROUP, "UpstreamTrafficSetting") => {
@@ -348,7 +348,10 @@ fn check_egress<'a>(
             ports,
             hosts: sorted(hosts),
             cidrs: sorted(cidrs),
-            routes: routes.map(sorted),
+            routes: groups.map(|g| match g[..] {
+                [one] => Arc::clone(one),
+                _ => Arc::new(sorted(g.iter().flat_map(|r| r.iter().cloned()).collect())),
+            }),
             connection_settings,
         },
     })

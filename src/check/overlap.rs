@@ -167,7 +167,7 @@ fn cidr_covers(c: &Cidr) -> Vec<Cover<'static>> {
 pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<Diagnostic>) {
     type Canon<'a> = (
         &'a [Identity],
-        BTreeSet<(u16, Protocol)>,
+        Vec<(u16, Protocol)>,
         &'a [HostPattern],
         &'a [Cidr],
         &'a [(&'a str, &'a str)],
@@ -195,7 +195,13 @@ pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<D
         let p = &v.policy;
         let canon: Canon = (
             &p.sources[..],
-            p.ports.iter().map(|p| (p.number, p.protocol)).collect(),
+            {
+                let mut ports: Vec<(u16, Protocol)> =
+                    p.ports.iter().map(|p| (p.number, p.protocol)).collect();
+                ports.sort_unstable();
+                ports.dedup();
+                ports
+            },
             &p.hosts[..],
             &p.cidrs[..],
             &v.matches[..],
@@ -209,62 +215,77 @@ pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<D
         }
     }
     drop(first);
-    // Two sorted lists of (source, port, cover, policy): no allocation per key.
-    type Index<'a> = Vec<((&'a Identity, u16, Cover<'a>), usize)>;
-    let (mut by_host, mut by_cidr): (Index, Index) = (Vec::new(), Vec::new());
+    // The policies of each source; each policy is looked up among those of its first source
+    // (a containing policy has every source it has), one source at a time, in two sorted
+    // lists of (port, cover, policy): only one source's index is in memory.
+    let mut by_source: BTreeMap<&Identity, Vec<usize>> = BTreeMap::new();
     for &i in &distinct {
-        let v = &valid[i];
-        let (hosts, cidrs) = index_keys(v);
-        for s in &v.policy.sources {
-            for p in &v.policy.ports {
-                by_host.extend(hosts.iter().map(|h| ((s, p.number, *h), i)));
-                by_cidr.extend(cidrs.iter().map(|c| ((s, p.number, *c), i)));
-            }
+        for s in &valid[i].policy.sources {
+            by_source.entry(s).or_default().push(i);
         }
     }
-    by_host.sort_unstable();
-    by_cidr.sort_unstable();
+    type Index<'a> = Vec<((u16, Cover<'a>), usize)>;
     fn lookup<'i, 'a>(
         index: &'i Index<'a>,
-        key: &(&'a Identity, u16, Cover<'a>),
-    ) -> &'i [((&'a Identity, u16, Cover<'a>), usize)] {
+        key: &(u16, Cover<'a>),
+    ) -> &'i [((u16, Cover<'a>), usize)] {
         let start = index.partition_point(|(k, _)| k < key);
         let end = start + index[start..].partition_point(|(k, _)| k == key);
         &index[start..end]
     }
-    for &i in &distinct {
-        let a = &valid[i];
-        let (Some(s), Some(p)) = (a.policy.sources.iter().next(), a.policy.ports.first()) else {
-            continue;
-        };
-        let only_tcp = a
-            .policy
-            .ports
-            .iter()
-            .all(|p| p.protocol.class() == ProtocolClass::Tcp);
-        let (index, covers) = match (only_tcp, a.policy.hosts.first(), a.policy.cidrs.first()) {
-            (false, Some(h), _) => (&by_host, host_covers(h)),
-            (false, None, _) => (&by_host, vec![Cover::Any]),
-            (true, _, Some(c)) => (&by_cidr, cidr_covers(c)),
-            (true, _, None) => (&by_cidr, vec![Cover::Any]),
-        };
-        let mut candidates: Vec<usize> = covers
-            .into_iter()
-            .flat_map(|c| lookup(index, &(s, p.number, c)).iter().map(|(_, j)| *j))
-            .collect();
-        candidates.sort_unstable();
-        candidates.dedup();
-        for j in candidates {
-            if j == i || !contained(a, &valid[j]) {
+    let (mut by_host, mut by_cidr): (Index, Index) = (Vec::new(), Vec::new());
+    for (s, members) in &by_source {
+        by_host.clear();
+        by_cidr.clear();
+        for &i in members {
+            let v = &valid[i];
+            let (hosts, cidrs) = index_keys(v);
+            for p in &v.policy.ports {
+                by_host.extend(hosts.iter().map(|h| ((p.number, *h), i)));
+                by_cidr.extend(cidrs.iter().map(|c| ((p.number, *c), i)));
+            }
+        }
+        by_host.sort_unstable();
+        by_cidr.sort_unstable();
+        for &i in members {
+            let a = &valid[i];
+            let (Some(first_source), Some(p)) = (a.policy.sources.first(), a.policy.ports.first())
+            else {
+                continue;
+            };
+            if first_source != *s {
                 continue;
             }
-            // Distinct policies that contain each other are equal in effect: report the later.
-            let same = contained(&valid[j], a);
-            if same && j > i {
-                continue;
+            let only_tcp = a
+                .policy
+                .ports
+                .iter()
+                .all(|p| p.protocol.class() == ProtocolClass::Tcp);
+            let (index, covers) = match (only_tcp, a.policy.hosts.first(), a.policy.cidrs.first()) {
+                (false, Some(h), _) => (&by_host, host_covers(h)),
+                (false, None, _) => (&by_host, vec![Cover::Any]),
+                (true, _, Some(c)) => (&by_cidr, cidr_covers(c)),
+                (true, _, None) => (&by_cidr, vec![Cover::Any]),
+            };
+            let mut candidates: Vec<usize> = covers
+                .into_iter()
+                .flat_map(|c| lookup(index, &(p.number, c)).iter().map(|(_, j)| *j))
+                .collect();
+            candidates.sort_unstable();
+            candidates.dedup();
+            for j in candidates {
+                if j == i || !contained(a, &valid[j]) {
+                    continue;
+                }
+                // Distinct policies that contain each other are equal in effect: report the
+                // later.
+                let same = contained(&valid[j], a);
+                if same && j > i {
+                    continue;
+                }
+                report(a, &valid[j], same, diags);
+                break;
             }
-            report(a, &valid[j], same, diags);
-            break;
         }
     }
 }

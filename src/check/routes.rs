@@ -60,12 +60,13 @@ fn duplicate_headers(
     }
 }
 
-/// Every HTTPRouteGroup's routes, by (namespace, name); regexes outside the portable subset
-/// are reported.
+/// Every HTTPRouteGroup's routes (sorted, without duplicates; shared by the policies that
+/// match the group alone), by (namespace, name); regexes outside the portable subset are
+/// reported.
 pub fn check_route_groups<'a>(
     inputs: &'a Inputs,
     diags: &mut Vec<Diagnostic>,
-) -> HashMap<Key<'a>, Vec<Route>> {
+) -> HashMap<Key<'a>, std::sync::Arc<Vec<Route>>> {
     let mut out = HashMap::new();
     for g in &inputs.route_groups {
         let doc = inputs.doc(g);
@@ -112,7 +113,10 @@ pub fn check_route_groups<'a>(
                 route_group: Some(format!("{}/{}#{}", g.ns(), g.name(), m.name)),
             });
         }
-        out.insert((g.ns(), g.name()), routes);
+        out.insert(
+            (g.ns(), g.name()),
+            std::sync::Arc::new(crate::check::common::sorted(routes)),
+        );
     }
     out
 }

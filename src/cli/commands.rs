@@ -187,7 +187,8 @@ pub fn build(
         if analysis.is_none() {
             return exit;
         }
-        let changes = compare.finish();        if changes.is_empty() {
+        let changes = compare.finish();
+        if changes.is_empty() {
             return Exit::Success;
         }
         let n = changes.len();

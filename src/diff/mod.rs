@@ -14,6 +14,7 @@ use crate::net::Cidr;
 use crate::plan::{Gateway, IdentityPlan, Plan};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// What happened to an access tuple or a setting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -225,12 +226,12 @@ fn by_name(plan: &Plan) -> BTreeMap<&str, &IdentityPlan> {
 /// Whether two identities' rules grant the same, rule by rule (whatever the policies' names
 /// and places): then their access is the same and needs no comparison.
 fn same_rules(a: &IdentityPlan, b: &IdentityPlan) -> bool {
-    fn same_routes(a: &Option<Vec<Route>>, b: &Option<Vec<Route>>) -> bool {
+    fn same_routes(a: &Option<Arc<Vec<Route>>>, b: &Option<Arc<Vec<Route>>>) -> bool {
         match (a, b) {
             (None, None) => true,
             (Some(x), Some(y)) => {
                 x.len() == y.len()
-                    && x.iter().zip(y).all(|(p, q)| {
+                    && x.iter().zip(y.iter()).all(|(p, q)| {
                         (&p.path, &p.methods, &p.headers) == (&q.path, &q.methods, &q.headers)
                     })
             }

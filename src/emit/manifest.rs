@@ -22,7 +22,10 @@ pub struct InputDigest {
 }
 
 /// `files`: every output file but the manifest, with its SHA-256.
-pub fn manifest<'a>(files: &'a BTreeMap<String, String>, inputs: &[(String, &[u8])]) -> Manifest<'a> {
+pub fn manifest<'a>(
+    files: &'a BTreeMap<String, String>,
+    inputs: &[(String, &[u8])],
+) -> Manifest<'a> {
     let mut ins: Vec<InputDigest> = inputs
         .iter()
         .map(|(p, b)| InputDigest {

@@ -73,12 +73,19 @@ pub fn stream(
     for (ns, ids) in namespaces {
         let configs: Vec<(String, Vec<u8>)> = ids
             .iter()
-            .map(|id| (identity_path(id), versioned(&config::identity_config(plan, id))))
+            .map(|id| {
+                (
+                    identity_path(id),
+                    versioned(&config::identity_config(plan, id)),
+                )
+            })
             .collect();
         let named: Vec<(String, &[u8])> = ids
             .iter()
             .zip(&configs)
-            .filter_map(|(id, (_, b))| Some((format!("{}.json", id.identity.as_ref()?.name), &b[..])))
+            .filter_map(|(id, (_, b))| {
+                Some((format!("{}.json", id.identity.as_ref()?.name), &b[..]))
+            })
             .collect();
         manifests.namespace(ns, &named, &mut sink);
         drop(named);
@@ -137,4 +144,3 @@ fn shared_files(plan: &Plan) -> Output {
     );
     out
 }
-

@@ -162,7 +162,11 @@ mod tests {
         let file = crate::input::source::SourceFile::new("t".into(), text.into(), true);
         let resolved = |l: Loc| {
             let at = file.loc_at(l.start);
-            Loc { line: at.line, col: at.col, ..l }
+            Loc {
+                line: at.line,
+                col: at.col,
+                ..l
+            }
         };
         let root = parse_documents(text).ok().unwrap().remove(0);
         let places = Places::of(&root);
@@ -179,7 +183,11 @@ mod tests {
         for p in paths {
             let (node, key) = root.locate(&p);
             let (v, k) = places.locate(&p);
-            assert_eq!((resolved(v), k.map(resolved)), (node.loc, key.map(|k| k.loc)), "{p:?}");
+            assert_eq!(
+                (resolved(v), k.map(resolved)),
+                (node.loc, key.map(|k| k.loc)),
+                "{p:?}"
+            );
         }
     }
 }

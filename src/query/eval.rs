@@ -225,7 +225,7 @@ fn eval_rule<'r>(rule: &'r Rule, q: &Query) -> RuleResult<'r> {
                 return RuleResult::Allows(target, None);
             };
             let mut why = Vec::new();
-            for r in routes {
+            for r in routes.iter() {
                 match route_miss(r, req, path) {
                     None => return RuleResult::Allows(target, Some(r)),
                     Some(e) => why.push(format!(

@@ -286,7 +286,10 @@ impl<'a> Kube<'a> {
             .collect();
         let mut kustomization = String::new();
         push_yaml(&mut kustomization, &inject::kustomization(&resources));
-        sink.put("kubernetes/kustomization.yaml".into(), kustomization.into_bytes());
+        sink.put(
+            "kubernetes/kustomization.yaml".into(),
+            kustomization.into_bytes(),
+        );
         for (name, doc) in inject::component(self.opts, self.sidecar_parts, self.config_parts) {
             let mut text = String::new();
             push_yaml(&mut text, &doc);
