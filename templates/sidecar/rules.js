@@ -75,7 +75,19 @@ function compileRoute(r) {
   }
 }
 
-// `shared`: compiled route lists by their JSON text, so that hosts with the same routes (the
+// What the sidecar reads of a route list: every field but `TargetClusters` (which names the
+// host, so that no two hosts' lists are the same text). Lists with the same key compile to
+// the same routes.
+function routesKey(list) {
+  var k = ''
+  for (var i = 0; i < list.length; i++) {
+    var r = list[i]
+    k += JSON.stringify([r.Path, r.Methods || null, r.Headers || null, r.RouteGroup || null, r.Policy || null]) + ','
+  }
+  return k
+}
+
+// `shared`: compiled route lists by `routesKey`, so that hosts with the same routes (the
 // hosts of one policy) share one compiled list, compiled once.
 function compileMatch(m, shared) {
   var c = { protocol: m.Protocol, masks: compileRanges(m.DestinationIPRanges) }
@@ -86,7 +98,7 @@ function compileMatch(m, shared) {
     c.routes = {}
     Object.keys(rules).forEach(function (host) {
       var list = rules[host].RouteRules
-      var key = JSON.stringify(list)
+      var key = routesKey(list)
       var compiled = shared[key]
       if (!(compiled instanceof Array)) {
         compiled = list.map(compileRoute)
