@@ -59,6 +59,19 @@ fn json_size(cm: &ConfigMap) -> usize {
     serde_json::to_vec(cm).map_or(usize::MAX, |v| v.len())
 }
 
+/// The length of `s` as a JSON string, quotes included (serde_json's escapes: two bytes for
+/// `"`, `\\` and the short control escapes, six for other control bytes).
+fn json_str_len(s: &str) -> usize {
+    2 + s
+        .bytes()
+        .map(|b| match b {
+            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
+            0..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<usize>()
+}
+
 fn too_large(what: String, size: usize, max: usize) -> Diagnostic {
     Diagnostic::new(
         Code::E0601,
@@ -92,9 +105,13 @@ fn pack_volume(
     let map = |n: usize, data: BTreeMap<String, String>| {
         objects::config_map(base, n, namespace, component, data)
     };
+    // Sizes add up entry by entry: `{…,"data":{"key":"value","key":"value"}}`.
+    let empty = json_size(&map(1, BTreeMap::new()));
+    let entry = |k: &str, v: &str| json_str_len(k) + json_str_len(v) + 2;
     let mut entries: Vec<(String, String)> = Vec::new();
     for (name, text) in files {
-        let alone = json_size(&map(1, BTreeMap::from([(name.clone(), text.clone())])));
+        // A map of this file alone (no comma after its only entry).
+        let alone = empty + entry(&name, &text) - 1;
         if alone <= max {
             entries.push((name, text));
             continue;
@@ -108,7 +125,7 @@ fn pack_volume(
             1,
             BTreeMap::from([(format!("{name}.part-1"), String::new())]),
         ));
-        let escaped = serde_json::to_string(&text).map_or(text.len(), |t| t.len());
+        let escaped = json_str_len(&text);
         let room = max.saturating_sub(overhead) * text.len() / escaped.max(1);
         if room < MIN_PART {
             return Err((format!("`{name}`"), alone));
@@ -134,13 +151,6 @@ fn pack_volume(
             rest = &rest[cut..];
         }
     }
-    // Sizes add up entry by entry (each entry's JSON measured once): `{…,"key":"value"}`.
-    let empty = json_size(&map(1, BTreeMap::new()));
-    let entry = |k: &str, v: &str| {
-        serde_json::to_string(k).map_or(k.len(), |t| t.len())
-            + serde_json::to_string(v).map_or(v.len(), |t| t.len())
-            + 2
-    };
     let mut maps = vec![map(1, BTreeMap::new())];
     let mut size = empty;
     for (key, text) in entries {
@@ -307,5 +317,39 @@ fn push_yaml<T: serde::Serialize>(text: &mut String, doc: &T) {
     text.push_str(&serde_saphyr::to_string(doc).expect("manifests serialise"));
     if !text.ends_with('\n') {
         text.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn sizes_add_up_as_the_json_of_the_map() {
+        let map = |data| super::objects::config_map("b", 1, "ns", "configs", data);
+        let empty = super::json_size(&map(BTreeMap::new()));
+        let (k, v) = ("a.json".to_owned(), "{\"x\": \"\\n\"}\n".to_owned());
+        let one = super::json_size(&map(BTreeMap::from([(k.clone(), v.clone())])));
+        let entry = super::json_str_len(&k) + super::json_str_len(&v) + 2;
+        assert_eq!(one, empty + entry - 1);
+    }
+
+    #[test]
+    fn json_str_len_is_serde_jsons() {
+        for s in [
+            "",
+            "plain",
+            "quo\"te",
+            "back\\slash",
+            "\n\r\t\u{8}\u{c}",
+            "\u{0}\u{1f}\u{7f}",
+            "é✓😀/",
+        ] {
+            assert_eq!(
+                super::json_str_len(s),
+                serde_json::to_string(s).unwrap().len(),
+                "{s:?}"
+            );
+        }
     }
 }
