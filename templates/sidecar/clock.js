@@ -17,11 +17,12 @@ var denied = 0
 var report = null
 var everySecond = null
 
-// A connection's state: its timing (`deadline`, 0 for none, a time of `deadline()`; `fire`
+// A connection's state: its timing (`deadline`, 0 for none, a time of `deadline()`, or -s
+// for deadline(s) taken in the current second, which the next tick makes a time; `fire`
 // ends the stream, set by the pipeline's `insert`), and what the sidecar caches for later
 // requests on it (`rules`, `candidates`, `entry`).
 function watch() {
-  var st = { id: nextId++, deadline: 0, busy: 0, phase: 0, fire: null, rules: null, candidates: null, entry: undefined }
+  var st = { id: nextId++, deadline: 0, busy: 0, phase: 0, fire: null, rules: null, headWait: 0, keepaliveWait: 0, candidates: null, entry: undefined }
   watched[st.id] = st
   watchedCount++
   return st
@@ -55,7 +56,10 @@ function tick() {
   if (watchedCount > 0) {
     Object.keys(watched).forEach(function (id) {
       var st = watched[id]
-      if (st.deadline > 0 && now >= st.deadline && st.fire !== null) {
+      var d = st.deadline
+      // Pending (-s, set during the previous second): deadline(s) as of then.
+      if (d < 0) d = st.deadline = now - d
+      if (d > 0 && now >= d && st.fire !== null) {
         unwatch(st)
         st.fire(new StreamEnd('ReadTimeout'))
       }

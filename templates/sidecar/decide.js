@@ -161,6 +161,8 @@ export default {
   normalizeHost: normalizeHost,
   isDnsName: isDnsName,
   framingProblem: framingProblem,
+  isToken: isToken,
+  tokenMemo: tokenMemo,
   readParts: readParts,
   fileStamp: fileStamp,
   hostSet: hostSet,

@@ -56,6 +56,8 @@ function reload() {
 var normalizeHost = decide.normalizeHost
 var isDnsName = decide.isDnsName
 var framingProblem = decide.framingProblem
+var isToken = decide.isToken
+var tokenMemo = decide.tokenMemo
 var hostMatches = decide.matches
 var matchingPatterns = decide.matchingPatterns
 var SUSPICIOUS = decide.suspicious
@@ -243,55 +245,81 @@ function admittingRoute(e, head) {
   return found
 }
 
-// http: decide each request on its Host, method, path and headers.
+// A request refused before any rule: its framing (request smuggling).
+function refuse(reason) {
+  $host = undefined
+  $reason = reason
+  deny(reason)
+  return denyRequest
+}
+
+// http: decide each request on its Host, method, path and headers; the pipeline it takes.
+// The common case (a repeat request on a kept-alive connection) is written inline: every
+// PipyJS call and property access costs, so the helpers run only on a cache miss or a deny.
 function decideRequest(msg) {
-  var head = msg.head
-  var headers = head.headers
   // A request is in flight: no head deadline until the response ends.
   // Context variables set here live only as long as this request (Pipy's demuxHTTP gives
   // each request its own copy): what later requests reuse lives in the connection's state.
   var st = $clock
+  var head = msg.head
+  var headers = head.headers
   st.busy++
   st.phase = 1
   st.deadline = 0
-  if (st.rules !== current) {
+  var r = st.rules
+  if (r !== current) {
     // A newer load (or the first request): this request sees its rules.
-    st.rules = current
+    r = st.rules = current
+    // These rules' bounds as pending deadlines (clock.js: -s is deadline(s) of now).
+    st.headWait = -r.headBound
+    st.keepaliveWait = -r.keepaliveBound
     st.candidates = rules.candidates(current, $dstIP, $dstPort)
     st.entry = undefined
   }
-  var r = st.rules
-  var framing = framingProblem(headers)
-  if (framing !== null) {
-    $host = undefined
-    $reason = framing
-    deny($reason)
-    return 'deny'
+  // framingProblem(headers), with the token memo read inline.
+  var names = Object.keys(headers)
+  for (var i = 0; i < names.length; i++) {
+    if (tokenMemo[names[i]] !== true && !isToken(names[i])) return refuse('a header name is not a token')
   }
-  var raw = headers.host || head.authority
-  if (head.authority && headers.host &&
-      normalizeHost(head.authority) !== normalizeHost(headers.host)) {
+  if (headers['transfer-encoding'] !== undefined) {
+    var framing = framingProblem(headers)
+    if (framing !== null) return refuse(framing)
+  }
+  var host = headers.host
+  var authority = head.authority
+  var raw = host || authority
+  // Equal strings normalise alike: only differing ones are normalised.
+  if (authority && host && authority !== host &&
+      normalizeHost(authority) !== normalizeHost(host)) {
     $host = normalizeHost(raw)
     $reason = 'authority and host disagree'
     deny($reason)
-    return 'deny'
+    return denyRequest
   }
   var e = st.entry
   if (e === undefined || e.raw !== raw) e = st.entry = hostEntry(raw, st.candidates)
-  $host = e.host
-  var k = e.named ? admittingRoute(e, head) : -1
+  var k = -1
+  if (e.named) {
+    // admittingRoute's memo read inline; a miss computes (and memoises) as before.
+    var memo = e.memo
+    var byMethod = memo !== null ? memo[head.method] : undefined
+    var known = typeof byMethod === 'object' ? byMethod[head.path] : undefined
+    k = typeof known === 'number' ? known : admittingRoute(e, head)
+  }
   if (k >= 0) {
     $target = e.target
     if (r.debug) log('allow', { destination: $original, host: e.host, path: head.path, policy: e.routes[k].policy })
-    return 'egress'
+    return egressRequest
   }
+  // Only a deny reads $host (its log line and 403): an allowed request leaves it unset.
+  $host = e.host
   if (r.passthrough) {
     $target = $original
-    return 'egress'
+    return egressRequest
   }
   $reason = e.named ? 'request not allowed' : 'host is not a DNS name'
   deny($reason)
-  return 'deny'
+  return denyRequest
 }
 
 // HTTP timing: a head must be complete within the head bound of its first byte (of accept,
@@ -302,7 +330,8 @@ function onHTTPData(data) {
   var st = $clock
   if (st.phase === 2 && data.size > 0) {
     st.phase = 0
-    st.deadline = clock.deadline(st.rules.headBound)
+    // clock.deadline(headBound), as a pending deadline
+    st.deadline = st.headWait
   }
 }
 
@@ -311,7 +340,8 @@ function onResponseEnd() {
   if (--st.busy <= 0) {
     st.busy = 0
     st.phase = 2
-    st.deadline = clock.deadline(st.rules.keepaliveBound)
+    // clock.deadline(keepaliveBound), as a pending deadline
+    st.deadline = st.keepaliveWait
   }
 }
 
@@ -378,6 +408,14 @@ var egress = pipeline($=>$
   })
 )
 
+// A request's two ways (decideRequest returns one).
+var egressRequest = pipeline($=>$
+  .muxHTTP(() => $target)
+  .to(egress)
+)
+
+var denyRequest = pipeline($=>$.replaceMessage(forbidden))
+
 function allowed(kind) {
   if ($rules.debug) log('allow', { destination: $original, target: $target, kind: kind })
 }
@@ -435,12 +473,7 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, {
     http: $=>$
       .handleData(onHTTPData)
       .demuxHTTP().to($=>$
-        .pipe(decideRequest, {
-          egress: $=>$
-            .muxHTTP(() => $target)
-            .to(egress),
-          deny: $=>$.replaceMessage(forbidden),
-        })
+        .pipe(decideRequest)
         .handleMessageEnd(onResponseEnd)
       ),
   })
