@@ -169,8 +169,8 @@ pub fn build(
         ..report.kube
     };
     // The ConfigMaps are measured as the output is written, not compiled twice.
-    let kube = std::mem::replace(&mut report.deploy, false).then(|| report.kube.clone());
-    let kube = kube.unwrap_or_default();
+    report.deploy = false;
+    let kube = report.kube.clone();
     let mut analysis = analyze(
         inputs,
         &mut std::io::stdin().lock(),

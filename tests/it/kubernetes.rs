@@ -117,6 +117,12 @@ fn identity_configs_are_split_across_configmaps_and_all_mounted() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("E0601"), "{}", run.stderr);
     assert!(!small.join("o").exists());
+    // The output is streamed into a scratch folder beside OUT as it is compiled: a build that
+    // fails on the way removes it.
+    let left: Vec<_> = std::fs::read_dir(&small)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "left beside OUT: {left:?}");
     for d in [dir, out, small] {
         std::fs::remove_dir_all(d).ok();
     }
