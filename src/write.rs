@@ -1,4 +1,5 @@
-//! Stage 6: writing the output tree: into a temporary folder beside OUT, then swapped in with
+//! Stage 6: writing the output tree, file by file as it is emitted (`Staging`, a sink of
+//! stage 5): into a temporary folder beside OUT, then swapped in with
 //! one atomic exchange (Linux `renameat2(RENAME_EXCHANGE)`; elsewhere two renames), never
 //! outside OUT, never over a folder egressc did not write; and comparing with what is on disk
 //! for `build --check`, exactly (links, special files and extra folders are differences).

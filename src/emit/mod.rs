@@ -1,6 +1,7 @@
-//! Stage 5: plan → the output tree in memory: the per-identity sidecar config (typed, FSM's
-//! field names), the mesh-wide data, the scripts, the iptables rules and the manifest. Maps
-//! are sorted; nothing depends on time or input order.
+//! Stage 5: plan → the output files, handed one at a time to a sink (`output::Sink`: the
+//! writer, the `--check` comparison, a tree in memory, or nothing): the per-identity sidecar
+//! config (typed, FSM's field names), the mesh-wide data, the scripts, the iptables rules,
+//! `kubernetes/` and the manifest. Maps are sorted; nothing depends on time or input order.
 
 pub mod config;
 pub mod iptables;
