@@ -240,6 +240,8 @@ struct Bed {
     proxies: Vec<u32>,
     start_secs: f64,
     rss_kib: u64,
+    /// Start-up and memory of decoding the sidecar's config alone (`decode-only.js`).
+    decode_floor: Option<(f64, u64)>,
 }
 
 impl Drop for Bed {
@@ -338,6 +340,7 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
         proxies: Vec::new(),
         start_secs: 0.0,
         rss_kib: 0,
+        decode_floor: None,
     };
     let mut origin = exec(&ns, "env");
     origin
@@ -417,6 +420,7 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
             bed.start_secs = wait_listening(&log);
             bed.rss_kib = rss_kib(pid);
             bed.proxies.push(pid);
+            bed.decode_floor = Some(decode_floor(&ns, &dir, &config));
             Some(out.join("iptables/outbound.rules"))
         }
     };
@@ -432,6 +436,26 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
         assert!(child.wait().unwrap().success());
     }
     bed
+}
+
+/// How long decoding `config` alone takes to listening, and the memory it leaves: the floor
+/// the config's size sets on the sidecar's start-up.
+fn decode_floor(ns: &str, dir: &Path, config: &Path) -> (f64, u64) {
+    let mut children = Vec::new();
+    let script = root().join("benches/runtime/decode-only.js");
+    let cmd = proxy_cmd(
+        ns,
+        &[script.to_str().unwrap()],
+        &[("EGRESSC_CONFIG".to_owned(), config.display().to_string())],
+    );
+    let (pid, log) = spawn(ns, dir, "decode-only", cmd, &mut children);
+    let secs = wait_listening(&log);
+    let rss = rss_kib(pid);
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    (secs, rss)
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -568,14 +592,19 @@ fn main() {
             cpu_text
         );
     }
-    println!("start-up to listening, and resident memory after start:");
+    println!(
+        "start-up to listening, and resident memory after start (and for its config's JSON.decode alone):"
+    );
     for (c, bed) in cases.iter().zip(&beds) {
-        if matches!(c.proxy, Proxy::Sidecar { .. }) && c.name.starts_with("sidecar http") {
+        if let (Proxy::Sidecar { .. }, Some((floor_secs, floor_kib))) = (&c.proxy, bed.decode_floor)
+            && c.name.starts_with("sidecar http")
+        {
             println!(
-                "  {:<50} {:.2} s, {} MiB",
+                "  {:<50} {:.2} s, {} MiB (decode alone: {floor_secs:.2} s, {} MiB)",
                 c.name,
                 bed.start_secs,
-                bed.rss_kib / 1024
+                bed.rss_kib / 1024,
+                floor_kib / 1024
             );
         }
     }

@@ -22,7 +22,7 @@ var everySecond = null
 // ends the stream, set by the pipeline's `insert`), and what the sidecar caches for later
 // requests on it (`rules`, `candidates`, `entry`).
 function watch() {
-  var st = { id: nextId++, deadline: 0, busy: 0, phase: 0, fire: null, rules: null, headWait: 0, keepaliveWait: 0, candidates: null, entry: undefined }
+  var st = { id: nextId++, deadline: 0, busy: 0, fire: null, rules: null, headWait: 0, candidates: null, entry: undefined }
   watched[st.id] = st
   watchedCount++
   return st

@@ -124,11 +124,10 @@ function compile(config, mesh) {
     debug: spec.SidecarLogLevel === 'debug',
     passthrough: spec.Traffic.EnableEgress === true,
     timeout: timeout,
-    // From accept to a complete ClientHello, and from a request's first byte to its complete
-    // head: min(10 s, sidecarTimeout). Between requests on a kept-alive connection:
-    // sidecarTimeout.
+    // From accept to a complete ClientHello, and to a complete request head from accept (the
+    // first) or from the previous response's end (the next, so that this also bounds the idle
+    // time of a kept-alive connection): min(10 s, sidecarTimeout).
     headBound: Math.min(10, timeout),
-    keepaliveBound: timeout,
     inMesh: mesh.InMesh || {},
     gatewayAddresses: mesh.Gateways || {},
     ports: {},
