@@ -9,7 +9,11 @@
 //!   sudo EGRESSC_PIPY=/path/to/pipy cargo bench --bench runtime
 //!
 //! `EGRESSC_BENCH_ROUNDS` (default 5) and `EGRESSC_BENCH_SECONDS` (default 5, per wrk run)
-//! trade time for precision. Each proxy runs one worker thread; wrk runs `-t1 -c4` with
+//! trade time for precision. `EGRESSC_BENCH_INSTRUCTIONS=1` measures instead what CPU time
+//! here cannot resolve: the user-space instructions per HTTP request of the L7 cases, counted
+//! under valgrind (callgrind; `valgrind` and `python3` needed) as the difference between
+//! 3,000 and 1,000 requests on one kept-alive connection: the same to a few tenths of a
+//! percent run to run, whatever else the machine does. Each proxy runs one worker thread; wrk runs `-t1 -c4` with
 //! keep-alive; the proxy's own CPU (user + system, from /proc) per request is the main figure
 //! (the sidecar's and the gateway's together for the gateway cases).
 
@@ -30,7 +34,15 @@ fn missing() -> Option<String> {
     if pipy().is_none() {
         return Some("EGRESSC_PIPY is not set".into());
     }
-    for tool in ["ip", "iptables-restore", "setpriv", "openssl", "wrk"] {
+    let counting_tools: &[&str] = if counting() {
+        &["valgrind", "python3"]
+    } else {
+        &[]
+    };
+    for tool in ["ip", "iptables-restore", "setpriv", "openssl", "wrk"]
+        .iter()
+        .chain(counting_tools)
+    {
         let found = Command::new("sh")
             .args(["-c", &format!("command -v {tool}")])
             .output()
@@ -77,6 +89,10 @@ fn gateway(mode: &str) -> String {
         "---\nkind: EgressGateway\napiVersion: policy.flomesh.io/v1alpha1\nmetadata: {{name: gw, namespace: fsm}}\nspec:\n  global: [{{service: fsm-egress-gateway, namespace: fsm}}]\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: fsm-egress-gateway\n  namespace: fsm\n  annotations: {{flomesh.io/egress-gateway-mode: {mode}}}\nspec:\n  clusterIP: 10.77.0.30\n  selector: {{app: gw}}\n  ports: [{{port: 1080, targetPort: 1080}}]\n"
     )
 }
+
+/// The L7 reference, and the reference that adds the one check a faithful policy cannot drop.
+const REFERENCE_L7: &str = "bare L7 proxy";
+const CHECK_FLOOR: &str = "bare L7 + header-name check";
 
 /// What runs between wrk and the origin.
 enum Proxy {
@@ -125,10 +141,16 @@ fn cases() -> Vec<Case> {
             reference: None,
         },
         Case {
-            name: "bare L7 proxy",
+            name: REFERENCE_L7,
             url: "http://web.test:8080/get",
             proxy: Proxy::Bare("bare-l7.js"),
             reference: None,
+        },
+        Case {
+            name: CHECK_FLOOR,
+            url: "http://web.test:8080/get",
+            proxy: Proxy::Bare("bare-l7-check.js"),
+            reference: Some(REFERENCE_L7),
         },
         Case {
             name: "sidecar passthrough",
@@ -172,7 +194,7 @@ fn cases() -> Vec<Case> {
             name: "sidecar http host+route",
             url: "http://web.test:8080/get",
             proxy: sidecar(http.clone()),
-            reference: Some("bare L7 proxy"),
+            reference: Some(REFERENCE_L7),
         },
         Case {
             name: "sidecar http, config not watched",
@@ -282,7 +304,9 @@ fn spawn(
 
 fn wait_listening(log: &Path) -> f64 {
     let start = Instant::now();
-    while start.elapsed() < Duration::from_secs(30) {
+    // Under valgrind a big config takes a minute to load.
+    let limit = Duration::from_secs(if counting() { 300 } else { 30 });
+    while start.elapsed() < limit {
         if std::fs::read_to_string(log)
             .unwrap_or_default()
             .contains("Listening")
@@ -300,11 +324,16 @@ fn wait_listening(log: &Path) -> f64 {
 
 /// The pid of the Pipy process under an `ip netns exec … setpriv … env … pipy` chain (exec
 /// replaces each, so it is the spawned pid).
-fn proxy_cmd(ns: &str, args: &[&str], env: &[(String, String)]) -> Command {
+/// `counted`: run it under callgrind, its counts written there.
+fn proxy_cmd(ns: &str, args: &[&str], env: &[(String, String)], counted: Option<&Path>) -> Command {
     let mut c = exec(ns, "setpriv");
     c.args(["--reuid=1500", "--regid=1500", "--clear-groups", "env"]);
     for (k, v) in env {
         c.arg(format!("{k}={v}"));
+    }
+    if let Some(out) = counted {
+        c.args(["valgrind", "--tool=callgrind"])
+            .arg(format!("--callgrind-out-file={}", out.display()));
     }
     c.arg(pipy().unwrap())
         .args(["--admin-port-off", "--threads=1"])
@@ -352,6 +381,13 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
     let (_, log) = spawn(&ns, &dir, "origin", origin, &mut bed.children);
     wait_listening(&log);
     let out = dir.join("out");
+    // Written by the proxy's uid.
+    let counted = counting().then(|| {
+        let counts = dir.join("counts");
+        std::fs::create_dir_all(&counts).unwrap();
+        run(Command::new("chmod").arg("1777").arg(&counts));
+        counts.join("callgrind.out")
+    });
     let rules = match &case.proxy {
         Proxy::Direct => None,
         Proxy::Bare(script) => {
@@ -371,6 +407,7 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
                         .to_str()
                         .unwrap()],
                     &[],
+                    counted.as_deref(),
                 ),
                 &mut bed.children,
             );
@@ -398,7 +435,12 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
                     &ns,
                     &dir,
                     "gateway",
-                    proxy_cmd(&ns, &[out.join("gateway/main.js").to_str().unwrap()], &[]),
+                    proxy_cmd(
+                        &ns,
+                        &[out.join("gateway/main.js").to_str().unwrap()],
+                        &[],
+                        None,
+                    ),
                     &mut bed.children,
                 );
                 wait_listening(&log);
@@ -414,13 +456,20 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
                 &ns,
                 &dir,
                 "sidecar",
-                proxy_cmd(&ns, &[out.join("sidecar/main.js").to_str().unwrap()], &env),
+                proxy_cmd(
+                    &ns,
+                    &[out.join("sidecar/main.js").to_str().unwrap()],
+                    &env,
+                    counted.as_deref(),
+                ),
                 &mut bed.children,
             );
             bed.start_secs = wait_listening(&log);
             bed.rss_kib = rss_kib(pid);
             bed.proxies.push(pid);
-            bed.decode_floor = Some(decode_floor(&ns, &dir, &config));
+            if counted.is_none() {
+                bed.decode_floor = Some(decode_floor(&ns, &dir, &config));
+            }
             Some(out.join("iptables/outbound.rules"))
         }
     };
@@ -447,6 +496,7 @@ fn decode_floor(ns: &str, dir: &Path, config: &Path) -> (f64, u64) {
         ns,
         &[script.to_str().unwrap()],
         &[("EGRESSC_CONFIG".to_owned(), config.display().to_string())],
+        None,
     );
     let (pid, log) = spawn(ns, dir, "decode-only", cmd, &mut children);
     let secs = wait_listening(&log);
@@ -456,6 +506,78 @@ fn decode_floor(ns: &str, dir: &Path, config: &Path) -> (f64, u64) {
         let _ = c.wait();
     }
     (secs, rss)
+}
+
+fn counting() -> bool {
+    std::env::var_os("EGRESSC_BENCH_INSTRUCTIONS").is_some_and(|v| v == "1")
+}
+
+/// The instructions a case's proxy ran for `requests` requests on one kept-alive connection,
+/// from start to exit (start-up and the connection's set-up included, which the difference
+/// of two counts removes).
+fn count_instructions(i: usize, case: &Case, cert: &Path, key: &Path, requests: u32) -> u64 {
+    let mut bed = setup(i, case, cert, key);
+    let client = root().join("benches/runtime/keepalive.py");
+    run(exec(&bed.ns, "python3")
+        .arg(&client)
+        .arg(case.url)
+        .arg(requests.to_string()));
+    // SIGINT: Pipy shuts down, and callgrind writes its counts at exit.
+    for pid in bed.proxies.clone() {
+        run(Command::new("kill").args(["-INT", &pid.to_string()]));
+        if let Some(child) = bed.children.iter_mut().find(|c| c.id() == pid) {
+            let _ = child.wait();
+        }
+    }
+    let counts = std::fs::read_to_string(bed.dir.join("counts/callgrind.out")).unwrap_or_default();
+    counts
+        .lines()
+        .find_map(|l| l.strip_prefix("totals:"))
+        .and_then(|t| t.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("{}: no callgrind totals", case.name))
+}
+
+/// The L7 cases, counted in instructions per request.
+fn instructions(cases: &[Case], cert: &Path, key: &Path) {
+    const FEW: u32 = 1_000;
+    const MANY: u32 = 3_000;
+    let counted: Vec<(usize, &Case)> = cases
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| match c.proxy {
+            Proxy::Bare(script) => script.starts_with("bare-l7"),
+            Proxy::Sidecar { .. } => {
+                c.name.starts_with("sidecar http") && c.url.starts_with("http:")
+            }
+            Proxy::Direct => false,
+        })
+        .collect();
+    let mut per_request: BTreeMap<&str, f64> = BTreeMap::new();
+    for (i, c) in &counted {
+        eprintln!("counting {}", c.name);
+        let few = count_instructions(*i, c, cert, key, FEW);
+        let many = count_instructions(*i, c, cert, key, MANY);
+        per_request.insert(
+            c.name,
+            many.saturating_sub(few) as f64 / f64::from(MANY - FEW),
+        );
+    }
+    println!(
+        "user-space instructions per request under valgrind (difference of {MANY} and {FEW} requests on one kept-alive connection):"
+    );
+    for (_, c) in &counted {
+        let n = per_request[c.name];
+        let mut vs = match c.reference.and_then(|r| per_request.get(r).map(|m| (r, m))) {
+            Some((r, m)) => format!("{:.2}× {r}", n / m),
+            None => String::new(),
+        };
+        if let (Some(REFERENCE_L7), Some(floor)) = (c.reference, per_request.get(CHECK_FLOOR))
+            && c.name != CHECK_FLOOR
+        {
+            vs.push_str(&format!("; {:.2}× {CHECK_FLOOR}", n / floor));
+        }
+        println!("  {:<50} {:>8.0}  {vs}", c.name, n);
+    }
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -545,6 +667,11 @@ fn main() {
         .arg(&cert));
     run(Command::new("chmod").arg("644").arg(&key));
     let cases = cases();
+    if counting() {
+        instructions(&cases, &cert, &key);
+        let _ = std::fs::remove_dir_all(&tmp);
+        return;
+    }
     let beds: Vec<Bed> = cases
         .iter()
         .enumerate()
@@ -572,7 +699,7 @@ fn main() {
         "case", "req/s", "CPU µs/req"
     );
     for c in &cases {
-        let vs = match c.reference {
+        let mut vs = match c.reference {
             Some(r) if c.name != "direct" => format!(
                 "{:.2}× {r} ({:.2}× its req/s)",
                 cpu(c.name) / cpu(r),
@@ -580,6 +707,12 @@ fn main() {
             ),
             _ => String::new(),
         };
+        if c.reference == Some(REFERENCE_L7) && c.name != CHECK_FLOOR {
+            vs.push_str(&format!(
+                "; {:.2}× {CHECK_FLOOR}",
+                cpu(c.name) / cpu(CHECK_FLOOR)
+            ));
+        }
         let cpu_text = if matches!(c.proxy, Proxy::Direct) {
             "-".to_owned()
         } else {

@@ -156,13 +156,23 @@ function compile(config, mesh) {
   return r
 }
 
+// The decoded config and mesh data of the latest load, kept on purpose. Freed after
+// compiling, their memory goes back to the allocator (not to the system) as holes between the
+// compiled rules; with 10,000 hosts every later request's frees then cost about 8k more
+// instructions (a seventh of a request), for 1 MiB of resident memory saved. A load releases
+// them before decoding, so that the new trees take the old ones' place.
+var decoded = null
+
 // Read and compile the current sources: { rules, stamp }; throws when they do not load.
 function load() {
   var src = sources()
   var s = stamp(src)
+  decoded = null
   var config = JSON.decode(read(src.config, 'config.json'))
   var mesh = JSON.decode(read(src.mesh, 'mesh.json'))
-  return { rules: compile(config, mesh), stamp: s }
+  var r = compile(config, mesh)
+  decoded = [config, mesh]
+  return { rules: r, stamp: s }
 }
 
 // The stamp of the sources as they are now (cheap: two stats).
