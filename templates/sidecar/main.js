@@ -296,14 +296,12 @@ function decideRequest(msg) {
   }
   var e = st.entry
   if (e === undefined || e.raw !== raw) e = st.entry = hostEntry(raw, st.candidates)
-  var k = -1
-  if (e.named) {
-    // admittingRoute's memo read inline; a miss computes (and memoises) as before.
-    var memo = e.memo
-    var byMethod = memo !== null ? memo[head.method] : undefined
-    var known = typeof byMethod === 'object' ? byMethod[head.path] : undefined
-    k = typeof known === 'number' ? known : admittingRoute(e, head)
-  }
+  // admittingRoute's memo read inline; a miss computes (and memoises) as before. A Host that
+  // is not a DNS name has no routes: its memo holds -1.
+  var memo = e.memo
+  var byMethod = memo !== null ? memo[head.method] : undefined
+  var known = typeof byMethod === 'object' ? byMethod[head.path] : undefined
+  var k = typeof known === 'number' ? known : admittingRoute(e, head)
   if (k >= 0) {
     $target = e.target
     if (r.debug) log('allow', { destination: $original, host: e.host, path: head.path, policy: e.routes[k].policy })
