@@ -10,11 +10,11 @@
 //!
 //! `EGRESSC_BENCH_ROUNDS` (default 5) and `EGRESSC_BENCH_SECONDS` (default 5, per wrk run)
 //! trade time for precision. `EGRESSC_BENCH_INSTRUCTIONS=1` measures instead what CPU time
-//! here cannot resolve: the user-space instructions per HTTP request of the L7 cases, counted
-//! under valgrind (callgrind; `valgrind` and `python3` needed) as the difference between
-//! 3,000 and 1,000 requests on one kept-alive connection: the same to a few tenths of a
-//! percent run to run, whatever else the machine does. Each proxy runs one worker thread; wrk runs `-t1 -c4` with
-//! keep-alive; the proxy's own CPU (user + system, from /proc) per request is the main figure
+//! here cannot resolve: the user-space instructions per request of every plain-HTTP case,
+//! counted under valgrind (callgrind; `valgrind` and `python3` needed) as the difference
+//! between 3,000 and 1,000 requests on one kept-alive connection: the same to a few tenths of
+//! a percent run to run, whatever else the machine does. Each proxy runs one worker thread;
+//! wrk runs `-t1 -c4` with keep-alive; the proxy's own CPU (user + system, from /proc) per request is the main figure
 //! (the sidecar's and the gateway's together for the gateway cases).
 
 use std::collections::BTreeMap;
@@ -764,9 +764,8 @@ fn main() {
         "start-up to listening, and resident memory after start (and for its config's JSON.decode alone):"
     );
     for (c, bed) in cases.iter().zip(&beds) {
-        if let (Proxy::Sidecar { .. }, Some((floor_secs, floor_kib))) = (&c.proxy, bed.decode_floor)
-            && c.name.starts_with("sidecar http")
-        {
+        // Every sidecar case has its decode-alone floor measured.
+        if let Some((floor_secs, floor_kib)) = bed.decode_floor {
             println!(
                 "  {:<50} {:.2} s, {} MiB (decode alone: {floor_secs:.2} s, {} MiB)",
                 c.name,
