@@ -20,6 +20,7 @@ mod pipeline;
 mod plan;
 mod publish;
 mod query;
+mod span;
 mod write;
 
 pub use cli::run;

@@ -1,10 +1,10 @@
 //! Diagnostics that several rule families raise, each from one constructor.
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::input::span::Span;
 use crate::input::yaml::Seg;
 use crate::load::inputs::Document;
 use crate::net::{self, Cidr, CidrError};
+use crate::span::Span;
 
 /// Values sorted and without duplicates.
 pub fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {

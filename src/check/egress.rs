@@ -5,7 +5,6 @@ use crate::check::common::{cidr, ipv6_unsupported, not_acted_on, sorted};
 use crate::check::names::{NameRule, check_reference};
 use crate::check::routes::Key;
 use crate::diagnostics::{Code, Diagnostic};
-use crate::input::span::Span;
 use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::EgressSpec;
 use crate::model::{
@@ -13,6 +12,7 @@ use crate::model::{
 };
 use crate::net::{self, HostError, HostPattern};
 use crate::path;
+use crate::span::Span;
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -4,13 +4,13 @@
 use crate::check::common::{cidr, sorted};
 use crate::check::names::{NameRule, check_reference};
 use crate::diagnostics::{Code, Diagnostic};
-use crate::input::span::Span;
 use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::{IntOrString, ServiceSpec};
 use crate::model::{
     CheckOptions, GatewayMode, GatewayTarget, MODE_ANNOTATION, Provenance, Settings,
 };
 use crate::path;
+use crate::span::Span;
 use std::collections::HashMap;
 
 pub fn unknown_mode(mode: &str, span: Span, on_annotation: bool) -> Diagnostic {

@@ -2,10 +2,10 @@
 //! (E0311), one MeshConfig (E0312), one set of global gateways (E0313).
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::input::span::Span;
 use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::{Kind, ObjectMeta};
 use crate::path;
+use crate::span::Span;
 use std::collections::HashMap;
 
 fn is_dns1123_label(s: &str) -> bool {

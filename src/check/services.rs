@@ -4,12 +4,12 @@
 use crate::check::common::ipv6_unsupported;
 use crate::check::mesh::unknown_mode;
 use crate::diagnostics::{Code, Diagnostic};
-use crate::input::span::Span;
 use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::{ServicePort, ServiceSpec};
 use crate::model::{CheckOptions, DnsResolvers, GatewayMode, MODE_ANNOTATION, MeshDestination};
 use crate::net::Cidr;
 use crate::path;
+use crate::span::Span;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 

@@ -6,7 +6,7 @@ pub mod render;
 
 pub use codes::{Code, Severity};
 
-use crate::input::span::Span;
+use crate::span::Span;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Place {

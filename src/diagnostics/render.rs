@@ -3,7 +3,7 @@
 
 use crate::diagnostics::{Diagnostic, Place, Severity, count};
 use crate::input::source::Sources;
-use crate::input::span::Span;
+use crate::span::Span;
 use serde::Serialize;
 use std::fmt::Write as _;
 

@@ -2,5 +2,4 @@
 
 pub mod places;
 pub mod source;
-pub mod span;
 pub mod yaml;

@@ -1,9 +1,9 @@
 //! Where every node of a document is, kept once its YAML tree is dropped.
 
-use crate::input::span::Loc;
 #[cfg(test)]
 use crate::input::yaml::parse_documents;
 use crate::input::yaml::{Key, Node, Seg, Value};
+use crate::span::Loc;
 
 /// A byte range packed in 8 bytes (inputs are limited far below 4 GiB). Lines and columns
 /// are not kept: they follow from the text (`Sources::resolve`), and each node would take

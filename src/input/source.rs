@@ -1,7 +1,7 @@
 //! Reading inputs: files, directories (walked in sorted order, hidden entries skipped) and stdin.
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::input::span::{FileId, Loc, Span};
+use crate::span::{FileId, Loc, Span};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -115,7 +115,7 @@ impl Sources {
 
     /// Give a span found by byte range only (line 0: the places of typed documents keep no
     /// lines) its line and column.
-    pub fn resolve(&self, span: &mut crate::input::span::Span) {
+    pub fn resolve(&self, span: &mut crate::span::Span) {
         if span.loc.line == 0
             && let Some(f) = self.files.get(span.file)
         {

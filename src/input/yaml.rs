@@ -4,7 +4,7 @@
 //! range. The tree converts to `serde_json::Value` for schema validation and typed
 //! deserialization, and answers "where is `spec.ports[2].number`?" for diagnostics.
 
-use crate::input::span::Loc;
+use crate::span::Loc;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 use std::fmt;

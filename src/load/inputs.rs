@@ -1,9 +1,9 @@
 //! What loading hands on: the recognised documents and their typed resources.
 
 use crate::input::places::Places;
-use crate::input::span::{FileId, Loc, Span};
 use crate::input::yaml::Seg;
 use crate::load::kinds::*;
+use crate::span::{FileId, Loc, Span};
 
 /// One recognised document of a known kind. Its YAML tree is dropped once it is typed: only
 /// the places of its nodes are kept, for diagnostics.

@@ -10,12 +10,12 @@ pub mod schema;
 
 use crate::diagnostics::{Code, Diagnostic};
 use crate::input::source::{Found, Sources, Unparsable, limit_exceeded, unparsable};
-use crate::input::span::Span;
 use crate::input::yaml::{self, Node, Seg, Value};
 use crate::load::inputs::{Document, Inputs, Res};
 use crate::load::kinds::*;
 use crate::load::recognise::{Recognised, recognise};
 use crate::load::schema::{PathPart, ViolationKind};
+use crate::span::Span;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 
@@ -31,11 +31,7 @@ fn malformed_list(span: Span, why: &str) -> Diagnostic {
 }
 
 /// The items of a List (taken out of it); E0106 when `items` is not a sequence.
-fn list_items(
-    doc: Node,
-    file: crate::input::span::FileId,
-    diags: &mut Vec<Diagnostic>,
-) -> Vec<Node> {
+fn list_items(doc: Node, file: crate::span::FileId, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
     let Value::Map(entries) = doc.value else {
         return Vec::new();
     };

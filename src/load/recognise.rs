@@ -1,10 +1,10 @@
 //! Recognising a document's kind from its `apiVersion` and `kind`.
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::input::span::{FileId, Span};
 use crate::input::yaml::Node;
 use crate::load::kinds::{Kind, OTHER_KNOWN_KINDS};
 use crate::load::schema;
+use crate::span::{FileId, Span};
 
 pub enum Recognised {
     Known(Kind),
