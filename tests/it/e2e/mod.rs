@@ -110,7 +110,10 @@ struct Netns {
 
 impl Netns {
     fn new(hosts: &str) -> Netns {
-        let name = format!("egressc-e2e-{}", std::process::id());
+        // One name per namespace: the e2e tests run in parallel, in one process.
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("egressc-e2e-{}-{n}", std::process::id());
         let dir = std::env::temp_dir().join(&name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
