@@ -46,3 +46,15 @@ pub fn cidr(doc: &Document, p: &[Seg], value: &str, diags: &mut Vec<Diagnostic>)
         }
     }
 }
+
+/// E0314: a gateway mode that is neither `http2tunnel` nor `sock5`/`socks5`.
+pub fn unknown_mode(mode: &str, span: Span, on_annotation: bool) -> Diagnostic {
+    let d = Diagnostic::new(Code::E0314, format!("unknown egress gateway mode `{mode}`"))
+        .at(span)
+        .help("use `http2tunnel` or `sock5` (`socks5` is accepted as the same)");
+    if on_annotation {
+        d.label("FSM would silently use http2tunnel")
+    } else {
+        d
+    }
+}

@@ -1,23 +1,17 @@
-//! One Egress policy at a time: sources, ports and protocols, hosts, CIDRs and `matches`,
-//! resolved into a `model::Policy`.
+//! One Egress policy at a time: sources, ports and protocols, hosts, CIDRs and `matches`
+//! (`matches.rs`), resolved into a `model::Policy`.
 
 use crate::check::common::{cidr, ipv6_unsupported, not_acted_on, sorted};
+use crate::check::matches::{Targets, check_matches, one_upstream_setting};
 use crate::check::names::{NameRule, check_reference};
-use crate::check::routes::Key;
 use crate::diagnostics::{Code, Diagnostic};
-use crate::load::inputs::{Inputs, Res};
+use crate::load::inputs::{Document, Inputs, Res};
 use crate::load::kinds::EgressSpec;
-use crate::model::{
-    ConnectionSettings, Identity, Policy, PolicyPort, Protocol, ProtocolClass, Provenance, Route,
-};
-use crate::net::{self, HostError, HostPattern};
+use crate::model::{Identity, Policy, PolicyPort, Protocol, ProtocolClass, Provenance};
+use crate::net::{self, Cidr, HostError, HostPattern};
 use crate::path;
 use crate::span::Span;
-use std::collections::HashMap;
 use std::sync::Arc;
-
-const HTTPROUTEGROUP_GROUP: &str = "specs.smi-spec.io/v1alpha4";
-const UTS_GROUP: &str = "policy.flomesh.io/v1alpha1";
 
 /// What the cross-policy rules need of a policy that passed its own checks.
 pub struct ValidEgress<'a> {
@@ -28,12 +22,6 @@ pub struct ValidEgress<'a> {
     /// Sorted, without duplicates.
     pub matches: Vec<(&'a str, &'a str)>,
     pub policy: Policy,
-}
-
-/// The resources that `matches` may name, by (namespace, name).
-pub struct Targets<'a> {
-    pub route_groups: HashMap<Key<'a>, Arc<Vec<Route>>>,
-    pub upstream_settings: HashMap<Key<'a>, Option<ConnectionSettings>>,
 }
 
 /// W0403: a rule that lets every address through.
@@ -81,6 +69,41 @@ fn check_egress<'a>(
 ) -> Option<ValidEgress<'a>> {
     let doc = inputs.doc(e);
     let spec = &e.spec;
+    let sources = check_sources(doc, spec, diags);
+    let ports = check_ports(doc, spec, diags);
+    let hosts = check_hosts(doc, spec, ports.all_tcp, diags);
+    let cidrs = check_cidrs(doc, spec, diags);
+    check_not_empty(doc, spec, diags);
+    let matches = check_matches(doc, e, ports.has_http, targets, diags);
+    let connection_settings = one_upstream_setting(doc, &matches.upstream_settings, diags);
+    if ports.out_of_range {
+        return None;
+    }
+    Some(ValidEgress {
+        res: e,
+        port_index: ports.index,
+        matches: sorted(matches.names),
+        policy: Policy {
+            provenance: Provenance {
+                policy: format!("{}/{}", e.ns(), e.name()),
+                file: inputs.file_name(doc.file).to_owned(),
+                line: doc.start.line,
+            },
+            sources: sorted(sources),
+            ports: ports.ports,
+            hosts: sorted(hosts),
+            cidrs: sorted(cidrs),
+            routes: matches.route_groups.map(|g| match g[..] {
+                [one] => Arc::clone(one),
+                _ => Arc::new(sorted(g.iter().flat_map(|r| r.iter().cloned()).collect())),
+            }),
+            connection_settings,
+        },
+    })
+}
+
+/// `sources`: ServiceAccounts with valid names (E0309, E0310); `mtls` is not acted on (W0408).
+fn check_sources(doc: &Document, spec: &EgressSpec, diags: &mut Vec<Diagnostic>) -> Vec<Identity> {
     let mut sources = Vec::with_capacity(spec.sources.len());
     for (i, s) in spec.sources.iter().enumerate() {
         if s.kind != "ServiceAccount" {
@@ -119,20 +142,39 @@ fn check_egress<'a>(
             name: s.name.clone(),
         });
     }
+    sources
+}
 
-    let mut out_of_range = false;
-    let mut ports = Vec::new();
-    let mut port_index = Vec::new();
-    let mut has_http = false;
-    let mut all_tcp = !spec.ports.is_empty();
+/// What `ports` resolved to.
+struct Ports {
+    ports: Vec<PolicyPort>,
+    /// The index in `spec.ports` of each of `ports`.
+    index: Vec<usize>,
+    /// A port number was out of range (reported by the schema check, E0301).
+    out_of_range: bool,
+    has_http: bool,
+    /// Every port is tcp (and there is one).
+    all_tcp: bool,
+}
+
+/// `ports`: known protocols (E0302); an http port needs hosts (E0305); an https port without
+/// hosts or CIDRs, or a tcp port without CIDRs, lets everything through (W0403).
+fn check_ports(doc: &Document, spec: &EgressSpec, diags: &mut Vec<Diagnostic>) -> Ports {
+    let mut out = Ports {
+        ports: Vec::new(),
+        index: Vec::new(),
+        out_of_range: false,
+        has_http: false,
+        all_tcp: !spec.ports.is_empty(),
+    };
     for (i, p) in spec.ports.iter().enumerate() {
         let proto = Protocol::parse(&p.protocol);
         if proto.map(Protocol::class) != Some(ProtocolClass::Tcp) {
-            all_tcp = false;
+            out.all_tcp = false;
         }
         // Out-of-range numbers were reported by the schema check (E0301).
         let Some(number) = u16::try_from(p.number).ok().filter(|n| *n > 0) else {
-            out_of_range = true;
+            out.out_of_range = true;
             continue;
         };
         let Some(proto) = proto else {
@@ -144,15 +186,15 @@ fn check_egress<'a>(
             );
             continue;
         };
-        ports.push(PolicyPort {
+        out.ports.push(PolicyPort {
             number,
             protocol: proto,
         });
-        port_index.push(i);
+        out.index.push(i);
         let span = doc.span(path!["spec", "ports", i]);
         match proto.class() {
             ProtocolClass::Http => {
-                has_http = true;
+                out.has_http = true;
                 if spec.hosts().is_empty() {
                     diags.push(
                         Diagnostic::new(Code::E0305, format!("http port {} has no hosts", p.number))
@@ -185,7 +227,17 @@ fn check_egress<'a>(
             }
         }
     }
+    out
+}
 
+/// `hosts`: valid names (E0304, E0317), no wildcard over a public suffix (W0404), and no
+/// effect on a policy of tcp ports only (W0408).
+fn check_hosts(
+    doc: &Document,
+    spec: &EgressSpec,
+    all_tcp: bool,
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<HostPattern> {
     let mut hosts = Vec::new();
     for (i, h) in spec.hosts().iter().enumerate() {
         let span = doc.span(path!["spec", "hosts", i]);
@@ -220,7 +272,11 @@ fn check_egress<'a>(
             "tcp egress is decided by address and port; use `ipAddresses`",
         ));
     }
+    hosts
+}
 
+/// `ipAddresses`: valid IPv4 CIDRs (E0303, E0317); `/0` restricts nothing (W0403).
+fn check_cidrs(doc: &Document, spec: &EgressSpec, diags: &mut Vec<Diagnostic>) -> Vec<Cidr> {
     let mut cidrs = Vec::new();
     for (i, c) in spec.ip_addresses().iter().enumerate() {
         let p = path!["spec", "ipAddresses", i];
@@ -234,6 +290,11 @@ fn check_egress<'a>(
         }
         cidrs.extend(parsed);
     }
+    cidrs
+}
+
+/// W0410: a policy without sources or ports allows nothing.
+fn check_not_empty(doc: &Document, spec: &EgressSpec, diags: &mut Vec<Diagnostic>) {
     for (field, empty) in [
         ("sources", spec.sources.is_empty()),
         ("ports", spec.ports.is_empty()),
@@ -249,112 +310,6 @@ fn check_egress<'a>(
             );
         }
     }
-
-    let mut uts = Vec::new();
-    let mut matches = Vec::new();
-    // The route lists of the HTTPRouteGroups it matches (`None`: it matches none).
-    let mut groups: Option<Vec<&Arc<Vec<Route>>>> = None;
-    let mut connection_settings = None;
-    for (i, m) in spec.matches().iter().enumerate() {
-        let group = m.api_group.as_deref().unwrap_or("");
-        let key = (e.ns(), m.name.as_str());
-        let target_exists = match (group, m.kind.as_str()) {
-            (HTTPROUTEGROUP_GROUP, "HTTPRouteGroup") => {
-                if !has_http {
-                    diags.push(not_acted_on(
-                        doc.span(path!["spec", "matches", i]),
-                        "HTTPRouteGroup routes apply only to http ports, and this policy has none",
-                        "add an http port, or remove the match",
-                    ));
-                }
-                let found = targets.route_groups.get(&key);
-                groups.get_or_insert_with(Vec::new).extend(found);
-                found.is_some()
-            }
-            (UTS_GROUP, "UpstreamTrafficSetting") => {
-                uts.push(i);
-                let found = targets.upstream_settings.get(&key);
-                if uts.len() == 1 {
-                    connection_settings = found.cloned().flatten();
-                }
-                found.is_some()
-            }
-            _ => {
-                let (span, message) = match m.api_group.as_deref() {
-                    None => (
-                        doc.span(path!["spec", "matches", i]),
-                        format!("match `{}` has no apiGroup", m.kind),
-                    ),
-                    Some(g) if g == HTTPROUTEGROUP_GROUP || g == UTS_GROUP => (
-                        doc.span(path!["spec", "matches", i, "kind"]),
-                        format!("unsupported match kind `{}` in apiGroup `{g}`", m.kind),
-                    ),
-                    Some(g) => (
-                        doc.span(path!["spec", "matches", i, "apiGroup"]),
-                        format!("unsupported match `{}` in apiGroup `{g}`", m.kind),
-                    ),
-                };
-                diags.push(
-                    Diagnostic::new(Code::E0307, message)
-                    .at(span)
-                    .help(format!(
-                        "use apiGroup `{HTTPROUTEGROUP_GROUP}` with kind HTTPRouteGroup, or `{UTS_GROUP}` with kind UpstreamTrafficSetting"
-                    )),
-                );
-                continue;
-            }
-        };
-        if !target_exists {
-            diags.push(
-                Diagnostic::new(
-                    Code::E0306,
-                    format!("{} `{}/{}` is not in the inputs", m.kind, e.ns(), m.name),
-                )
-                .at(doc.span(path!["spec", "matches", i, "name"]))
-                .help(format!(
-                    "add the {} to the inputs, in namespace `{}` (matches are looked up in the policy's namespace)",
-                    m.kind,
-                    e.ns()
-                )),
-            );
-        }
-        matches.push((m.kind.as_str(), m.name.as_str()));
-    }
-    for &i in uts.iter().skip(1) {
-        diags.push(
-            Diagnostic::new(
-                Code::E0308,
-                "more than one UpstreamTrafficSetting in `matches`",
-            )
-            .at(doc.span(path!["spec", "matches", i]))
-            .related(doc.span(path!["spec", "matches", uts[0]]), "the first one")
-            .help("keep one UpstreamTrafficSetting per policy"),
-        );
-    }
-    if out_of_range {
-        return None;
-    }
-    Some(ValidEgress {
-        res: e,
-        port_index,
-        matches: sorted(matches),
-        policy: Policy {
-            provenance: Provenance {
-                policy: format!("{}/{}", e.ns(), e.name()),
-                file: inputs.file_name(doc.file).to_owned(),
-                line: doc.start.line,
-            },
-            sources: sorted(sources),
-            ports,
-            hosts: sorted(hosts),
-            cidrs: sorted(cidrs),
-            routes: groups.map(|g| match g[..] {
-                [one] => Arc::clone(one),
-                _ => Arc::new(sorted(g.iter().flat_map(|r| r.iter().cloned()).collect())),
-            }),
-            connection_settings,
-        },
-    })
 }
 
 #[cfg(test)]
@@ -380,11 +335,27 @@ mod tests {
     }
 
     #[test]
-    fn matches_must_name_known_resources() {
-        let yaml = egress(
-            "  hosts: [a.example]\n  ports: [{number: 80, protocol: http}]\n  matches:\n  - {apiGroup: specs.smi-spec.io/v1alpha4, kind: HTTPRouteGroup, name: nope}\n  - {kind: HTTPRoute, name: x}\n",
+    fn sources_are_service_accounts_with_valid_names() {
+        let yaml = enforced(
+            "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {name: e, namespace: ns}\nspec:\n  sources:\n  - {kind: Group, name: a, namespace: ns}\n  - {kind: ServiceAccount, name: A_b, namespace: ns}\n  - {kind: ServiceAccount, name: c, namespace: ns, mtls: {}}\n  ipAddresses: [10.0.0.0/8]\n  ports: [{number: 5432, protocol: tcp}]\n",
         );
-        assert_eq!(places(&yaml), ["E0306 14:72", "E0307 15:5"]);
+        assert_eq!(places(&yaml), ["E0309 11:12", "E0310 12:34", "W0408 13:52"]);
+    }
+
+    #[test]
+    fn cidrs_parse_and_restrict_something() {
+        let yaml = egress(
+            "  ipAddresses: [10.0.0.1/8, 0.0.0.0/0, 'fd00::/8']\n  ports: [{number: 5432, protocol: tcp}]\n",
+        );
+        assert_eq!(places(&yaml), ["E0303 11:17", "W0403 11:29", "E0317 11:40"]);
+    }
+
+    #[test]
+    fn a_policy_without_sources_or_ports_allows_nothing() {
+        let yaml = enforced(
+            "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {name: e, namespace: ns}\nspec:\n  sources: []\n  ports: []\n",
+        );
+        assert_eq!(places(&yaml), ["W0410 10:3", "W0410 11:3"]);
     }
 
     #[test]

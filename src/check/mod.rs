@@ -4,7 +4,9 @@
 
 pub mod common;
 pub mod egress;
-pub mod mesh;
+pub mod gateways;
+pub mod matches;
+pub mod mesh_config;
 pub mod names;
 pub mod overlap;
 pub mod regex;
@@ -21,12 +23,12 @@ pub fn check(inputs: &Inputs, options: &CheckOptions) -> (Checked, Vec<Diagnosti
     names::check_names(inputs, &mut diags);
     names::check_singletons(inputs, &mut diags);
     let mesh = services::check_services(inputs, options, &mut diags);
-    let settings = mesh::check_mesh_config(inputs, options, &mut diags);
-    let targets = egress::Targets {
+    let settings = mesh_config::check_mesh_config(inputs, options, &mut diags);
+    let targets = matches::Targets {
         route_groups: routes::check_route_groups(inputs, &mut diags),
         upstream_settings: routes::check_upstream_settings(inputs, &mut diags),
     };
-    let gateways = mesh::check_gateways(inputs, &settings, &mut diags);
+    let gateways = gateways::check_gateways(inputs, &settings, &mut diags);
     let valid = egress::check_egresses(inputs, &targets, &mut diags);
     overlap::check_port_protocols(inputs, &valid, &mut diags);
     overlap::check_redundant(inputs, &valid, &mut diags);

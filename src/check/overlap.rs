@@ -160,11 +160,58 @@ fn cidr_covers(c: &Cidr) -> Vec<Cover<'static>> {
     out
 }
 
+/// W0405: a policy that another one contains.
+fn redundant(inputs: &Inputs, a: &ValidEgress, b: &ValidEgress, same: bool) -> Diagnostic {
+    let (an, bn) = (&a.policy.provenance.policy, &b.policy.provenance.policy);
+    let msg = if same {
+        format!("Egress `{an}` duplicates `{bn}`")
+    } else {
+        format!("Egress `{an}` allows nothing that `{bn}` does not already allow")
+    };
+    Diagnostic::new(Code::W0405, msg)
+        .at(inputs.doc(a.res).span(path!["metadata", "name"]))
+        .related(
+            inputs.doc(b.res).span(path!["metadata", "name"]),
+            "the wider policy",
+        )
+        .help("remove the redundant policy, or narrow the wider one")
+}
+
 /// W0405. Identical policies are grouped first (the later ones duplicate the first); the
 /// others look up only the policies that could contain them (same source and port, and a
 /// host or CIDR that covers their first one), so that the work stays near-linear even when
 /// thousands of policies share one identity and port.
 pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<Diagnostic>) {
+    let distinct = report_duplicates(inputs, valid, diags);
+    // The policies of each source; each policy is looked up among those of its first source
+    // (a containing policy has every source it has), one source at a time: only one source's
+    // index is in memory.
+    let mut by_source: BTreeMap<&Identity, Vec<usize>> = BTreeMap::new();
+    for &i in &distinct {
+        for s in &valid[i].policy.sources {
+            by_source.entry(s).or_default().push(i);
+        }
+    }
+    let mut index = SourceIndex::default();
+    for (s, members) in &by_source {
+        index.fill(valid, members);
+        for &i in members {
+            if valid[i].policy.sources.first() != Some(*s) {
+                continue;
+            }
+            if let Some((j, same)) = index.container(valid, i) {
+                diags.push(redundant(inputs, &valid[i], &valid[j], same));
+            }
+        }
+    }
+}
+
+/// Reports every policy identical to an earlier one; the indices of the others, in order.
+fn report_duplicates(
+    inputs: &Inputs,
+    valid: &[ValidEgress],
+    diags: &mut Vec<Diagnostic>,
+) -> Vec<usize> {
     type Canon<'a> = (
         &'a [Identity],
         Vec<(u16, Protocol)>,
@@ -172,122 +219,98 @@ pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<D
         &'a [Cidr],
         &'a [(&'a str, &'a str)],
     );
-    let report = |a: &ValidEgress, b: &ValidEgress, same: bool, diags: &mut Vec<Diagnostic>| {
-        let (an, bn) = (&a.policy.provenance.policy, &b.policy.provenance.policy);
-        let msg = if same {
-            format!("Egress `{an}` duplicates `{bn}`")
-        } else {
-            format!("Egress `{an}` allows nothing that `{bn}` does not already allow")
-        };
-        diags.push(
-            Diagnostic::new(Code::W0405, msg)
-                .at(inputs.doc(a.res).span(path!["metadata", "name"]))
-                .related(
-                    inputs.doc(b.res).span(path!["metadata", "name"]),
-                    "the wider policy",
-                )
-                .help("remove the redundant policy, or narrow the wider one"),
-        );
-    };
     let mut first: HashMap<Canon, usize> = HashMap::new();
     let mut distinct = Vec::new();
     for (i, v) in valid.iter().enumerate() {
         let p = &v.policy;
+        let mut ports: Vec<(u16, Protocol)> =
+            p.ports.iter().map(|p| (p.number, p.protocol)).collect();
+        ports.sort_unstable();
+        ports.dedup();
         let canon: Canon = (
             &p.sources[..],
-            {
-                let mut ports: Vec<(u16, Protocol)> =
-                    p.ports.iter().map(|p| (p.number, p.protocol)).collect();
-                ports.sort_unstable();
-                ports.dedup();
-                ports
-            },
+            ports,
             &p.hosts[..],
             &p.cidrs[..],
             &v.matches[..],
         );
         match first.get(&canon) {
-            Some(&j) => report(v, &valid[j], true, diags),
+            Some(&j) => diags.push(redundant(inputs, v, &valid[j], true)),
             None => {
                 first.insert(canon, i);
                 distinct.push(i);
             }
         }
     }
-    drop(first);
-    // The policies of each source; each policy is looked up among those of its first source
-    // (a containing policy has every source it has), one source at a time, in two sorted
-    // lists of (port, cover, policy): only one source's index is in memory.
-    let mut by_source: BTreeMap<&Identity, Vec<usize>> = BTreeMap::new();
-    for &i in &distinct {
-        for s in &valid[i].policy.sources {
-            by_source.entry(s).or_default().push(i);
-        }
-    }
-    type Index<'a> = Vec<((u16, Cover<'a>), usize)>;
-    fn lookup<'i, 'a>(
-        index: &'i Index<'a>,
-        key: &(u16, Cover<'a>),
-    ) -> &'i [((u16, Cover<'a>), usize)] {
-        let start = index.partition_point(|(k, _)| k < key);
-        let end = start + index[start..].partition_point(|(k, _)| k == key);
-        &index[start..end]
-    }
-    let (mut by_host, mut by_cidr): (Index, Index) = (Vec::new(), Vec::new());
-    for (s, members) in &by_source {
-        by_host.clear();
-        by_cidr.clear();
+    distinct
+}
+
+type Index<'a> = Vec<((u16, Cover<'a>), usize)>;
+
+/// The policies of one source in two sorted lists of (port, cover, policy): by host and by
+/// CIDR.
+#[derive(Default)]
+struct SourceIndex<'a> {
+    by_host: Index<'a>,
+    by_cidr: Index<'a>,
+}
+
+impl<'a> SourceIndex<'a> {
+    /// Index `members` (replacing what was indexed before).
+    fn fill(&mut self, valid: &'a [ValidEgress], members: &[usize]) {
+        self.by_host.clear();
+        self.by_cidr.clear();
         for &i in members {
             let v = &valid[i];
             let (hosts, cidrs) = index_keys(v);
             for p in &v.policy.ports {
-                by_host.extend(hosts.iter().map(|h| ((p.number, *h), i)));
-                by_cidr.extend(cidrs.iter().map(|c| ((p.number, *c), i)));
+                self.by_host
+                    .extend(hosts.iter().map(|h| ((p.number, *h), i)));
+                self.by_cidr
+                    .extend(cidrs.iter().map(|c| ((p.number, *c), i)));
             }
         }
-        by_host.sort_unstable();
-        by_cidr.sort_unstable();
-        for &i in members {
-            let a = &valid[i];
-            let (Some(first_source), Some(p)) = (a.policy.sources.first(), a.policy.ports.first())
-            else {
-                continue;
-            };
-            if first_source != *s {
-                continue;
-            }
-            let only_tcp = a
-                .policy
-                .ports
-                .iter()
-                .all(|p| p.protocol.class() == ProtocolClass::Tcp);
-            let (index, covers) = match (only_tcp, a.policy.hosts.first(), a.policy.cidrs.first()) {
-                (false, Some(h), _) => (&by_host, host_covers(h)),
-                (false, None, _) => (&by_host, vec![Cover::Any]),
-                (true, _, Some(c)) => (&by_cidr, cidr_covers(c)),
-                (true, _, None) => (&by_cidr, vec![Cover::Any]),
-            };
-            let mut candidates: Vec<usize> = covers
-                .into_iter()
-                .flat_map(|c| lookup(index, &(p.number, c)).iter().map(|(_, j)| *j))
-                .collect();
-            candidates.sort_unstable();
-            candidates.dedup();
-            for j in candidates {
-                if j == i || !contained(a, &valid[j]) {
-                    continue;
-                }
-                // Distinct policies that contain each other are equal in effect: report the
-                // later.
-                let same = contained(&valid[j], a);
-                if same && j > i {
-                    continue;
-                }
-                report(a, &valid[j], same, diags);
-                break;
-            }
-        }
+        self.by_host.sort_unstable();
+        self.by_cidr.sort_unstable();
     }
+
+    /// The first indexed policy that contains policy `i`, and whether the two are equal in
+    /// effect (distinct policies that contain each other: only the later is reported).
+    fn container(&self, valid: &'a [ValidEgress], i: usize) -> Option<(usize, bool)> {
+        let a = &valid[i];
+        let p = a.policy.ports.first()?;
+        let only_tcp = a
+            .policy
+            .ports
+            .iter()
+            .all(|p| p.protocol.class() == ProtocolClass::Tcp);
+        let (index, covers) = match (only_tcp, a.policy.hosts.first(), a.policy.cidrs.first()) {
+            (false, Some(h), _) => (&self.by_host, host_covers(h)),
+            (false, None, _) => (&self.by_host, vec![Cover::Any]),
+            (true, _, Some(c)) => (&self.by_cidr, cidr_covers(c)),
+            (true, _, None) => (&self.by_cidr, vec![Cover::Any]),
+        };
+        let mut candidates: Vec<usize> = covers
+            .into_iter()
+            .flat_map(|c| lookup(index, &(p.number, c)).iter().map(|(_, j)| *j))
+            .collect();
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.into_iter().find_map(|j| {
+            if j == i || !contained(a, &valid[j]) {
+                return None;
+            }
+            let same = contained(&valid[j], a);
+            (!(same && j > i)).then_some((j, same))
+        })
+    }
+}
+
+/// The entries of `index` under `key`.
+fn lookup<'i, 'a>(index: &'i Index<'a>, key: &(u16, Cover<'a>)) -> &'i [((u16, Cover<'a>), usize)] {
+    let start = index.partition_point(|(k, _)| k < key);
+    let end = start + index[start..].partition_point(|(k, _)| k == key);
+    &index[start..end]
 }
 
 #[cfg(test)]

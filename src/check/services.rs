@@ -2,7 +2,7 @@
 //! and their gateway mode annotations.
 
 use crate::check::common::ipv6_unsupported;
-use crate::check::mesh::unknown_mode;
+use crate::check::common::unknown_mode;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::{ServicePort, ServiceSpec};
@@ -243,4 +243,18 @@ pub fn check_services(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::pipeline::testing::places;
+
+    #[test]
+    fn cluster_ips_and_modes() {
+        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: ns}\nspec: {clusterIP: 10.96.1, ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: ns}\nspec: {clusterIP: None}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: c\n  namespace: ns\n  annotations: {flomesh.io/egress-gateway-mode: socks}\nspec: {clusterIP: 'fd00::1'}\n";
+        assert_eq!(
+            places(yaml),
+            ["E0318 4:19", "W0407 9:19", "E0314 16:49", "E0317 17:19"]
+        );
+    }
 }

@@ -9,13 +9,13 @@ pub mod recognise;
 pub mod schema;
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::input::source::{Found, Sources, Unparsable, limit_exceeded, unparsable};
+use crate::input::source::{Found, SourceFile, Sources, Unparsable, limit_exceeded, unparsable};
 use crate::input::yaml::{self, Node, Seg, Value};
 use crate::load::inputs::{Document, Inputs, Res};
 use crate::load::kinds::*;
 use crate::load::recognise::{Recognised, recognise};
 use crate::load::schema::{PathPart, ViolationKind};
-use crate::span::Span;
+use crate::span::{FileId, Span};
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 
@@ -79,50 +79,10 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
         if !src.usable {
             continue;
         }
-        let docs = match yaml::parse_documents_within(&src.text, &mut budget) {
-            Ok(d) => d,
-            Err(e) => {
-                // Parse errors carry line and column; the byte offset is recomputed from them.
-                let loc = match e.loc {
-                    Some(l) if l.line > 0 => src.loc_of(l.line, l.col),
-                    _ => src.loc_at(0),
-                };
-                if e.limit {
-                    diags.push(
-                        limit_exceeded(
-                            e.message,
-                            "split the inputs, or remove the aliases that multiply the document",
-                        )
-                        .at(Span::new(file, loc)),
-                    );
-                    continue;
-                }
-                diags.push(unparsable(
-                    Found::of(src.explicit, &src.text),
-                    Span::new(file, loc),
-                    Unparsable::Yaml(e.message),
-                ));
-                continue;
-            }
+        let Some(docs) = parse_file(file, src, &mut budget, diags) else {
+            continue;
         };
-        // Expand `kind: List`; a List that cannot be expanded is an error, never skipped.
-        let mut flat: Vec<Node> = Vec::new();
-        for doc in docs {
-            if !is_list(&doc) {
-                flat.push(doc);
-                continue;
-            }
-            for item in list_items(doc, file, diags) {
-                if is_list(&item) {
-                    diags.push(malformed_list(
-                        Span::new(file, item.loc),
-                        "a List inside a List is not expanded by kubectl",
-                    ));
-                } else {
-                    flat.push(item);
-                }
-            }
-        }
+        let flat = expand_lists(docs, file, diags);
         if !src.explicit && !flat.is_empty() && flat.iter().all(|d| type_of(d).is_none()) {
             diags.push(
                 Diagnostic::new(
@@ -135,55 +95,125 @@ pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
             continue;
         }
         for doc in flat {
-            let Some((api_version, kind)) = type_of(&doc) else {
-                let missing = match (doc.get("apiVersion"), doc.get("kind")) {
-                    (None, _) => "apiVersion",
-                    (Some(_), None) => "kind",
-                    (Some(a), Some(_)) if a.as_str().is_none() => "apiVersion",
-                    _ => "kind",
-                };
-                diags.push(
-                    Diagnostic::new(
-                        Code::E0102,
-                        format!("this document has no string `{missing}`"),
-                    )
-                    .at(Span::new(file, doc.loc))
-                    .help("every document needs `apiVersion` and `kind`, as kubectl requires"),
-                );
-                continue;
-            };
-            match recognise(api_version, kind, &doc, file, diags) {
-                Recognised::Known(k) => {
-                    let d = Document {
-                        file,
-                        kind: k,
-                        start: doc.loc,
-                        places: crate::input::places::Places::of(&doc),
-                    };
-                    // The tree goes here, as JSON for the schema and the types, and no further.
-                    type_document(d, doc.to_json(), &mut inputs, diags);
-                }
-                Recognised::Other => *skipped.entry(kind.to_owned()).or_default() += 1,
-                Recognised::Invalid => {}
-            }
+            load_document(doc, file, &mut inputs, &mut skipped, diags);
         }
     }
     if !skipped.is_empty() {
-        let total: usize = skipped.values().sum();
-        let list: Vec<String> = skipped.iter().map(|(k, n)| format!("{k} ({n})")).collect();
-        diags.push(
-            Diagnostic::new(
-                Code::N0001,
-                format!(
-                    "skipped {total} document{} of other kinds: {}",
-                    if total == 1 { "" } else { "s" },
-                    list.join(", ")
-                ),
-            )
-            .help("egressc reads MeshConfig, Egress, EgressGateway, UpstreamTrafficSetting, HTTPRouteGroup, Service and ServiceAccount"),
-        );
+        diags.push(skipped_kinds(&skipped));
     }
     inputs
+}
+
+/// The documents of one file; `None` (with a diagnostic) when it does not parse.
+fn parse_file(
+    file: FileId,
+    src: &SourceFile,
+    budget: &mut yaml::RunBudget,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<Vec<Node>> {
+    let e = match yaml::parse_documents_within(&src.text, budget) {
+        Ok(d) => return Some(d),
+        Err(e) => e,
+    };
+    // Parse errors carry line and column; the byte offset is recomputed from them.
+    let loc = match e.loc {
+        Some(l) if l.line > 0 => src.loc_of(l.line, l.col),
+        _ => src.loc_at(0),
+    };
+    diags.push(if e.limit {
+        limit_exceeded(
+            e.message,
+            "split the inputs, or remove the aliases that multiply the document",
+        )
+        .at(Span::new(file, loc))
+    } else {
+        unparsable(
+            Found::of(src.explicit, &src.text),
+            Span::new(file, loc),
+            Unparsable::Yaml(e.message),
+        )
+    });
+    None
+}
+
+/// The documents with every `kind: List` expanded; a List that cannot be expanded is an
+/// error (E0106), never skipped.
+fn expand_lists(docs: Vec<Node>, file: FileId, diags: &mut Vec<Diagnostic>) -> Vec<Node> {
+    let mut flat: Vec<Node> = Vec::new();
+    for doc in docs {
+        if !is_list(&doc) {
+            flat.push(doc);
+            continue;
+        }
+        for item in list_items(doc, file, diags) {
+            if is_list(&item) {
+                diags.push(malformed_list(
+                    Span::new(file, item.loc),
+                    "a List inside a List is not expanded by kubectl",
+                ));
+            } else {
+                flat.push(item);
+            }
+        }
+    }
+    flat
+}
+
+/// One document: typed into `inputs` when it is of a kind egressc reads, counted in
+/// `skipped` when it is of another kind; E0102 without `apiVersion` and `kind`.
+fn load_document(
+    doc: Node,
+    file: FileId,
+    inputs: &mut Inputs,
+    skipped: &mut BTreeMap<String, usize>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let Some((api_version, kind)) = type_of(&doc) else {
+        let missing = match (doc.get("apiVersion"), doc.get("kind")) {
+            (None, _) => "apiVersion",
+            (Some(_), None) => "kind",
+            (Some(a), Some(_)) if a.as_str().is_none() => "apiVersion",
+            _ => "kind",
+        };
+        diags.push(
+            Diagnostic::new(
+                Code::E0102,
+                format!("this document has no string `{missing}`"),
+            )
+            .at(Span::new(file, doc.loc))
+            .help("every document needs `apiVersion` and `kind`, as kubectl requires"),
+        );
+        return;
+    };
+    match recognise(api_version, kind, &doc, file, diags) {
+        Recognised::Known(k) => {
+            let d = Document {
+                file,
+                kind: k,
+                start: doc.loc,
+                places: crate::input::places::Places::of(&doc),
+            };
+            // The tree goes here, as JSON for the schema and the types, and no further.
+            type_document(d, doc.to_json(), inputs, diags);
+        }
+        Recognised::Other => *skipped.entry(kind.to_owned()).or_default() += 1,
+        Recognised::Invalid => {}
+    }
+}
+
+/// N0001: the documents of other kinds, counted by kind.
+fn skipped_kinds(skipped: &BTreeMap<String, usize>) -> Diagnostic {
+    let total: usize = skipped.values().sum();
+    let list: Vec<String> = skipped.iter().map(|(k, n)| format!("{k} ({n})")).collect();
+    Diagnostic::new(
+        Code::N0001,
+        format!(
+            "skipped {total} document{} of other kinds: {}",
+            if total == 1 { "" } else { "s" },
+            list.join(", ")
+        ),
+    )
+    .help("egressc reads MeshConfig, Egress, EgressGateway, UpstreamTrafficSetting, HTTPRouteGroup, Service and ServiceAccount")
 }
 
 fn to_segs(path: &[PathPart]) -> Vec<Seg<'_>> {

@@ -7,6 +7,9 @@ use crate::net::{HostPattern, service_names};
 use crate::plan::{IdentityPlan, Plan, Rule};
 use crate::query::gateway;
 use crate::query::question::*;
+use crate::query::request::{
+    framing_problem, normalize_host, printable_path, printable_value, suspicious,
+};
 use std::net::Ipv4Addr;
 
 pub fn rule_ref(r: &Rule, route_group: Option<&Route>) -> RuleRef {
@@ -24,76 +27,6 @@ pub fn identity<'p>(plan: &'p Plan, name: &str) -> &'p IdentityPlan {
         .iter()
         .find(|i| i.name == name)
         .unwrap_or(&plan.identities[0])
-}
-
-/// Same normalisation as the sidecar: lower-case, port and trailing dots removed.
-pub fn normalize_host(h: &str) -> String {
-    let mut s = h.to_ascii_lowercase();
-    if let Some(colon) = s.rfind(':')
-        && !s[colon..].contains(']')
-    {
-        s.truncate(colon);
-    }
-    while s.ends_with('.') {
-        s.pop();
-    }
-    s
-}
-
-/// Whether a path is printable ASCII (as a request target must be): routes match only such
-/// paths, so that `.` in a route regex means the same in RE2, ECMAScript and here.
-pub fn printable_path(path: &str) -> bool {
-    path.bytes().all(|b| (0x21..=0x7e).contains(&b))
-}
-
-/// Whether a header value is printable ASCII, space or tab (header regexes match only these).
-pub fn printable_value(value: &str) -> bool {
-    value
-        .bytes()
-        .all(|b| (0x20..=0x7e).contains(&b) || b == b'\t')
-}
-
-/// Dot-segments or encoded `.`, `/`, `\`: such a path never passes a route of an HTTPRouteGroup.
-pub fn suspicious(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    lower.contains("%2e")
-        || lower.contains("%2f")
-        || lower.contains("%5c")
-        || lower.contains('\\')
-        || path.split('/').any(|seg| seg == "." || seg == "..")
-}
-
-/// Whether a header name is an RFC 9110 token (as lower-cased by the proxy).
-pub fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-}
-
-/// Why the sidecar refuses a request's head before any rule, whatever the rules say: framing
-/// that a proxy and an origin may read differently (request smuggling). Header names must be
-/// tokens (this also catches `Transfer-Encoding :` and obsolete line folding), a
-/// Transfer-Encoding must be a sole `chunked`, and never come with a Content-Length.
-pub fn framing_problem(headers: &[(String, String)]) -> Option<&'static str> {
-    if headers.iter().any(|(n, _)| !is_token(n)) {
-        return Some("a header name is not a token");
-    }
-    let te: Vec<&str> = headers
-        .iter()
-        .filter(|(n, _)| n == "transfer-encoding")
-        .map(|(_, v)| v.as_str())
-        .collect();
-    if te.is_empty() {
-        return None;
-    }
-    if te.len() > 1 || !te[0].trim().eq_ignore_ascii_case("chunked") {
-        return Some("Transfer-Encoding is not a sole chunked");
-    }
-    if headers.iter().any(|(n, _)| n == "content-length") {
-        return Some("Transfer-Encoding with Content-Length");
-    }
-    None
 }
 
 /// Why a route does not admit the request; `None` when it does.
@@ -321,7 +254,15 @@ fn through_gateway(plan: &Plan, id: &IdentityPlan, mut v: Verdict) -> Verdict {
     v
 }
 
-/// Decide one connection as the sidecar would.
+/// Decide one connection as the sidecar would, in the sidecar's order (the same numbers and
+/// words as `templates/sidecar/main.js`):
+///   0. not intercepted: the iptables rules never send it to the sidecar;
+///   1. a gateway Service's address: denied (only the sidecar's own tunnels reach a gateway);
+///   2. in-mesh (a Service clusterIP:port): forwarded unchanged, never through a gateway;
+///   3. the identity's Egress rules for that port (an http request with ambiguous framing is
+///      refused before any rule);
+///   4. passthrough when `traffic.enableEgress` is true;
+///   5. otherwise denied (or, offline, undecidable without the address).
 pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
     let id = identity(plan, &q.identity);
     let mut v = Verdict {
@@ -338,18 +279,11 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
     };
     // 0. Not intercepted: the iptables rules return it before the redirect.
     if let Some(why) = not_intercepted(&plan.settings, q) {
-        v.verdict = Outcome::NotIntercepted;
-        v.reason = format!("not intercepted: {why}; it goes out directly and no policy applies");
-        v.target = Some(q.destination());
-        v.via = Some(vec![Via::Direct]);
-        return v;
+        let reason = format!("not intercepted: {why}; it goes out directly and no policy applies");
+        return directly(v, Outcome::NotIntercepted, reason, q);
     }
-    // 1. The gateway itself: only the sidecar's own tunnels reach it.
-    let dest = match &q.dest {
-        Dest::Name(n) => Dest::Name(normalize_host(n)),
-        d => d.clone(),
-    };
-    if let Some(service) = gateway::gateway_service(plan, &dest, q.port) {
+    // 1. A gateway Service's address.
+    if let Some(service) = gateway_address(plan, q) {
         v.reason = format!(
             "{} is the egress gateway {service}: a workload's own connection to it is denied; \
              only the sidecar's tunnels reach it",
@@ -358,61 +292,20 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
         return v;
     }
     // 2. In-mesh.
-    let mesh = match &q.dest {
-        Dest::Ip(ip) => plan
-            .mesh
-            .iter()
-            .find(|d| d.ip == *ip && d.port == q.port)
-            .map(|d| d.service.clone()),
-        Dest::Name(n) => in_mesh_by_name(plan, &normalize_host(n), q.port),
-    };
-    if let Some(service) = mesh {
-        v.verdict = Outcome::InMesh;
-        v.reason = format!("{} is the in-mesh Service {service}", q.destination());
+    if let Some(service) = in_mesh(plan, q) {
+        let reason = format!("{} is the in-mesh Service {service}", q.destination());
         v.service = Some(service);
-        v.target = Some(q.destination());
-        v.via = Some(vec![Via::Direct]);
-        return v;
+        return directly(v, Outcome::InMesh, reason, q);
     }
-    // The sidecar decides this connection per request (an http rule of this port admits the
-    // address): a request whose framing is ambiguous is refused before any rule.
-    let per_request = id.rules.iter().any(|r| {
-        r.port == q.port
-            && r.protocol == Protocol::Http
-            && match &q.dest {
-                Dest::Ip(ip) => r.cidrs.is_empty() || r.cidrs.iter().any(|c| c.contains(*ip)),
-                Dest::Name(_) => true,
-            }
-    });
-    if per_request && let Some(why) = q.http.as_ref().and_then(|h| framing_problem(&h.headers)) {
+    // 3. The identity's rules on this port.
+    if let Some(why) = refused_framing(id, q) {
         v.reason = format!("request refused: {why} (request smuggling)");
         return v;
     }
-    // 3. The identity's rules on this port.
-    let mut needs_address = None;
-    for rule in id.rules.iter().filter(|r| r.port == q.port) {
-        match eval_rule(rule, q) {
-            RuleResult::Allows(target, route) => {
-                v.verdict = Outcome::Allowed;
-                v.allowed_by = Some(rule_ref(rule, route));
-                v.reason = format!("allowed by Egress {}", rule.provenance.policy);
-                v.target = Some(target);
-                v.via = Some(via(plan));
-                return through_gateway(plan, id, v);
-            }
-            RuleResult::Misses(why) => v.misses.push(Miss {
-                rule: rule_ref(rule, None),
-                why,
-            }),
-            RuleResult::NeedsAddress => {
-                needs_address.get_or_insert(rule);
-                v.misses.push(Miss {
-                    rule: rule_ref(rule, None),
-                    why: "needs the address: the rule restricts ipAddresses and the destination is a name".into(),
-                });
-            }
-        }
-    }
+    let needs_address = match apply_rules(plan, id, q, &mut v) {
+        Ok(()) => return through_gateway(plan, id, v),
+        Err(needs_address) => needs_address,
+    };
     // 4. Passthrough.
     if plan.settings.enable_egress {
         v.verdict = Outcome::Passthrough;
@@ -422,6 +315,102 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
         return through_gateway(plan, id, v);
     }
     // 5. Denied, or undecidable offline.
+    denied(plan, id, q, v, needs_address)
+}
+
+/// A verdict for a connection that goes out directly to its original destination.
+fn directly(mut v: Verdict, outcome: Outcome, reason: String, q: &Query) -> Verdict {
+    v.verdict = outcome;
+    v.reason = reason;
+    v.target = Some(q.destination());
+    v.via = Some(vec![Via::Direct]);
+    v
+}
+
+/// The gateway Service whose address the connection dials, if any.
+fn gateway_address(plan: &Plan, q: &Query) -> Option<String> {
+    let dest = match &q.dest {
+        Dest::Name(n) => Dest::Name(normalize_host(n)),
+        d => d.clone(),
+    };
+    gateway::gateway_service(plan, &dest, q.port)
+}
+
+/// The in-mesh Service the connection dials, if any.
+fn in_mesh(plan: &Plan, q: &Query) -> Option<String> {
+    match &q.dest {
+        Dest::Ip(ip) => plan
+            .mesh
+            .iter()
+            .find(|d| d.ip == *ip && d.port == q.port)
+            .map(|d| d.service.clone()),
+        Dest::Name(n) => in_mesh_by_name(plan, &normalize_host(n), q.port),
+    }
+}
+
+/// Why the sidecar refuses the request before any rule: it decides this connection per
+/// request (an http rule of this port admits the address), and the request's framing is
+/// ambiguous.
+fn refused_framing(id: &IdentityPlan, q: &Query) -> Option<&'static str> {
+    let per_request = id.rules.iter().any(|r| {
+        r.port == q.port
+            && r.protocol == Protocol::Http
+            && match &q.dest {
+                Dest::Ip(ip) => r.cidrs.is_empty() || r.cidrs.iter().any(|c| c.contains(*ip)),
+                Dest::Name(_) => true,
+            }
+    });
+    if !per_request {
+        return None;
+    }
+    q.http.as_ref().and_then(|h| framing_problem(&h.headers))
+}
+
+/// The identity's rules on the query's port, in order: `Ok` when one allows (`v` says which),
+/// else `Err` with the first rule that needs the destination address, if any (each miss is
+/// recorded in `v`).
+fn apply_rules<'p>(
+    plan: &Plan,
+    id: &'p IdentityPlan,
+    q: &Query,
+    v: &mut Verdict,
+) -> Result<(), Option<&'p Rule>> {
+    let mut needs_address = None;
+    for rule in id.rules.iter().filter(|r| r.port == q.port) {
+        match eval_rule(rule, q) {
+            RuleResult::Allows(target, route) => {
+                v.verdict = Outcome::Allowed;
+                v.allowed_by = Some(rule_ref(rule, route));
+                v.reason = format!("allowed by Egress {}", rule.provenance.policy);
+                v.target = Some(target);
+                v.via = Some(via(plan));
+                return Ok(());
+            }
+            RuleResult::Misses(why) => v.misses.push(Miss {
+                rule: rule_ref(rule, None),
+                why,
+            }),
+            RuleResult::NeedsAddress => {
+                needs_address.get_or_insert(&**rule);
+                v.misses.push(Miss {
+                    rule: rule_ref(rule, None),
+                    why: "needs the address: the rule restricts ipAddresses and the destination is a name".into(),
+                });
+            }
+        }
+    }
+    Err(needs_address)
+}
+
+/// Denied (or, when a rule needs the address, undecidable offline); with the other
+/// identities whose rules would allow it.
+fn denied(
+    plan: &Plan,
+    id: &IdentityPlan,
+    q: &Query,
+    mut v: Verdict,
+    needs_address: Option<&Rule>,
+) -> Verdict {
     if let Some(rule) = needs_address {
         v.verdict = Outcome::NeedsAddress;
         v.reason = format!(

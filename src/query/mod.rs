@@ -7,3 +7,4 @@ pub mod explain;
 pub mod gateway;
 pub mod question;
 pub mod reach;
+pub mod request;

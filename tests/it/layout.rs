@@ -48,10 +48,6 @@ const LONG_FUNCTIONS: &[(&str, &str)] = &[
         "diff::compare::entries",
         "rewritten by the issue \"diff you can trust\", which must meet the bound",
     ),
-    ("check::egress::check_egress", "split next"),
-    ("check::overlap::check_redundant", "split next"),
-    ("load::load", "split next"),
-    ("query::eval::evaluate", "split next"),
 ];
 
 fn stage(file: &str) -> usize {

@@ -1,28 +1,12 @@
-//! Mesh-wide inputs: the MeshConfig (resolved into `Settings` with FSM's defaults) and the
-//! global egress gateways.
+//! The MeshConfig: resolved into `Settings` with FSM's defaults for whatever it leaves out;
+//! whether the Egress policies are enforced at all (W0401, W0402, E0108).
 
-use crate::check::common::{cidr, sorted};
-use crate::check::names::{NameRule, check_reference};
+use crate::check::common::{cidr, sorted, unknown_mode};
 use crate::diagnostics::{Code, Diagnostic};
-use crate::load::inputs::{Inputs, Res};
-use crate::load::kinds::{IntOrString, ServiceSpec};
-use crate::model::{
-    CheckOptions, GatewayMode, GatewayTarget, MODE_ANNOTATION, Provenance, Settings,
-};
+use crate::load::inputs::Inputs;
+use crate::model::{CheckOptions, GatewayMode, Provenance, Settings};
 use crate::path;
 use crate::span::Span;
-use std::collections::HashMap;
-
-pub fn unknown_mode(mode: &str, span: Span, on_annotation: bool) -> Diagnostic {
-    let d = Diagnostic::new(Code::E0314, format!("unknown egress gateway mode `{mode}`"))
-        .at(span)
-        .help("use `http2tunnel` or `sock5` (`socks5` is accepted as the same)");
-    if on_annotation {
-        d.label("FSM would silently use http2tunnel")
-    } else {
-        d
-    }
-}
 
 /// The MeshConfig's settings, with FSM's defaults for whatever it leaves out.
 pub fn check_mesh_config(
@@ -181,117 +165,9 @@ fn policies_enforced(inputs: &Inputs, options: &CheckOptions, diags: &mut Vec<Di
     }
 }
 
-/// The global egress gateways, resolved against their Services and the MeshConfig.
-pub fn check_gateways(
-    inputs: &Inputs,
-    settings: &Settings,
-    diags: &mut Vec<Diagnostic>,
-) -> Vec<GatewayTarget> {
-    let services: HashMap<(&str, &str), &Res<ServiceSpec>> = inputs
-        .services
-        .iter()
-        .map(|s| ((s.ns(), s.name()), s))
-        .collect();
-    let mut out = Vec::new();
-    let mut first_global = true;
-    for g in &inputs.gateways {
-        let doc = inputs.doc(g);
-        let global = g.spec.global();
-        for (i, b) in global.iter().enumerate() {
-            check_reference(
-                "service name",
-                (
-                    &b.service,
-                    NameRule::ServiceName,
-                    doc.span(path!["spec", "global", i, "service"]),
-                ),
-                (
-                    &b.namespace,
-                    doc.span(path!["spec", "global", i, "namespace"]),
-                ),
-                diags,
-            );
-            let svc = services.get(&(b.namespace.as_str(), b.service.as_str()));
-            if svc.is_none() {
-                diags.push(
-                    Diagnostic::new(
-                        Code::W0406,
-                        format!(
-                            "gateway Service `{}/{}` is not in the inputs: its DNS name `{}.{}.svc.cluster.local` and the default port will be used",
-                            b.namespace, b.service, b.service, b.namespace
-                        ),
-                    )
-                    .at(doc.span(path!["spec", "global", i, "service"]))
-                    .help("add the gateway's Service manifest to the inputs so its port and mode annotation are known"),
-                );
-            }
-            if let Some(s) = svc
-                && s.spec.selector.as_ref().is_none_or(|m| m.is_empty())
-            {
-                diags.push(
-                    Diagnostic::new(
-                        Code::W0411,
-                        format!(
-                            "gateway Service `{}/{}` has no selector: it would not send traffic to the gateway Deployment of `kubernetes/`",
-                            b.namespace, b.service
-                        ),
-                    )
-                    .at(inputs.doc(s).span(path!["metadata", "name"]))
-                    .help("give the Service a `selector` (for example `app: fsm-egress-gateway`); the Deployment egressc writes gets those labels"),
-                );
-            }
-            if !first_global {
-                // A second EgressGateway with global entries is an error (E0313).
-                continue;
-            }
-            let first_port = svc.and_then(|s| s.spec.ports.as_ref()?.first());
-            let port = first_port
-                .and_then(|p| u16::try_from(p.port).ok())
-                .unwrap_or(settings.gateway_port);
-            let listen_port = match first_port.and_then(|p| p.target_port.as_ref()) {
-                Some(IntOrString::Int(i)) => u16::try_from(*i).unwrap_or(port),
-                _ => port,
-            };
-            let mode = svc
-                .and_then(|s| s.meta.annotation(MODE_ANNOTATION))
-                .and_then(GatewayMode::parse)
-                .unwrap_or(settings.gateway_mode);
-            let weight = match b.weight {
-                Some(w) if w > 0 => u32::try_from(w).unwrap_or(u32::MAX),
-                _ => 100,
-            };
-            out.push(GatewayTarget {
-                service: b.service.clone(),
-                namespace: b.namespace.clone(),
-                weight,
-                port,
-                listen_port,
-                mode,
-                service_in_inputs: svc.is_some(),
-                selector: svc
-                    .and_then(|s| s.spec.selector.clone())
-                    .unwrap_or_default(),
-            });
-        }
-        if !global.is_empty() {
-            first_global = false;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use crate::pipeline::testing::{places, plan};
-
-    #[test]
-    fn cluster_ips_and_modes() {
-        let yaml = "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: ns}\nspec: {clusterIP: 10.96.1, ports: [{port: 80}]}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: b, namespace: ns}\nspec: {clusterIP: None}\n---\napiVersion: v1\nkind: Service\nmetadata:\n  name: c\n  namespace: ns\n  annotations: {flomesh.io/egress-gateway-mode: socks}\nspec: {clusterIP: 'fd00::1'}\n";
-        assert_eq!(
-            places(yaml),
-            ["E0318 4:19", "W0407 9:19", "E0314 16:49", "E0317 17:19"]
-        );
-    }
+    use crate::pipeline::testing::plan;
 
     #[test]
     fn settings_default_to_fsm_and_sort_lists() {
