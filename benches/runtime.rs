@@ -425,7 +425,7 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
                 !analysis.has_errors(),
                 "{}: {:?}",
                 case.name,
-                analysis.diagnostics
+                analysis.findings.diagnostics
             );
             egressc::write_output(&analysis.compile(), &out).unwrap();
             run(Command::new("chmod").args(["-R", "a+rX"]).arg(&out));

@@ -27,16 +27,18 @@ pub use cli::run;
 pub use diagnostics::codes::readme_tables;
 pub use diagnostics::render::{render_human, render_json, render_sarif};
 pub use diagnostics::{Code, Diagnostic, Severity};
+pub use emit::kubernetes::KubeOptions;
 pub use emit::output::Output;
 pub use input::source::Sources;
 pub use input::yaml::parse_documents;
 pub use net::Cidr;
 pub use pipeline::{
-    Analysis, ReadOptions, analyze, analyze_texts, schema_files, write_output, yaml_as_json,
+    Analysis, BuildOutcome, BuildRequest, Built, Findings, Gate, Judgement, ReadOptions, Written,
+    analyze, analyze_texts, build, check, schema_files, write_output, yaml_as_json,
 };
 pub use plan::Plan;
 pub use query::eval::evaluate;
 pub use query::question::{
     Dest, HttpRequest, Outcome, Query, QueryError, Verdict, parse_destination,
 };
-pub use write::WriteError;
+pub use write::{Change, WriteError};

@@ -1,16 +1,19 @@
-//! Running the pipeline: read and check the inputs, then lower, emit and write. The CLI and
-//! the library's users start here.
+//! Running the pipeline: read and check the inputs, then lower, emit and write (or compare).
+//! The one place a build runs; the CLI maps its arguments in and the outcome out, and the
+//! library's users start here too.
 
-use crate::diagnostics::{Code, Diagnostic};
+use crate::diagnostics::{Code, Diagnostic, Severity};
 use crate::emit::Emitted;
 use crate::emit::kubernetes::KubeOptions;
-use crate::emit::output::{Discard, Output, Sink};
+use crate::emit::manifest::MANIFEST;
+use crate::emit::output::{Discard, Output, Sink, sha256_hex};
 use crate::input::source::{DEFAULT_MAX_INPUT_BYTES, ReadLimits, Sources};
 use crate::model::{CheckOptions, Checked};
 use crate::net::Cidr;
 use crate::plan::Plan;
-use crate::write::WriteError;
-use std::path::PathBuf;
+use crate::write::{Change, Compare, Staging, WriteError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 /// How inputs are read and checked.
 #[derive(Clone, Debug)]
@@ -30,10 +33,6 @@ pub struct ReadOptions {
     pub service_cidrs: Vec<Cidr>,
     /// The DNS resolvers workload UDP may reach (`--dns`).
     pub dns: Vec<std::net::Ipv4Addr>,
-    /// `check`: compile the output (with `kubernetes/` made this way) and report what cannot
-    /// be deployed; `None` (build, which does that as it writes; explain, test) compiles
-    /// nothing.
-    pub kube: Option<KubeOptions>,
     /// How names are shown: a file name that starts with the first string is shown with the
     /// second instead (`diff --base-git` reads the base from a temporary folder and shows it
     /// as `REV:path`).
@@ -49,23 +48,39 @@ impl Default for ReadOptions {
             exclude: Vec::new(),
             service_cidrs: Vec::new(),
             dns: Vec::new(),
-            kube: None,
             relabel: None,
         }
     }
 }
 
-/// The result of reading and checking the inputs.
-pub struct Analysis {
-    pub sources: Sources,
-    pub diagnostics: Vec<Diagnostic>,
-    checked: Checked,
-    /// How many documents of the kinds egressc reads were recognised.
-    documents: usize,
-    kube: KubeOptions,
+/// Which diagnostics fail a run.
+#[derive(Clone, Debug, Default)]
+pub struct Gate {
+    /// Warning and note codes left out of the run (`--allow`).
+    pub allow: Vec<Code>,
+    /// Warnings fail the run (`--deny-warnings`).
+    pub deny_warnings: bool,
 }
 
-impl Analysis {
+/// How the diagnostics of a run end it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    Pass,
+    /// Errors, or warnings under `--deny-warnings`.
+    Fail,
+    /// An input could not be read (E0001).
+    Unreadable,
+}
+
+/// What reading and checking found: the diagnostics, and the sources they point into.
+pub struct Findings {
+    pub sources: Sources,
+    pub diagnostics: Vec<Diagnostic>,
+    /// How many documents of the kinds egressc reads were recognised.
+    documents: usize,
+}
+
+impl Findings {
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
@@ -73,53 +88,93 @@ impl Analysis {
     pub fn has_io_errors(&self) -> bool {
         self.diagnostics.iter().any(|d| d.code == Code::E0001)
     }
+    /// How many documents of the kinds egressc reads were recognised.
+    pub fn documents(&self) -> usize {
+        self.documents
+    }
     /// Add diagnostics found after the analysis (the output's problems), in order.
-    pub fn add(&mut self, more: Vec<Diagnostic>) {
+    fn add(&mut self, more: Vec<Diagnostic>) {
         if !more.is_empty() {
             self.diagnostics.extend(more);
             crate::diagnostics::sort(&mut self.diagnostics);
         }
     }
-    /// How many documents of the kinds egressc reads were recognised.
-    pub fn documents(&self) -> usize {
-        self.documents
+    /// Leave out the allowed codes, then judge what is left.
+    pub fn judge(&mut self, gate: &Gate) -> Judgement {
+        self.diagnostics.retain(|d| !gate.allow.contains(&d.code));
+        let warnings = self
+            .diagnostics
+            .iter()
+            .any(|d| d.severity() == Severity::Warning);
+        if self.has_io_errors() {
+            Judgement::Unreadable
+        } else if self.has_errors() || (gate.deny_warnings && warnings) {
+            Judgement::Fail
+        } else {
+            Judgement::Pass
+        }
+    }
+}
+
+/// Inputs read and checked: what was found, and the resolved mesh to lower when nothing
+/// failed.
+pub struct Analysis {
+    pub findings: Findings,
+    checked: Checked,
+}
+
+impl Analysis {
+    pub fn has_errors(&self) -> bool {
+        self.findings.has_errors()
     }
     /// Lower an analysis without errors into the plan that `build`, `explain` and `test` share.
-    pub fn plan(&self) -> Plan {
+    pub fn lower(&self) -> Plan {
         crate::plan::lower(&self.checked)
     }
-    /// Lower and emit the output tree of an analysis without errors, in memory (tests and
-    /// tools; `build` streams it to disk, [`Analysis::emit_into`]).
+    /// Lower and emit the output tree of an analysis without errors, in memory, with the
+    /// default Kubernetes options (tests and tools; `build` streams it to disk).
     pub fn compile(&self) -> Output {
-        crate::emit::emit(&self.plan(), &self.manifest_inputs(), &self.kube)
+        crate::emit::in_memory(
+            &self.lower(),
+            &manifest_inputs(&self.findings.sources),
+            &KubeOptions::default(),
+        )
     }
-    /// Lower and emit into `sink`, the analysis's checked inputs dropped first (only the plan
-    /// is needed from here on). The analysis can still report its diagnostics, not compile
-    /// again.
-    pub fn emit_into(&mut self, kube: &KubeOptions, sink: &mut dyn Sink) -> Emitted {
-        let plan = self.plan();
-        self.checked = Checked::default();
-        crate::emit::stream(&plan, &self.manifest_inputs(), kube, sink)
+    /// Lower and emit into `sink`; the checked inputs are dropped once lowered (only the plan
+    /// is needed from there on). What keeps the output from being deployed (E0601) is moved
+    /// into the findings.
+    pub fn emit(self, kube: &KubeOptions, sink: &mut dyn Sink) -> (Findings, Emitted) {
+        let Analysis {
+            mut findings,
+            checked,
+        } = self;
+        let plan = crate::plan::lower(&checked);
+        drop(checked);
+        let mut emitted =
+            crate::emit::stream(&plan, &manifest_inputs(&findings.sources), kube, sink);
+        findings.add(std::mem::take(&mut emitted.problems));
+        (findings, emitted)
     }
-    /// Every input, as `manifest.json` records it.
-    fn manifest_inputs(&self) -> Vec<(String, &[u8])> {
-        // Inputs are recorded by a stable path: relative to the working directory where they
-        // are inside it, so that an absolute and a relative invocation give the same manifest.
-        let cwd = std::env::current_dir().ok();
-        let stable = |name: &str| {
-            let p = std::path::Path::new(name);
-            cwd.as_deref()
-                .filter(|_| p.is_absolute())
-                .and_then(|c| p.strip_prefix(c).ok())
-                .map(|r| r.to_string_lossy().replace('\\', "/"))
-                .unwrap_or_else(|| name.to_owned())
-        };
-        self.sources
-            .files
-            .iter()
-            .map(|f| (stable(&f.name), f.text.as_bytes()))
-            .collect()
-    }
+}
+
+/// Every input, as `manifest.json` records it.
+fn manifest_inputs(sources: &Sources) -> Vec<(String, &[u8])> {
+    // Inputs are recorded by a stable path: relative to the working directory where they
+    // are inside it, so that an absolute and a relative invocation give the same manifest.
+    let cwd = std::env::current_dir().ok();
+    let stable = |name: &str| {
+        let p = std::path::Path::new(name);
+        cwd.as_deref()
+            .filter(|_| p.is_absolute())
+            .and_then(|c| p.strip_prefix(c).ok())
+            .map(|r| r.to_string_lossy().replace('\\', "/"))
+            .unwrap_or_else(|| name.to_owned())
+    };
+    sources
+        .files
+        .iter()
+        .map(|f| (stable(&f.name), f.text.as_bytes()))
+        .collect()
 }
 
 /// Read and check the inputs named on the command line (`-` is stdin).
@@ -144,17 +199,135 @@ pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: &ReadOpti
         service_cidrs: opts.service_cidrs.clone(),
         dns: opts.dns.clone(),
     };
-    let mut analysis = analyze_sources(sources, diagnostics, &check);
-    if let Some(kube) = &opts.kube {
-        analysis.kube = kube.clone();
-        if !analysis.has_errors() {
-            // What cannot be deployed: the output is compiled and measured, not kept.
-            let plan = analysis.plan();
-            let problems = crate::emit::stream(&plan, &[], kube, &mut Discard).problems;
-            analysis.add(problems);
-        }
+    analyze_sources(sources, diagnostics, &check)
+}
+
+/// `check`: read and check the inputs, then (when they have no errors) compile the output,
+/// made with `kube`, without keeping it, to report what cannot be deployed (E0601).
+pub fn check(
+    inputs: &[String],
+    stdin: &mut dyn std::io::Read,
+    opts: &ReadOptions,
+    kube: &KubeOptions,
+) -> Analysis {
+    let mut analysis = analyze(inputs, stdin, opts);
+    if !analysis.has_errors() {
+        let problems = crate::emit::stream(&analysis.lower(), &[], kube, &mut Discard).problems;
+        analysis.findings.add(problems);
     }
     analysis
+}
+
+/// What `build` was asked.
+pub struct BuildRequest<'a> {
+    pub inputs: &'a [String],
+    pub out: &'a Path,
+    /// Compare with OUT instead of writing (`build --check`).
+    pub compare: bool,
+    pub read: ReadOptions,
+    pub kube: KubeOptions,
+    pub gate: Gate,
+}
+
+/// How a build ended; its findings are in [`Built`].
+pub enum BuildOutcome {
+    /// The diagnostics fail the run: nothing was written (OUT is as it was).
+    Failed,
+    /// OUT holds the new output.
+    Written(Written),
+    /// `--check`: how OUT differs from what would be written (empty: up to date).
+    Compared(Vec<(String, Change)>),
+    /// OUT could not be written; it is as it was.
+    WriteFailed(WriteError),
+}
+
+/// What a build wrote.
+pub struct Written {
+    /// Identities compiled (one config each, `_default`'s included).
+    pub identities: usize,
+    /// Files written with other bytes than OUT held before (or new).
+    pub changed: usize,
+    /// Files written with the bytes OUT held before.
+    pub unchanged: usize,
+}
+
+pub struct Built {
+    pub findings: Findings,
+    pub outcome: BuildOutcome,
+}
+
+/// Run a build: read → check → lower → emit → write OUT atomically (or compare with it).
+/// Nothing is swapped in when the diagnostics fail the run, the output cannot be deployed,
+/// or a file cannot be written.
+pub fn build(req: &BuildRequest, stdin: &mut dyn std::io::Read) -> Built {
+    let mut read = req.read.clone();
+    read.exclude.push(req.out.to_path_buf());
+    let analysis = analyze(req.inputs, stdin, &read);
+    if analysis.has_errors() {
+        return gated(analysis.findings, &req.gate, || BuildOutcome::Failed);
+    }
+    if req.compare {
+        let mut compare = Compare::new(req.out);
+        let (findings, _) = analysis.emit(&req.kube, &mut compare);
+        return gated(findings, &req.gate, || {
+            BuildOutcome::Compared(compare.finish())
+        });
+    }
+    let previous = std::fs::read(req.out.join(MANIFEST)).ok();
+    let mut staging = match Staging::begin(req.out) {
+        Ok(s) => s,
+        Err(e) => {
+            return Built {
+                findings: analysis.findings,
+                outcome: BuildOutcome::WriteFailed(e),
+            };
+        }
+    };
+    let (findings, emitted) = analysis.emit(&req.kube, &mut staging);
+    // The staging folder is removed when it is dropped uncommitted: OUT stays as it was.
+    gated(findings, &req.gate, || match staging.commit() {
+        Ok(()) => BuildOutcome::Written(written(&emitted.files, previous)),
+        Err(e) => BuildOutcome::WriteFailed(e),
+    })
+}
+
+/// Judge the findings again (emitting may have added problems); `then` only when they pass.
+fn gated(mut findings: Findings, gate: &Gate, then: impl FnOnce() -> BuildOutcome) -> Built {
+    let outcome = match findings.judge(gate) {
+        Judgement::Pass => then(),
+        Judgement::Fail | Judgement::Unreadable => BuildOutcome::Failed,
+    };
+    Built { findings, outcome }
+}
+
+/// What a build wrote, against the digests of the previous manifest. `files`: every file
+/// written, with its SHA-256.
+fn written(files: &BTreeMap<String, String>, previous_manifest: Option<Vec<u8>>) -> Written {
+    let previous_digest = previous_manifest.as_deref().map(sha256_hex);
+    let previous: BTreeMap<String, String> = previous_manifest
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| serde_json::from_value(v["files"].clone()).ok())
+        .unwrap_or_default();
+    let unchanged = files
+        .iter()
+        .filter(|(p, digest)| {
+            let before = if *p == MANIFEST {
+                previous_digest.as_ref()
+            } else {
+                previous.get(*p)
+            };
+            before == Some(*digest)
+        })
+        .count();
+    Written {
+        // One config per identity: `configs/<ns>/<sa>.json`, and `_default`'s.
+        identities: files
+            .keys()
+            .filter(|p| p.starts_with("configs/") || *p == "sidecar/config.json")
+            .count(),
+        changed: files.len() - unchanged,
+        unchanged,
+    }
 }
 
 /// Show the files whose names start with `from` under `to` instead, in the diagnostics of
@@ -195,11 +368,12 @@ fn analyze_sources(
     sources.resolve_all(&mut diagnostics);
     crate::diagnostics::sort(&mut diagnostics);
     Analysis {
-        documents: inputs.docs.len(),
-        sources,
-        diagnostics,
+        findings: Findings {
+            documents: inputs.docs.len(),
+            sources,
+            diagnostics,
+        },
         checked,
-        kube: KubeOptions::default(),
     }
 }
 
@@ -231,7 +405,7 @@ pub fn schema_files() -> Vec<(String, String)> {
 }
 
 /// Write an output tree to `dir`, atomically.
-pub fn write_output(out: &Output, dir: &std::path::Path) -> Result<(), WriteError> {
+pub fn write_output(out: &Output, dir: &Path) -> Result<(), WriteError> {
     crate::write::write(out, dir)
 }
 
@@ -247,6 +421,7 @@ pub(crate) mod testing {
     /// `CODE line:col` of every diagnostic (just `CODE` for one without a place).
     pub fn places(yaml: &str) -> Vec<String> {
         analysis(yaml)
+            .findings
             .diagnostics
             .iter()
             .map(|d| match d.span() {
@@ -259,8 +434,8 @@ pub(crate) mod testing {
     /// The plan of inputs that must have no errors.
     pub fn plan(yaml: &str) -> Plan {
         let a = analysis(yaml);
-        assert!(!a.has_errors(), "{:?}", a.diagnostics);
-        a.plan()
+        assert!(!a.has_errors(), "{:?}", a.findings.diagnostics);
+        a.lower()
     }
 
     /// A MeshConfig with passthrough off, then `rest`.

@@ -75,11 +75,25 @@ pub struct Plan {
     /// The clusterIPs and ports of the gateway Services (sorted): a workload's own connection
     /// to one is denied; only the sidecar's tunnels (as the proxy uid) reach a gateway.
     pub gateway_addresses: Vec<MeshDestination>,
-    /// Sorted by name; `_default` first.
+    /// Sorted by name; `_default` first (`default_identity`).
     pub identities: Vec<IdentityPlan>,
     /// Sorted by cluster name.
     pub gateways: Vec<Gateway>,
     pub dns: DnsResolvers,
+}
+
+impl Plan {
+    /// `_default`: the identity of a workload that has no config of its own (no rule).
+    pub fn default_identity(&self) -> &IdentityPlan {
+        &self.identities[0]
+    }
+    /// The identity named `namespace/name`; `_default` for one the plan does not know.
+    pub fn identity(&self, name: &str) -> &IdentityPlan {
+        self.identities
+            .iter()
+            .find(|i| i.name == name)
+            .unwrap_or_else(|| self.default_identity())
+    }
 }
 
 /// The in-mesh destinations, and apart from them those of the gateway Services.

@@ -12,9 +12,9 @@ fuzz_target!(|data: &[u8]| {
     let analysis = egressc::analyze_texts(vec![("fuzz.yaml".into(), text.to_owned())]);
     if !analysis.has_errors() {
         let _ = analysis.compile();
-        let _ = analysis.plan();
+        let _ = analysis.lower();
     }
-    let _ = egressc::render_human(&analysis.diagnostics, &analysis.sources, false);
-    let _ = egressc::render_json(&analysis.diagnostics, &analysis.sources);
-    let _ = egressc::render_sarif(&analysis.diagnostics, &analysis.sources);
+    let _ = egressc::render_human(&analysis.findings.diagnostics, &analysis.findings.sources, false);
+    let _ = egressc::render_json(&analysis.findings.diagnostics, &analysis.findings.sources);
+    let _ = egressc::render_sarif(&analysis.findings.diagnostics, &analysis.findings.sources);
 });

@@ -2,10 +2,12 @@
 
 use crate::cli::args::{Color, Format, InputArgs, KubeArgs, ReportArgs};
 use crate::cli::exit::{Exit, usage};
-use crate::diagnostics::Severity;
 use crate::diagnostics::render::{render_human, render_json, render_sarif};
 use crate::emit::kubernetes::KubeOptions;
-use crate::pipeline::{Analysis, ReadOptions, analyze, schema_files};
+use crate::pipeline::{
+    Analysis, BuildOutcome, BuildRequest, Built, Findings, Gate, Judgement, ReadOptions, Written,
+    analyze, check, schema_files,
+};
 use crate::query::{cases, eval, explain as explain_text};
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -15,7 +17,7 @@ static WRITE_FAILED: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(No
 
 /// Write to a stream; a closed pipe (`| head`) is a normal end, not a panic; any other write
 /// error (a full disk) is remembered and fails the run (`write_failure`).
-pub fn emit(mut w: impl Write, text: &str) {
+pub fn write_out(mut w: impl Write, text: &str) {
     if let Err(e) = w.write_all(text.as_bytes()).and_then(|_| w.flush())
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {
@@ -32,36 +34,27 @@ pub fn write_failure() -> Option<String> {
         .clone()
 }
 
-/// How diagnostics are reported for one run.
-pub struct Report<'a> {
+/// One run's reading and checking of its inputs, from the flags: how inputs are read, which
+/// diagnostics fail the run, and how they are reported.
+pub struct CheckRun<'a> {
     args: &'a InputArgs,
     format: Format,
-    /// `check` and `build` compile the output, and report what cannot be deployed (E0601).
-    kube: KubeOptions,
-    deploy: bool,
 }
 
-impl<'a> Report<'a> {
-    pub fn new(args: &'a ReportArgs) -> Report<'a> {
-        Report {
+impl<'a> CheckRun<'a> {
+    pub fn new(args: &'a ReportArgs) -> CheckRun<'a> {
+        CheckRun {
             args: &args.input,
             format: args.format,
-            kube: KubeOptions {
-                configmap_max_bytes: (args.input.configmap_max_kib as usize) << 10,
-                ..KubeOptions::default()
-            },
-            deploy: true,
         }
     }
 
     /// Diagnostics in human form on stderr (explain, test and diff keep stdout for their own
     /// output).
-    pub fn human(args: &'a InputArgs) -> Report<'a> {
-        Report {
+    pub fn human(args: &'a InputArgs) -> CheckRun<'a> {
+        CheckRun {
             args,
             format: Format::Human,
-            kube: KubeOptions::default(),
-            deploy: false,
         }
     }
 
@@ -76,78 +69,88 @@ impl<'a> Report<'a> {
         }
     }
 
-    /// Read, check and report: how it ended, and the analysis when nothing failed.
-    pub fn check(&self, inputs: &[String]) -> (Exit, Option<Analysis>) {
-        self.check_excluding(inputs, None)
-    }
-
-    /// `check`, never reading `exclude` (a build's output folder) as input.
-    pub fn check_excluding(
-        &self,
-        inputs: &[String],
-        exclude: Option<&Path>,
-    ) -> (Exit, Option<Analysis>) {
-        let options = self.read_options(exclude);
-        let analysis = analyze(inputs, &mut std::io::stdin().lock(), &options);
-        self.finish(analysis, None)
-    }
-
     /// How the inputs are read, from the flags.
-    pub fn read_options(&self, exclude: Option<&Path>) -> ReadOptions {
+    pub fn read_options(&self) -> ReadOptions {
         ReadOptions {
             strict: self.args.strict,
             require_meshconfig: self.args.require_meshconfig,
             max_input_bytes: self.args.max_input_mib << 20,
-            exclude: exclude.into_iter().map(Path::to_path_buf).collect(),
+            exclude: Vec::new(),
             service_cidrs: self.args.service_cidr.clone(),
             dns: self.args.dns.clone(),
-            kube: self.deploy.then(|| self.kube.clone()),
             relabel: None,
         }
     }
 
-    /// Report the diagnostics of an analysis (under `heading` when there are any) and say how
-    /// it ended: the analysis when nothing failed.
-    pub fn finish(
-        &self,
-        mut analysis: Analysis,
-        heading: Option<&str>,
-    ) -> (Exit, Option<Analysis>) {
-        analysis
-            .diagnostics
-            .retain(|d| !self.args.allow.contains(&d.code));
-        let diags = &analysis.diagnostics;
+    /// Which diagnostics fail the run, from the flags.
+    pub fn gate(&self) -> Gate {
+        Gate {
+            allow: self.args.allow.clone(),
+            deny_warnings: self.args.deny_warnings,
+        }
+    }
+
+    /// The Kubernetes output's options that every command shares.
+    fn kube(&self) -> KubeOptions {
+        KubeOptions {
+            configmap_max_bytes: (self.args.configmap_max_kib as usize) << 10,
+            ..KubeOptions::default()
+        }
+    }
+
+    /// Read and check the inputs (`explain`, `test`): the analysis when nothing failed, else
+    /// how the run ends (the diagnostics reported).
+    pub fn analyze(&self, inputs: &[String]) -> Result<Analysis, Exit> {
+        let mut analysis = analyze(inputs, &mut std::io::stdin().lock(), &self.read_options());
+        match self.report(&mut analysis.findings, None) {
+            Exit::Success => Ok(analysis),
+            failed => Err(failed),
+        }
+    }
+
+    /// `check`: read and check the inputs, and what their output cannot deploy.
+    pub fn check(&self, inputs: &[String]) -> Exit {
+        let mut analysis = check(
+            inputs,
+            &mut std::io::stdin().lock(),
+            &self.read_options(),
+            &self.kube(),
+        );
+        self.report(&mut analysis.findings, None)
+    }
+
+    /// Report the findings (under `heading` when there are any) and say how they end the run.
+    pub fn report(&self, findings: &mut Findings, heading: Option<&str>) -> Exit {
+        let judged = findings.judge(&self.gate());
+        let diags = &findings.diagnostics;
         match self.format {
             Format::Human => {
-                let mut text = render_human(diags, &analysis.sources, self.color());
+                let mut text = render_human(diags, &findings.sources, self.color());
                 if let Some(h) = heading.filter(|_| !diags.is_empty()) {
                     text = format!("{h}\n{text}");
                 }
                 if diags.is_empty() && heading.is_none() && std::io::stderr().is_terminal() {
-                    let n = analysis.documents();
+                    let n = findings.documents();
                     text = format!(
                         "egressc: {n} document{} of the kinds egressc reads, no problems\n",
                         if n == 1 { "" } else { "s" }
                     );
                 }
-                emit(std::io::stderr().lock(), &text)
+                write_out(std::io::stderr().lock(), &text)
             }
-            Format::Json => emit(
+            Format::Json => write_out(
                 std::io::stdout().lock(),
-                &render_json(diags, &analysis.sources),
+                &render_json(diags, &findings.sources),
             ),
-            Format::Sarif => emit(
+            Format::Sarif => write_out(
                 std::io::stdout().lock(),
-                &render_sarif(diags, &analysis.sources),
+                &render_sarif(diags, &findings.sources),
             ),
         }
-        let warnings = diags.iter().any(|d| d.severity() == Severity::Warning);
-        if analysis.has_io_errors() {
-            (Exit::Unreadable, None)
-        } else if analysis.has_errors() || (self.args.deny_warnings && warnings) {
-            (Exit::InputErrors, None)
-        } else {
-            (Exit::Success, Some(analysis))
+        match judged {
+            Judgement::Pass => Exit::Success,
+            Judgement::Fail => Exit::InputErrors,
+            Judgement::Unreadable => Exit::Unreadable,
         }
     }
 }
@@ -159,77 +162,51 @@ pub fn build(
     kube: &KubeArgs,
     args: &ReportArgs,
 ) -> Exit {
-    let mut report = Report::new(args);
-    report.kube = KubeOptions {
-        pipy_image: kube.pipy_image.clone(),
-        init_image: kube.init_image.clone(),
-        inject_label: kube.inject_label.clone(),
-        iptables_legacy: kube.iptables_legacy,
-        pin_egress: kube.pin_egress,
-        ..report.kube
-    };
-    // The ConfigMaps are measured as the output is written, not compiled twice.
-    report.deploy = false;
-    let kube = report.kube.clone();
-    let mut analysis = analyze(
+    let run = CheckRun::new(args);
+    let request = BuildRequest {
         inputs,
-        &mut std::io::stdin().lock(),
-        &report.read_options(Some(out)),
-    );
-    if analysis.has_errors() {
-        return report.finish(analysis, None).0;
-    }
-    if check_only {
-        let mut compare = crate::write::Compare::new(out);
-        let emitted = analysis.emit_into(&kube, &mut compare);
-        analysis.add(emitted.problems);
-        let (exit, analysis) = report.finish(analysis, None);
-        if analysis.is_none() {
-            return exit;
-        }
-        let changes = compare.finish();
-        if changes.is_empty() {
-            return Exit::Success;
-        }
-        let n = changes.len();
-        let mut text = format!(
-            "`{}` is stale: {n} file{} differ{} from what would be written\n",
-            out.display(),
-            if n == 1 { "" } else { "s" },
-            if n == 1 { "s" } else { "" },
-        );
-        for (path, change) in &changes {
-            text.push_str(&format!("  {:<8} {path}\n", change.as_str()));
-        }
-        // On stderr: stdout holds only the diagnostics (JSON or SARIF when asked for).
-        emit(std::io::stderr().lock(), &text);
-        return Exit::Stale;
-    }
-    let previous = std::fs::read(out.join(crate::emit::manifest::MANIFEST)).ok();
-    let mut staging = match crate::write::Staging::begin(out) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = report.finish(analysis, None);
-            return usage(e.to_string());
-        }
+        out,
+        compare: check_only,
+        read: run.read_options(),
+        kube: KubeOptions {
+            pipy_image: kube.pipy_image.clone(),
+            init_image: kube.init_image.clone(),
+            inject_label: kube.inject_label.clone(),
+            iptables_legacy: kube.iptables_legacy,
+            pin_egress: kube.pin_egress,
+            ..run.kube()
+        },
+        gate: run.gate(),
     };
-    let emitted = analysis.emit_into(&kube, &mut staging);
-    analysis.add(emitted.problems);
-    // Nothing is swapped in when the output cannot be deployed (the staging folder is
-    // removed): OUT stays as it was.
-    let (exit, analysis) = report.finish(analysis, None);
-    let Some(analysis) = analysis else {
-        return exit;
-    };
-    match staging.commit() {
-        Ok(()) => {
-            emit(
-                std::io::stderr().lock(),
-                &build_summary(&analysis, &emitted.files, previous, out),
+    let Built {
+        mut findings,
+        outcome,
+    } = crate::pipeline::build(&request, &mut std::io::stdin().lock());
+    let reported = run.report(&mut findings, None);
+    match outcome {
+        BuildOutcome::Failed => reported,
+        BuildOutcome::WriteFailed(e) => usage(e.to_string()),
+        BuildOutcome::Compared(changes) if changes.is_empty() => Exit::Success,
+        BuildOutcome::Compared(changes) => {
+            let n = changes.len();
+            let mut text = format!(
+                "`{}` is stale: {n} file{} differ{} from what would be written\n",
+                out.display(),
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "s" } else { "" },
             );
+            for (path, change) in &changes {
+                text.push_str(&format!("  {:<8} {path}\n", change.as_str()));
+            }
+            // On stderr: stdout holds only the diagnostics (JSON or SARIF when asked for).
+            write_out(std::io::stderr().lock(), &text);
+            Exit::Stale
+        }
+        BuildOutcome::Written(w) => {
+            let warnings = crate::diagnostics::count(&findings.diagnostics).warnings;
+            write_out(std::io::stderr().lock(), &build_summary(&w, warnings, out));
             Exit::Success
         }
-        Err(e) => usage(e.to_string()),
     }
 }
 
@@ -242,7 +219,7 @@ pub fn publish(out: &Path, url: &str, prefix: &str, check_only: bool) -> Exit {
         let steps = plan(&repo, &cbs, prefix)?;
         let text: String = steps.iter().map(|s| format!("{s}\n")).collect();
         if check_only {
-            emit(std::io::stdout().lock(), &text);
+            write_out(std::io::stdout().lock(), &text);
             return Ok(if steps.is_empty() {
                 Exit::Success
             } else {
@@ -250,12 +227,12 @@ pub fn publish(out: &Path, url: &str, prefix: &str, check_only: bool) -> Exit {
             });
         }
         apply(&repo, &cbs, &steps)?;
-        emit(std::io::stdout().lock(), &text);
+        write_out(std::io::stdout().lock(), &text);
         let commits = steps
             .iter()
             .filter(|s| matches!(s, crate::publish::Step::Commit { .. }))
             .count();
-        emit(
+        write_out(
             std::io::stderr().lock(),
             &format!(
                 "egressc: published `{}` to {url}: {commits} of {} codebases changed\n",
@@ -269,44 +246,16 @@ pub fn publish(out: &Path, url: &str, prefix: &str, check_only: bool) -> Exit {
 }
 
 /// The line `build` ends with: identities compiled, files written and unchanged, warnings.
-/// `files`: every file written, with its SHA-256.
-fn build_summary(
-    analysis: &Analysis,
-    files: &std::collections::BTreeMap<String, String>,
-    previous_manifest: Option<Vec<u8>>,
-    out: &Path,
-) -> String {
-    use crate::emit::output::sha256_hex;
-    let manifest = crate::emit::manifest::MANIFEST;
-    let previous_digest = previous_manifest.as_deref().map(sha256_hex);
-    let previous: std::collections::BTreeMap<String, String> = previous_manifest
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| serde_json::from_value(v["files"].clone()).ok())
-        .unwrap_or_default();
-    let unchanged = files
-        .iter()
-        .filter(|(p, digest)| {
-            let before = if *p == manifest {
-                previous_digest.as_ref()
-            } else {
-                previous.get(*p)
-            };
-            before == Some(*digest)
-        })
-        .count();
-    // One config per identity: `configs/<ns>/<sa>.json`, and `_default`'s.
-    let identities = files
-        .keys()
-        .filter(|p| p.starts_with("configs/") || *p == "sidecar/config.json")
-        .count();
-    let warnings = crate::diagnostics::count(&analysis.diagnostics).warnings;
+fn build_summary(w: &Written, warnings: usize, out: &Path) -> String {
     let s = |n: usize| if n == 1 { "" } else { "s" };
     format!(
-        "egressc: {identities} identit{} compiled into `{}`: {} file{} written, {unchanged} unchanged; {warnings} warning{}\n",
-        if identities == 1 { "y" } else { "ies" },
+        "egressc: {} identit{} compiled into `{}`: {} file{} written, {} unchanged; {warnings} warning{}\n",
+        w.identities,
+        if w.identities == 1 { "y" } else { "ies" },
         out.display(),
-        files.len() - unchanged,
-        s(files.len() - unchanged),
+        w.changed,
+        s(w.changed),
+        w.unchanged,
         s(warnings),
     )
 }
@@ -319,7 +268,7 @@ pub fn schema(output: Option<&Path>) -> Exit {
             .find(|(n, _)| n == "egressc.schema.json")
             .map(|(_, t)| t.as_str())
             .unwrap_or_default();
-        emit(std::io::stdout().lock(), combined);
+        write_out(std::io::stdout().lock(), combined);
         return Exit::Success;
     };
     if let Err(e) = std::fs::create_dir_all(dir) {
@@ -344,7 +293,7 @@ pub struct HttpArgs {
 
 fn print_json(value: &impl serde::Serialize) {
     let text = serde_json::to_string_pretty(value).expect("json");
-    emit(std::io::stdout().lock(), &format!("{text}\n"));
+    write_out(std::io::stdout().lock(), &format!("{text}\n"));
 }
 
 pub fn explain(
@@ -363,18 +312,17 @@ pub fn explain(
     if matches!(args.format, Format::Sarif) {
         return usage("explain writes human or JSON output; SARIF is for `check` and `build`");
     }
-    let (exit, analysis) = Report::human(&args.input).check(inputs);
-    let Some(analysis) = analysis else {
-        return exit;
+    let plan = match CheckRun::human(&args.input).analyze(inputs) {
+        Ok(analysis) => analysis.lower(),
+        Err(exit) => return exit,
     };
-    let plan = analysis.plan();
     let json = matches!(args.format, Format::Json);
     let Some(to) = to else {
         let reach = crate::query::reach::reach(&plan, from);
         if json {
             print_json(&reach);
         } else {
-            emit(
+            write_out(
                 std::io::stdout().lock(),
                 &explain_text::render_reach(&reach, from),
             );
@@ -411,7 +359,7 @@ pub fn explain(
     if json {
         print_json(&v);
     } else {
-        emit(
+        write_out(
             std::io::stdout().lock(),
             &explain_text::render_verdict(&v, &q),
         );
@@ -441,7 +389,7 @@ pub fn test(cases_path: &Path, inputs: &[String], args: &ReportArgs) -> Exit {
         }
     };
     let case_error = |e: &dyn std::fmt::Display| {
-        emit(
+        write_out(
             std::io::stderr().lock(),
             &format!("error: {}: {e}\n", cases_path.display()),
         );
@@ -451,15 +399,15 @@ pub fn test(cases_path: &Path, inputs: &[String], args: &ReportArgs) -> Exit {
         Ok(f) => f,
         Err(e) => return case_error(&e),
     };
-    let (exit, analysis) = Report::human(&args.input).check(inputs);
-    let Some(analysis) = analysis else {
-        return exit;
+    let plan = match CheckRun::human(&args.input).analyze(inputs) {
+        Ok(analysis) => analysis.lower(),
+        Err(exit) => return exit,
     };
-    let (out, failed) = match cases::run(&analysis.plan(), &file) {
+    let (out, failed) = match cases::run(&plan, &file) {
         Ok(r) => r,
         Err(e) => return case_error(&e),
     };
-    emit(std::io::stdout().lock(), &out);
+    write_out(std::io::stdout().lock(), &out);
     if failed > 0 {
         Exit::CaseFailed
     } else {

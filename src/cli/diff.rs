@@ -2,7 +2,7 @@
 //! print the difference; exit 6 when `--fail-on` matches.
 
 use crate::cli::args::{DiffFormat, FailOn, InputArgs};
-use crate::cli::commands::{Report, emit};
+use crate::cli::commands::{CheckRun, write_out};
 use crate::cli::exit::{Exit, usage};
 use crate::diff::render::json::render_json;
 use crate::diff::render::markdown::render_markdown;
@@ -28,7 +28,7 @@ fn read_side(inputs: &[String], options: &ReadOptions) -> (Analysis, Option<Plan
     } else {
         analyze(inputs, &mut std::io::empty(), options)
     };
-    let plan = (!analysis.has_errors()).then(|| analysis.plan());
+    let plan = (!analysis.has_errors()).then(|| analysis.lower());
     (analysis, plan)
 }
 
@@ -37,8 +37,8 @@ pub fn diff(a: &DiffArgs) -> Exit {
     if stdin(a.base) && stdin(a.head) {
         return usage("the base and the head cannot both be read from stdin");
     }
-    let report = Report::human(a.input);
-    let head_options = report.read_options(None);
+    let run = CheckRun::human(a.input);
+    let head_options = run.read_options();
     let mut base_options = head_options.clone();
     let tree = match a.base_git {
         Some(rev) => match crate::cli::git::checkout(rev, a.head) {
@@ -52,7 +52,7 @@ pub fn diff(a: &DiffArgs) -> Exit {
             base_options.relabel = Some(t.relabel.clone());
             for m in &t.missing {
                 let rev = a.base_git.unwrap_or_default();
-                emit(
+                write_out(
                     std::io::stderr().lock(),
                     &format!(
                         "egressc diff: `{m}` does not exist at {rev}: the base has nothing of it\n"
@@ -73,19 +73,20 @@ pub fn diff(a: &DiffArgs) -> Exit {
         Some(rev) => format!("{} at {rev}", a.head.join(" ")),
         None => a.base.join(" "),
     };
-    let (base_exit, base) = report.finish(
-        base,
+    let (mut base_analysis, mut head_analysis) = (base, head);
+    let base_exit = run.report(
+        &mut base_analysis.findings,
         Some(&format!("egressc diff: in the base ({base_side}):")),
     );
-    let (head_exit, head) = report.finish(
-        head,
+    let head_exit = run.report(
+        &mut head_analysis.findings,
         Some(&format!(
             "egressc diff: in the head ({}):",
             a.head.join(" ")
         )),
     );
-    let (Some(base_analysis), Some(head_analysis), Some(base), Some(head)) =
-        (base, head, base_plan, head_plan)
+    let (Exit::Success, Exit::Success, Some(base), Some(head)) =
+        (&base_exit, &head_exit, base_plan, head_plan)
     else {
         // The worse of the two: an unreadable input (2) over input errors (1).
         return [base_exit, head_exit]
@@ -102,7 +103,7 @@ pub fn diff(a: &DiffArgs) -> Exit {
         DiffFormat::Markdown => render_markdown(&d),
         DiffFormat::Json => render_json(&d),
     };
-    emit(std::io::stdout().lock(), &text);
+    write_out(std::io::stdout().lock(), &text);
     match a.fail_on {
         Some(FailOn::Widen) if d.widens() => Exit::DiffMatched,
         Some(FailOn::Any) if !d.is_empty() => Exit::DiffMatched,

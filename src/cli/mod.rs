@@ -8,7 +8,7 @@ pub mod exit;
 pub mod git;
 
 use crate::cli::args::{Cli, Command};
-use crate::cli::commands::{Report, emit};
+use crate::cli::commands::{CheckRun, write_out};
 use crate::cli::exit::Exit;
 use clap::Parser;
 use std::process::ExitCode;
@@ -23,7 +23,7 @@ pub fn run() -> ExitCode {
         }
     };
     let exit = match cli.command {
-        Command::Check { inputs, report } => Report::new(&report).check(&inputs).0,
+        Command::Check { inputs, report } => CheckRun::new(&report).check(&inputs),
         Command::Build {
             inputs,
             output,
@@ -85,7 +85,7 @@ pub fn run() -> ExitCode {
         _ => exit,
     };
     if let Exit::Usage(e) = &exit {
-        emit(std::io::stderr().lock(), &format!("error: {e}\n"));
+        write_out(std::io::stderr().lock(), &format!("error: {e}\n"));
     }
     exit.exit_code()
 }

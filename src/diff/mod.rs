@@ -250,7 +250,7 @@ fn same_rules(a: &IdentityPlan, b: &IdentityPlan) -> bool {
 pub fn diff(base: &Plan, head: &Plan) -> Diff {
     let mesh = mesh::entries(base, head);
     let (bs, hs) = (by_name(base), by_name(head));
-    let default = |p: &Plan| Access::of(&p.identities[0]);
+    let default = |p: &Plan| Access::of(p.default_identity());
     let names: BTreeSet<&str> = bs.keys().chain(hs.keys()).copied().collect();
     let mut identities = Vec::new();
     for name in names {

@@ -109,7 +109,11 @@ pub fn stream(
 }
 
 /// The whole output tree in memory (tests and tools; `build` streams it to disk).
-pub fn emit(plan: &Plan, inputs: &[(String, &[u8])], kube: &kubernetes::KubeOptions) -> Output {
+pub fn in_memory(
+    plan: &Plan,
+    inputs: &[(String, &[u8])],
+    kube: &kubernetes::KubeOptions,
+) -> Output {
     let mut out = Output::default();
     stream(plan, inputs, kube, &mut out);
     out

@@ -22,13 +22,6 @@ pub fn rule_ref(r: &Rule, route_group: Option<&Route>) -> RuleRef {
     }
 }
 
-pub fn identity<'p>(plan: &'p Plan, name: &str) -> &'p IdentityPlan {
-    plan.identities
-        .iter()
-        .find(|i| i.name == name)
-        .unwrap_or(&plan.identities[0])
-}
-
 /// Why a route does not admit the request; `None` when it does.
 fn route_miss(route: &Route, req: &HttpRequest, path: &str) -> Option<String> {
     if !route.methods.is_empty() && !route.methods.contains(&req.method) {
@@ -264,7 +257,7 @@ fn through_gateway(plan: &Plan, id: &IdentityPlan, mut v: Verdict) -> Verdict {
 ///   4. passthrough when `traffic.enableEgress` is true;
 ///   5. otherwise denied (or, offline, undecidable without the address).
 pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
-    let id = identity(plan, &q.identity);
+    let id = plan.identity(&q.identity);
     let mut v = Verdict {
         identity: id.name.clone(),
         destination: q.destination(),

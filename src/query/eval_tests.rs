@@ -179,7 +179,7 @@ fn the_gateway_leg_refuses_loopback_unless_a_cidr_names_it() {
     let v = evaluate(&p, &tcp_query("ns/a", "127.0.0.17:7000"));
     assert_eq!(v.verdict, Outcome::Allowed, "{v:?}");
     // SOCKS5 gets the union, http2tunnel the identity's own list.
-    let id = identity(&p, "ns/b");
+    let id = p.identity("ns/b");
     assert!(gateway::admits(&p, id, crate::model::GatewayMode::Socks5, "127.0.0.17:7000").is_ok());
     assert!(
         gateway::admits(

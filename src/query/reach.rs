@@ -1,7 +1,7 @@
 //! What an identity may reach: its rules, passthrough, the way out (`explain` without `--to`).
 
 use crate::plan::Plan;
-use crate::query::eval::{identity, rule_ref, via};
+use crate::query::eval::{rule_ref, via};
 use crate::query::question::{RuleRef, Via};
 use serde::Serialize;
 
@@ -26,7 +26,7 @@ pub struct ReachRule {
 }
 
 pub fn reach(plan: &Plan, identity_name: &str) -> Reach {
-    let id = identity(plan, identity_name);
+    let id = plan.identity(identity_name);
     Reach {
         identity: id.name.clone(),
         passthrough: plan.settings.enable_egress,

@@ -53,9 +53,9 @@ fn analyze_no_panic(name: &str, bytes: &[u8]) -> Result<(), String> {
     std::panic::catch_unwind(move || {
         let a = egressc::analyze_texts(vec![(name, text)]);
         // Rendering must not panic either.
-        let _ = egressc::render_human(&a.diagnostics, &a.sources, false);
-        let _ = egressc::render_json(&a.diagnostics, &a.sources);
-        let _ = egressc::render_sarif(&a.diagnostics, &a.sources);
+        let _ = egressc::render_human(&a.findings.diagnostics, &a.findings.sources, false);
+        let _ = egressc::render_json(&a.findings.diagnostics, &a.findings.sources);
+        let _ = egressc::render_sarif(&a.findings.diagnostics, &a.findings.sources);
     })
     .map_err(|e| {
         e.downcast_ref::<String>()

@@ -98,7 +98,7 @@ fn build_tree(inputs: &Path, out: &Path) -> egressc::Plan {
     egressc::write_output(&analysis.compile(), out).expect("write output");
     // The proxy runs as uid 1500: it must be able to read the tree.
     let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(out).status();
-    analysis.plan()
+    analysis.lower()
 }
 
 /// A private network namespace with processes in it; everything is torn down on drop.
