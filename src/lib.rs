@@ -31,6 +31,7 @@ pub use emit::kubernetes::KubeOptions;
 pub use emit::output::Output;
 pub use input::source::Sources;
 pub use input::yaml::parse_documents;
+pub use model::Identity;
 pub use net::Cidr;
 pub use pipeline::{
     Analysis, BuildOutcome, BuildRequest, Built, Findings, Gate, Judgement, ReadOptions, Written,

@@ -96,6 +96,38 @@ pub struct Identity {
     pub name: String,
 }
 
+impl Identity {
+    /// `NAMESPACE/SERVICEACCOUNT`, as Kubernetes names them (a DNS-1123 label, then a
+    /// DNS-1123 subdomain).
+    pub fn parse(text: &str) -> Result<Identity, String> {
+        match text.split_once('/') {
+            Some((ns, sa)) if is_dns1123_label(ns) && is_dns1123_subdomain(sa) => Ok(Identity {
+                namespace: ns.to_owned(),
+                name: sa.to_owned(),
+            }),
+            _ => Err(format!(
+                "`{text}` is not NAMESPACE/SERVICEACCOUNT as Kubernetes names them (lower-case DNS names)"
+            )),
+        }
+    }
+}
+
+/// A DNS-1123 label: lower-case letters, digits and `-`, at most 63, no `-` at either end
+/// (Kubernetes namespaces).
+pub fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253 (most Kubernetes object names).
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
 impl std::fmt::Display for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)

@@ -87,11 +87,11 @@ impl Plan {
     pub fn default_identity(&self) -> &IdentityPlan {
         &self.identities[0]
     }
-    /// The identity named `namespace/name`; `_default` for one the plan does not know.
-    pub fn identity(&self, name: &str) -> &IdentityPlan {
+    /// The plan of an identity; `_default`'s for one the plan does not know.
+    pub fn identity(&self, identity: &Identity) -> &IdentityPlan {
         self.identities
             .iter()
-            .find(|i| i.name == name)
+            .find(|i| i.identity.as_ref() == Some(identity))
             .unwrap_or_else(|| self.default_identity())
     }
 }

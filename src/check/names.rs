@@ -4,22 +4,10 @@
 use crate::diagnostics::{Code, Diagnostic};
 use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::{Kind, ObjectMeta};
+use crate::model::{is_dns1123_label, is_dns1123_subdomain};
 use crate::path;
 use crate::span::Span;
 use std::collections::HashMap;
-
-fn is_dns1123_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns1123_label)
-}
 
 /// The naming rules Kubernetes applies.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -99,12 +87,6 @@ pub fn check_name(what: &str, value: &str, rule: NameRule, span: Span) -> Option
             rule.suggest(value)
         )),
     )
-}
-
-/// Whether `NAMESPACE/SERVICEACCOUNT` names an identity Kubernetes would accept.
-pub fn is_identity(text: &str) -> bool {
-    text.split_once('/')
-        .is_some_and(|(ns, sa)| NameRule::Label.allows(ns) && NameRule::Subdomain.allows(sa))
 }
 
 /// E0310 for a reference to a namespaced object: its name (by `rule`) and its namespace.

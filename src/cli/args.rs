@@ -3,6 +3,7 @@
 use crate::cli::exit::UsageError;
 use crate::diagnostics::{Code, Severity};
 use crate::emit::kubernetes;
+use crate::model::Identity;
 use crate::net::{self, Cidr};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -71,8 +72,8 @@ pub enum Command {
         #[arg(required = true, value_name = "INPUT")]
         inputs: Vec<String>,
         /// The workload identity: NAMESPACE/SERVICEACCOUNT.
-        #[arg(long, value_name = "NS/SA")]
-        from: String,
+        #[arg(long, value_name = "NS/SA", value_parser = parse_identity)]
+        from: Identity,
         /// The destination as dialled: HOST_OR_IP:PORT. Without it, list what the identity may reach.
         #[arg(long, value_name = "HOST_OR_IP:PORT")]
         to: Option<String>,
@@ -89,8 +90,8 @@ pub enum Command {
         #[arg(long, value_name = "PATH", requires = "to")]
         path: Option<String>,
         /// An HTTP header, NAME=VALUE (repeatable).
-        #[arg(long, value_name = "NAME=VALUE", requires = "to")]
-        header: Vec<String>,
+        #[arg(long, value_name = "NAME=VALUE", requires = "to", value_parser = parse_header)]
+        header: Vec<(String, String)>,
         #[command(flatten)]
         report: ReportArgs,
     },
@@ -180,10 +181,25 @@ fn parse_prefix(s: &str) -> Result<String, UsageError> {
     }
 }
 
+/// `KEY=VALUE` (the value may hold `=`).
+fn key_value<'s>(s: &'s str, what: &str) -> Result<(&'s str, &'s str), UsageError> {
+    s.split_once('=')
+        .ok_or_else(|| UsageError(format!("`{s}`: write {what}")))
+}
+
+/// `--from NS/SA`.
+fn parse_identity(s: &str) -> Result<Identity, UsageError> {
+    Identity::parse(s).map_err(UsageError)
+}
+
+/// `--header NAME=VALUE`: the name without surrounding blanks, the value as given.
+fn parse_header(s: &str) -> Result<(String, String), UsageError> {
+    let (k, v) = key_value(s, "NAME=VALUE")?;
+    Ok((k.trim().to_owned(), v.to_owned()))
+}
+
 fn parse_label(s: &str) -> Result<(String, String), UsageError> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or_else(|| UsageError(format!("`{s}` is not KEY=VALUE")))?;
+    let (k, v) = key_value(s, "KEY=VALUE")?;
     let name = k.rsplit('/').next().unwrap_or(k);
     let ok = |t: &str, max: usize| {
         t.len() <= max

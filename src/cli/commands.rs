@@ -4,6 +4,7 @@ use crate::cli::args::{Color, Format, InputArgs, KubeArgs, ReportArgs};
 use crate::cli::exit::{Exit, usage};
 use crate::diagnostics::render::{render_human, render_json, render_sarif};
 use crate::emit::kubernetes::KubeOptions;
+use crate::model::Identity;
 use crate::pipeline::{
     Analysis, BuildOutcome, BuildRequest, Built, Findings, Gate, Judgement, ReadOptions, Written,
     analyze, check, schema_files,
@@ -288,7 +289,7 @@ pub struct HttpArgs {
     pub host: Option<String>,
     pub method: Option<String>,
     pub path: Option<String>,
-    pub headers: Vec<String>,
+    pub headers: Vec<(String, String)>,
 }
 
 fn print_json(value: &impl serde::Serialize) {
@@ -298,17 +299,12 @@ fn print_json(value: &impl serde::Serialize) {
 
 pub fn explain(
     inputs: &[String],
-    from: &str,
+    from: &Identity,
     to: Option<&str>,
     sni: Option<String>,
     http: Option<HttpArgs>,
     args: &ReportArgs,
 ) -> Exit {
-    if !crate::check::names::is_identity(from) {
-        return usage(format!(
-            "--from `{from}`: write NAMESPACE/SERVICEACCOUNT, as Kubernetes names them (lower-case DNS names)"
-        ));
-    }
     if matches!(args.format, Format::Sarif) {
         return usage("explain writes human or JSON output; SARIF is for `check` and `build`");
     }
@@ -324,7 +320,7 @@ pub fn explain(
         } else {
             write_out(
                 std::io::stdout().lock(),
-                &explain_text::render_reach(&reach, from),
+                &explain_text::render_reach(&reach, &from.to_string()),
             );
         }
         return Exit::Success;
@@ -333,23 +329,10 @@ pub fn explain(
         Ok(d) => d,
         Err(e) => return usage(format!("--to: {e}")),
     };
-    let http = match http {
-        None => None,
-        Some(h) => {
-            let mut hs = Vec::new();
-            for header in h.headers {
-                let Some((k, v)) = header.split_once('=') else {
-                    return usage(format!("--header `{header}`: write NAME=VALUE"));
-                };
-                hs.push((k.trim().to_owned(), v.to_owned()));
-            }
-            Some(crate::query::question::HttpRequest::new(
-                h.host, h.method, h.path, hs,
-            ))
-        }
-    };
+    let http =
+        http.map(|h| crate::query::question::HttpRequest::new(h.host, h.method, h.path, h.headers));
     let q = crate::query::question::Query {
-        identity: from.to_owned(),
+        identity: from.clone(),
         dest,
         port,
         sni,

@@ -15,6 +15,7 @@
 //!   via: direct                              # optional: direct | http2tunnel | sock5 (socks5)
 //! ```
 
+use crate::model::Identity;
 use crate::plan::Plan;
 use crate::query::eval;
 use crate::query::question::{HttpRequest, Outcome, Query, QueryError, Verdict, Via};
@@ -117,12 +118,7 @@ fn first_line(s: &str) -> &str {
 
 /// The query of a case; an error for a malformed `to`.
 pub fn query(case: &Case) -> Result<Query, QueryError> {
-    if !crate::check::names::is_identity(&case.from) {
-        return Err(QueryError(format!(
-            "`from: {}` is not NAMESPACE/SERVICEACCOUNT as Kubernetes names them",
-            case.from
-        )));
-    }
+    let identity = Identity::parse(&case.from).map_err(|e| QueryError(format!("from: {e}")))?;
     let (dest, port) = crate::query::question::parse_destination(&case.to)?;
     let http = case.http.as_ref().map(|h| {
         HttpRequest::new(
@@ -136,7 +132,7 @@ pub fn query(case: &Case) -> Result<Query, QueryError> {
         )
     });
     Ok(Query {
-        identity: case.from.clone(),
+        identity,
         dest,
         port,
         sni: case.sni.clone(),

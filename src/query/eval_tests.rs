@@ -1,6 +1,7 @@
 //! Unit tests of the evaluator, and the shared decision vectors.
 
 use super::*;
+use crate::model::Identity;
 use crate::pipeline::testing::{enforced, plan};
 use serde_json::Value;
 
@@ -87,7 +88,7 @@ fn shared_decision_vectors() {
 
 fn http_query(host: &str, method: &str, path: &str) -> Query {
     Query {
-        identity: "ns/a".into(),
+        identity: Identity::parse("ns/a").unwrap(),
         dest: Dest::Name(host.into()),
         port: 80,
         sni: None,
@@ -117,7 +118,7 @@ fn http_routes_methods_and_passthrough_off() {
         assert_eq!(v.verdict, Outcome::Denied, "{host} {method} {path}: {v:?}");
     }
     let mut other = http_query("api.example.com", "GET", "/get");
-    other.identity = "ns/b".into();
+    other.identity = Identity::parse("ns/b").unwrap();
     let v = evaluate(&p, &other);
     assert_eq!(v.verdict, Outcome::Denied);
     assert_eq!(v.other_identities.len(), 1, "{v:?}");
@@ -137,7 +138,7 @@ const GATEWAY: &str = "apiVersion: policy.flomesh.io/v1alpha1\nkind: EgressGatew
 fn tcp_query(identity: &str, to: &str) -> Query {
     let (dest, port) = parse_destination(to).unwrap();
     Query {
-        identity: identity.into(),
+        identity: Identity::parse(identity).unwrap(),
         dest,
         port,
         sni: None,
@@ -179,7 +180,7 @@ fn the_gateway_leg_refuses_loopback_unless_a_cidr_names_it() {
     let v = evaluate(&p, &tcp_query("ns/a", "127.0.0.17:7000"));
     assert_eq!(v.verdict, Outcome::Allowed, "{v:?}");
     // SOCKS5 gets the union, http2tunnel the identity's own list.
-    let id = p.identity("ns/b");
+    let id = p.identity(&Identity::parse("ns/b").unwrap());
     assert!(gateway::admits(&p, id, crate::model::GatewayMode::Socks5, "127.0.0.17:7000").is_ok());
     assert!(
         gateway::admits(

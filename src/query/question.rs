@@ -1,7 +1,7 @@
 //! What is asked of the evaluator (a connection, and an HTTP request on it) and what it
 //! answers (a verdict with its reasons).
 
-use crate::model::{GatewayMode, ProtocolClass};
+use crate::model::{GatewayMode, Identity, ProtocolClass};
 use crate::net::{self, HostPattern};
 use serde::Serialize;
 use std::net::Ipv4Addr;
@@ -60,8 +60,8 @@ impl HttpRequest {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Query {
-    /// `namespace/name`; an identity not in the plan runs the `_default` config.
-    pub identity: String,
+    /// An identity not in the plan runs the `_default` config.
+    pub identity: Identity,
     pub dest: Dest,
     pub port: u16,
     pub sni: Option<String>,

@@ -1,5 +1,6 @@
 //! What an identity may reach: its rules, passthrough, the way out (`explain` without `--to`).
 
+use crate::model::Identity;
 use crate::plan::Plan;
 use crate::query::eval::{rule_ref, via};
 use crate::query::question::{RuleRef, Via};
@@ -25,8 +26,8 @@ pub struct ReachRule {
     pub rule: RuleRef,
 }
 
-pub fn reach(plan: &Plan, identity_name: &str) -> Reach {
-    let id = plan.identity(identity_name);
+pub fn reach(plan: &Plan, identity: &Identity) -> Reach {
+    let id = plan.identity(identity);
     Reach {
         identity: id.name.clone(),
         passthrough: plan.settings.enable_egress,

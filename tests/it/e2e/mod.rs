@@ -471,7 +471,7 @@ fn query_of(identity: &str, client: &[String]) -> Option<egressc::Query> {
     };
     let (dest, port) = parse_destination(&dest).ok()?;
     Some(Query {
-        identity: identity.to_owned(),
+        identity: egressc::Identity::parse(identity).expect("an identity"),
         dest,
         port,
         sni,
