@@ -89,8 +89,18 @@ fn scratch_name(name: &str, kind: &str, pid: u32) -> String {
     format!(".{name}.egressc-{kind}-{pid}")
 }
 
+/// Whether process `pid` runs: known on Linux (`/proc`); elsewhere `None`, and a scratch
+/// folder whose owner cannot be known to be gone is kept.
+fn process_runs(pid: u32) -> Option<bool> {
+    if cfg!(target_os = "linux") {
+        Some(Path::new(&format!("/proc/{pid}")).exists())
+    } else {
+        None
+    }
+}
+
 /// Remove the scratch folders that earlier runs left beside OUT (killed mid-write), unless
-/// their process still runs.
+/// their process still runs (or may).
 fn remove_stale_scratch(parent: &Path, name: &str) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
@@ -108,8 +118,7 @@ fn remove_stale_scratch(parent: &Path, name: &str) {
         else {
             continue;
         };
-        let alive = Path::new(&format!("/proc/{pid}")).exists();
-        if pid != std::process::id() && !alive {
+        if pid != std::process::id() && process_runs(pid) == Some(false) {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }

@@ -4,24 +4,19 @@
 
 use crate::cli::exit::UsageError;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 use std::process::{Command, Stdio};
 
 /// The inputs at REV, in a temporary folder (removed when this is dropped).
 pub struct BaseTree {
-    dir: PathBuf,
+    /// Private to this user (0700), removed when dropped.
+    dir: tempfile::TempDir,
     /// The inputs as paths inside the folder (those that exist at REV).
     pub inputs: Vec<String>,
     /// The inputs that do not exist at REV (the base has nothing of them).
     pub missing: Vec<String>,
     /// Shown names: the folder's prefix, shown as `REV:`.
     pub relabel: (String, String),
-}
-
-impl Drop for BaseTree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 fn git(args: &[&str]) -> Result<Vec<u8>, UsageError> {
@@ -160,15 +155,12 @@ pub fn checkout(rev: &str, inputs: &[String]) -> Result<BaseTree, UsageError> {
     })?;
     let commit = String::from_utf8_lossy(&commit).trim().to_owned();
     let entries = ls_tree(&commit, &paths)?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let dir = std::env::temp_dir().join(format!("egressc-diff-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(std::env::temp_dir())
-        .and_then(|_| std::fs::create_dir(&dir))
-        .map_err(|e| UsageError(format!("cannot create `{}`: {e}", dir.display())))?;
+    let dir = tempfile::Builder::new()
+        .prefix("egressc-diff-")
+        .tempdir()
+        .map_err(|e| UsageError(format!("cannot create a temporary folder: {e}")))?;
     let mut tree = BaseTree {
-        relabel: (format!("{}/", dir.display()), format!("{rev}:")),
+        relabel: (format!("{}/", dir.path().display()), format!("{rev}:")),
         dir,
         inputs: Vec::new(),
         missing: Vec::new(),
@@ -179,7 +171,7 @@ pub fn checkout(rev: &str, inputs: &[String]) -> Result<BaseTree, UsageError> {
         if relative(&e.path).as_deref() != Some(e.path.as_str()) {
             continue;
         }
-        let path = tree.dir.join(&e.path);
+        let path = tree.dir.path().join(&e.path);
         let written = path
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
@@ -193,9 +185,9 @@ pub fn checkout(rev: &str, inputs: &[String]) -> Result<BaseTree, UsageError> {
                 .any(|e| e.path == p || e.path.starts_with(&format!("{p}/")));
         if exists {
             let inside = if p == "." {
-                tree.dir.clone()
+                tree.dir.path().to_path_buf()
             } else {
-                tree.dir.join(&p)
+                tree.dir.path().join(&p)
             };
             tree.inputs.push(inside.to_string_lossy().into_owned());
         } else {
