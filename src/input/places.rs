@@ -98,14 +98,10 @@ impl Places {
             h: PathHash,
             key: Option<&Key>,
             path: &mut Vec<Step>,
-            visit: &mut dyn FnMut(u64, Range, Range, &[Step]),
+            visit: &mut dyn FnMut(Entry, &[Step]),
         ) {
-            visit(
-                h.0,
-                Range::of(&n.loc),
-                key.map_or(Range::NONE, |k| Range::of(&k.loc)),
-                path,
-            );
+            let key = key.map_or(Range::NONE, |k| Range::of(&k.loc));
+            visit((h.0, Range::of(&n.loc), key), path);
             match &n.value {
                 Value::Seq(items) => {
                     for (i, item) in items.iter().enumerate() {
