@@ -126,7 +126,7 @@ impl Places {
             PathHash::ROOT,
             None,
             &mut Vec::new(),
-            &mut |h, v, k, _| {
+            &mut |(h, v, k), _| {
                 entries.push((h & mask, v, k));
             },
         );
@@ -145,7 +145,7 @@ impl Places {
                 PathHash::ROOT,
                 None,
                 &mut Vec::new(),
-                &mut |h, v, k, path| {
+                &mut |(h, v, k), path| {
                     if shared.binary_search(&(h & mask)).is_ok() {
                         collided.push((path.to_vec(), v, k));
                     }
