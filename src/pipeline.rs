@@ -116,7 +116,7 @@ impl Findings {
     }
 }
 
-/// Inputs read and checked: what was found, and the resolved mesh to lower when nothing
+/// Loaded read and checked: what was found, and the resolved mesh to lower when nothing
 /// failed.
 pub struct Analysis {
     pub findings: Findings,
@@ -159,7 +159,7 @@ impl Analysis {
 
 /// Every input, as `manifest.json` records it.
 fn manifest_inputs(sources: &Sources) -> Vec<(String, &[u8])> {
-    // Inputs are recorded by a stable path: relative to the working directory where they
+    // Loaded are recorded by a stable path: relative to the working directory where they
     // are inside it, so that an absolute and a relative invocation give the same manifest.
     let cwd = std::env::current_dir().ok();
     let stable = |name: &str| {

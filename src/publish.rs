@@ -210,7 +210,7 @@ impl Repo {
         Ok((status, bytes))
     }
 
-    fn expect(
+    fn request_ok(
         &self,
         method: &str,
         path: &str,
@@ -255,7 +255,7 @@ impl Repo {
 
     /// Every codebase path in the repo.
     fn list(&self) -> Result<Vec<String>, PublishError> {
-        let bytes = self.expect("GET", "/api/v1/repo", None)?;
+        let bytes = self.request_ok("GET", "/api/v1/repo", None)?;
         Ok(String::from_utf8_lossy(&bytes)
             .lines()
             .map(|l| l.trim().to_owned())
@@ -266,7 +266,7 @@ impl Repo {
 
 /// The steps that bring the repo to OUT, in order: creates and uploads, then commits (the
 /// base first), then removals.
-pub fn plan(repo: &Repo, cbs: &[Codebase], prefix: &str) -> Result<Vec<Step>, PublishError> {
+pub fn steps(repo: &Repo, cbs: &[Codebase], prefix: &str) -> Result<Vec<Step>, PublishError> {
     let mut staged = Vec::new();
     let mut commits = Vec::new();
     for cb in cbs {
@@ -337,7 +337,7 @@ pub fn plan(repo: &Repo, cbs: &[Codebase], prefix: &str) -> Result<Vec<Step>, Pu
     Ok(staged)
 }
 
-/// Carry out the steps (as `plan` orders them).
+/// Carry out the steps (as `steps` orders them).
 pub fn apply(repo: &Repo, cbs: &[Codebase], steps: &[Step]) -> Result<(), PublishError> {
     let file = |codebase: &str, name: &str| -> &[u8] {
         &cbs.iter()
@@ -369,7 +369,7 @@ pub fn apply(repo: &Repo, cbs: &[Codebase], steps: &[Step]) -> Result<(), Publis
                 codebase,
                 file: name,
             } => {
-                repo.expect(
+                repo.request_ok(
                     "POST",
                     &format!("/api/v1/repo-files{codebase}/{name}"),
                     Some(file(codebase, name)),
@@ -379,7 +379,7 @@ pub fn apply(repo: &Repo, cbs: &[Codebase], steps: &[Step]) -> Result<(), Publis
                 codebase,
                 file: name,
             } => {
-                repo.expect(
+                repo.request_ok(
                     "DELETE",
                     &format!("/api/v1/repo-files{codebase}/{name}"),
                     None,
@@ -393,14 +393,14 @@ pub fn apply(repo: &Repo, cbs: &[Codebase], steps: &[Step]) -> Result<(), Publis
                     .and_then(|i| i["version"].as_str().and_then(|v| v.parse::<u64>().ok()))
                     .unwrap_or(0);
                 let body = json!({"version": current + 1}).to_string();
-                repo.expect(
+                repo.request_ok(
                     "PATCH",
                     &format!("/api/v1/repo{codebase}"),
                     Some(body.as_bytes()),
                 )?;
             }
             Step::Remove { codebase } => {
-                repo.expect("DELETE", &format!("/api/v1/repo{codebase}"), None)?;
+                repo.request_ok("DELETE", &format!("/api/v1/repo{codebase}"), None)?;
             }
         }
     }

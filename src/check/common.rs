@@ -2,7 +2,7 @@
 
 use crate::diagnostics::{Code, Diagnostic};
 use crate::input::yaml::Seg;
-use crate::load::inputs::Document;
+use crate::load::loaded::Document;
 use crate::net::{self, Cidr, CidrError};
 use crate::span::Span;
 

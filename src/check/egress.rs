@@ -5,8 +5,8 @@ use crate::check::common::{cidr, ipv6_unsupported, not_acted_on, sorted};
 use crate::check::matches::{Targets, check_matches, one_upstream_setting};
 use crate::check::names::{NameRule, check_reference};
 use crate::diagnostics::{Code, Diagnostic};
-use crate::load::inputs::{Document, Inputs, Res};
 use crate::load::kinds::EgressSpec;
+use crate::load::loaded::{Document, Loaded, Res};
 use crate::model::{Identity, Policy, PolicyPort, Protocol, ProtocolClass, Provenance};
 use crate::net::{self, Cidr, HostError, HostPattern};
 use crate::path;
@@ -44,7 +44,7 @@ fn open_port(span: Span, protocol: &str, port: u16, what: &str, help: &str) -> D
 
 /// The policies without errors, in input order.
 pub fn check_egresses<'a>(
-    inputs: &'a Inputs,
+    inputs: &'a Loaded,
     targets: &Targets<'a>,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<ValidEgress<'a>> {
@@ -62,7 +62,7 @@ pub fn check_egresses<'a>(
 
 /// One policy; `None` when a port is out of range (reported by the schema check).
 fn check_egress<'a>(
-    inputs: &'a Inputs,
+    inputs: &'a Loaded,
     e: &'a Res<EgressSpec>,
     targets: &Targets<'a>,
     diags: &mut Vec<Diagnostic>,

@@ -3,15 +3,15 @@
 
 use crate::check::names::{NameRule, check_reference};
 use crate::diagnostics::{Code, Diagnostic};
-use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::{IntOrString, ServiceSpec};
+use crate::load::loaded::{Loaded, Res};
 use crate::model::{GatewayMode, GatewayTarget, MODE_ANNOTATION, Settings};
 use crate::path;
 use std::collections::HashMap;
 
 /// The global egress gateways, resolved against their Services and the MeshConfig.
 pub fn check_gateways(
-    inputs: &Inputs,
+    inputs: &Loaded,
     settings: &Settings,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<GatewayTarget> {

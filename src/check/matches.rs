@@ -4,8 +4,8 @@
 use crate::check::common::not_acted_on;
 use crate::check::routes::Key;
 use crate::diagnostics::{Code, Diagnostic};
-use crate::load::inputs::{Document, Res};
 use crate::load::kinds::{EgressSpec, TypedLocalObjectReference};
+use crate::load::loaded::{Document, Res};
 use crate::model::{ConnectionSettings, Route};
 use crate::path;
 use std::collections::HashMap;

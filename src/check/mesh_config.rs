@@ -3,14 +3,14 @@
 
 use crate::check::common::{cidr, sorted, unknown_mode};
 use crate::diagnostics::{Code, Diagnostic};
-use crate::load::inputs::Inputs;
+use crate::load::loaded::Loaded;
 use crate::model::{CheckOptions, GatewayMode, Provenance, Settings};
 use crate::path;
 use crate::span::Span;
 
 /// The MeshConfig's settings, with FSM's defaults for whatever it leaves out.
 pub fn check_mesh_config(
-    inputs: &Inputs,
+    inputs: &Loaded,
     options: &CheckOptions,
     diags: &mut Vec<Diagnostic>,
 ) -> Settings {
@@ -97,7 +97,7 @@ pub fn check_mesh_config(
 }
 
 /// W0401 and W0402: policies that the MeshConfig switches off, or that restrict nothing.
-fn policies_enforced(inputs: &Inputs, options: &CheckOptions, diags: &mut Vec<Diagnostic>) {
+fn policies_enforced(inputs: &Loaded, options: &CheckOptions, diags: &mut Vec<Diagnostic>) {
     if inputs.egresses.is_empty() {
         return;
     }

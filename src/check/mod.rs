@@ -14,11 +14,11 @@ pub mod routes;
 pub mod services;
 
 use crate::diagnostics::Diagnostic;
-use crate::load::inputs::Inputs;
+use crate::load::loaded::Loaded;
 use crate::model::{CheckOptions, Checked, Identity};
 
 /// Check the inputs; the resolved mesh holds every policy that passed its checks.
-pub fn check(inputs: &Inputs, options: &CheckOptions) -> (Checked, Vec<Diagnostic>) {
+pub fn check(inputs: &Loaded, options: &CheckOptions) -> (Checked, Vec<Diagnostic>) {
     let mut diags = Vec::new();
     names::check_names(inputs, &mut diags);
     names::check_singletons(inputs, &mut diags);

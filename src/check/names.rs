@@ -2,8 +2,8 @@
 //! (E0311), one MeshConfig (E0312), one set of global gateways (E0313).
 
 use crate::diagnostics::{Code, Diagnostic};
-use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::{Kind, ObjectMeta};
+use crate::load::loaded::{Loaded, Res};
 use crate::model::{is_dns1123_label, is_dns1123_subdomain};
 use crate::path;
 use crate::span::Span;
@@ -121,7 +121,7 @@ pub fn check_file_name(service_account: &str, span: Span) -> Option<Diagnostic> 
     })
 }
 
-fn check_meta<T>(inputs: &Inputs, r: &Res<T>, diags: &mut Vec<Diagnostic>) {
+fn check_meta<T>(inputs: &Loaded, r: &Res<T>, diags: &mut Vec<Diagnostic>) {
     let doc = inputs.doc(r);
     let rule = if doc.kind == Kind::Service {
         NameRule::ServiceName
@@ -150,7 +150,7 @@ fn check_meta<T>(inputs: &Inputs, r: &Res<T>, diags: &mut Vec<Diagnostic>) {
     }
 }
 
-pub fn check_names<'a>(inputs: &'a Inputs, diags: &mut Vec<Diagnostic>) {
+pub fn check_names<'a>(inputs: &'a Loaded, diags: &mut Vec<Diagnostic>) {
     let mut seen: HashMap<(Kind, &'a str, &'a str), usize> = HashMap::new();
     let mut visit = |doc_idx: usize, meta: &'a ObjectMeta, diags: &mut Vec<Diagnostic>| {
         let doc = &inputs.docs[doc_idx];
@@ -197,7 +197,7 @@ pub fn check_names<'a>(inputs: &'a Inputs, diags: &mut Vec<Diagnostic>) {
     );
 }
 
-pub fn check_singletons(inputs: &Inputs, diags: &mut Vec<Diagnostic>) {
+pub fn check_singletons(inputs: &Loaded, diags: &mut Vec<Diagnostic>) {
     if let Some((first, rest)) = inputs.mesh_configs.split_first() {
         for r in rest {
             diags.push(

@@ -4,13 +4,13 @@
 
 use crate::check::egress::ValidEgress;
 use crate::diagnostics::{Code, Diagnostic};
-use crate::load::inputs::Inputs;
+use crate::load::loaded::Loaded;
 use crate::model::{Identity, Protocol, ProtocolClass};
 use crate::net::{Cidr, HostPattern};
 use crate::path;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-pub fn check_port_protocols(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<Diagnostic>) {
+pub fn check_port_protocols(inputs: &Loaded, valid: &[ValidEgress], diags: &mut Vec<Diagnostic>) {
     // (identity, port) -> (protocol, policy index, port index)
     type Seen<'a> = BTreeMap<(&'a Identity, u16), (Protocol, usize, usize)>;
     let mut seen: Seen = BTreeMap::new();
@@ -161,7 +161,7 @@ fn cidr_covers(c: &Cidr) -> Vec<Cover<'static>> {
 }
 
 /// W0405: a policy that another one contains.
-fn redundant(inputs: &Inputs, a: &ValidEgress, b: &ValidEgress, same: bool) -> Diagnostic {
+fn redundant(inputs: &Loaded, a: &ValidEgress, b: &ValidEgress, same: bool) -> Diagnostic {
     let (an, bn) = (&a.policy.provenance.policy, &b.policy.provenance.policy);
     let msg = if same {
         format!("Egress `{an}` duplicates `{bn}`")
@@ -181,7 +181,7 @@ fn redundant(inputs: &Inputs, a: &ValidEgress, b: &ValidEgress, same: bool) -> D
 /// others look up only the policies that could contain them (same source and port, and a
 /// host or CIDR that covers their first one), so that the work stays near-linear even when
 /// thousands of policies share one identity and port.
-pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<Diagnostic>) {
+pub fn check_redundant(inputs: &Loaded, valid: &[ValidEgress], diags: &mut Vec<Diagnostic>) {
     let distinct = report_duplicates(inputs, valid, diags);
     // The policies of each source; each policy is looked up among those of its first source
     // (a containing policy has every source it has), one source at a time: only one source's
@@ -208,7 +208,7 @@ pub fn check_redundant(inputs: &Inputs, valid: &[ValidEgress], diags: &mut Vec<D
 
 /// Reports every policy identical to an earlier one; the indices of the others, in order.
 fn report_duplicates(
-    inputs: &Inputs,
+    inputs: &Loaded,
     valid: &[ValidEgress],
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<usize> {

@@ -4,8 +4,8 @@
 use crate::check::common::not_acted_on;
 use crate::diagnostics::{Code, Diagnostic};
 use crate::input::yaml::Seg;
-use crate::load::inputs::{Document, Inputs};
 use crate::load::kinds::HttpMethod;
+use crate::load::loaded::{Document, Loaded};
 use crate::model::{ConnectionSettings, Route};
 use crate::path;
 use std::collections::HashMap;
@@ -64,7 +64,7 @@ fn duplicate_headers(
 /// match the group alone), by (namespace, name); regexes outside the portable subset are
 /// reported.
 pub fn check_route_groups<'a>(
-    inputs: &'a Inputs,
+    inputs: &'a Loaded,
     diags: &mut Vec<Diagnostic>,
 ) -> HashMap<Key<'a>, std::sync::Arc<Vec<Route>>> {
     let mut out = HashMap::new();
@@ -123,7 +123,7 @@ pub fn check_route_groups<'a>(
 
 /// Every UpstreamTrafficSetting's connection settings, by (namespace, name).
 pub fn check_upstream_settings<'a>(
-    inputs: &'a Inputs,
+    inputs: &'a Loaded,
     diags: &mut Vec<Diagnostic>,
 ) -> HashMap<Key<'a>, Option<ConnectionSettings>> {
     let mut out = HashMap::new();

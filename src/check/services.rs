@@ -4,8 +4,8 @@
 use crate::check::common::ipv6_unsupported;
 use crate::check::common::unknown_mode;
 use crate::diagnostics::{Code, Diagnostic};
-use crate::load::inputs::{Inputs, Res};
 use crate::load::kinds::{ServicePort, ServiceSpec};
+use crate::load::loaded::{Loaded, Res};
 use crate::model::{CheckOptions, DnsResolvers, GatewayMode, MODE_ANNOTATION, MeshDestination};
 use crate::net::Cidr;
 use crate::path;
@@ -40,7 +40,7 @@ fn no_cluster_ip(s: &Res<ServiceSpec>, why: NoClusterIp, span: Span) -> Diagnost
 /// A Service's gateway mode annotation, checked.
 fn service_mode(
     s: &Res<ServiceSpec>,
-    inputs: &Inputs,
+    inputs: &Loaded,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<GatewayMode> {
     let mode = s.meta.annotation(MODE_ANNOTATION)?;
@@ -138,7 +138,7 @@ fn is_tcp(p: &ServicePort) -> bool {
 
 /// The resolvers workload UDP may reach: `--dns`, else the clusterIP of `kube-system/kube-dns`
 /// when the inputs have it, else port 53 to any address.
-pub fn dns_resolvers(inputs: &Inputs, options: &CheckOptions) -> DnsResolvers {
+pub fn dns_resolvers(inputs: &Loaded, options: &CheckOptions) -> DnsResolvers {
     if !options.dns.is_empty() {
         let mut v = options.dns.clone();
         v.sort();
@@ -155,7 +155,7 @@ pub fn dns_resolvers(inputs: &Inputs, options: &CheckOptions) -> DnsResolvers {
 
 /// The in-mesh destinations: every Service's IPv4 clusterIP with each of its TCP ports.
 pub fn check_services(
-    inputs: &Inputs,
+    inputs: &Loaded,
     options: &CheckOptions,
     diags: &mut Vec<Diagnostic>,
 ) -> Vec<MeshDestination> {

@@ -213,11 +213,11 @@ pub fn build(
 
 /// `publish`: bring a Pipy repo to OUT (see `crate::publish`).
 pub fn publish(out: &Path, url: &str, prefix: &str, check_only: bool) -> Exit {
-    use crate::publish::{Repo, apply, codebases, plan};
+    use crate::publish::{Repo, apply, codebases, steps};
     let run = || -> Result<Exit, crate::publish::PublishError> {
         let cbs = codebases(out, prefix)?;
         let repo = Repo::new(url)?;
-        let steps = plan(&repo, &cbs, prefix)?;
+        let steps = steps(&repo, &cbs, prefix)?;
         let text: String = steps.iter().map(|s| format!("{s}\n")).collect();
         if check_only {
             write_out(std::io::stdout().lock(), &text);

@@ -51,7 +51,7 @@ pub fn passthrough_reaches(plan: &Plan, a: &Atom) -> bool {
 }
 
 /// The entries of one identity: `base` and `head` are its canonical access on each side.
-pub fn entries(
+pub fn identity_entries(
     base: &Access,
     head: &Access,
     base_plan: &Plan,

@@ -40,7 +40,7 @@ fn dns(d: &DnsResolvers) -> Option<Vec<Ipv4Addr>> {
 }
 
 /// Every mesh-wide entry from `base` to `head`, widening first.
-pub fn entries(base: &Plan, head: &Plan) -> Vec<MeshEntry> {
+pub fn mesh_entries(base: &Plan, head: &Plan) -> Vec<MeshEntry> {
     let (bs, hs) = (&base.settings, &head.settings);
     let mut out = Vec::new();
     let mut push = |change, effect, what| {

@@ -248,7 +248,7 @@ fn same_rules(a: &IdentityPlan, b: &IdentityPlan) -> bool {
 
 /// The semantic difference from `base` to `head`.
 pub fn diff(base: &Plan, head: &Plan) -> Diff {
-    let mesh = mesh::entries(base, head);
+    let mesh = mesh::mesh_entries(base, head);
     let (bs, hs) = (by_name(base), by_name(head));
     let default = |p: &Plan| Access::of(p.default_identity());
     let names: BTreeSet<&str> = bs.keys().chain(hs.keys()).copied().collect();
@@ -267,7 +267,7 @@ pub fn diff(base: &Plan, head: &Plan) -> Diff {
         };
         let ba = b.map_or_else(|| default(base), |i| Access::of(i));
         let ha = h.map_or_else(|| default(head), |i| Access::of(i));
-        let entries = compare::entries(&ba, &ha, base, head);
+        let entries = compare::identity_entries(&ba, &ha, base, head);
         if presence != Presence::Both || !entries.is_empty() {
             identities.push(IdentityDiff {
                 name: name.to_owned(),

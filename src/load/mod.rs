@@ -3,16 +3,16 @@
 //! Parse every file into spanned documents, expand `kind: List`, recognise apiVersion/kind,
 //! validate each known document against its kind's schema, then deserialize it.
 
-pub mod inputs;
 pub mod kinds;
+pub mod loaded;
 pub mod recognise;
 pub mod schema;
 
 use crate::diagnostics::{Code, Diagnostic};
 use crate::input::source::{Found, SourceFile, Sources, Unparsable, limit_exceeded, unparsable};
 use crate::input::yaml::{self, Node, Seg, Value};
-use crate::load::inputs::{Document, Inputs, Res};
 use crate::load::kinds::*;
+use crate::load::loaded::{Document, Loaded, Res};
 use crate::load::recognise::{Recognised, recognise};
 use crate::load::schema::{PathPart, ViolationKind};
 use crate::span::{FileId, Span};
@@ -68,10 +68,10 @@ fn type_of(node: &Node) -> Option<(&str, &str)> {
 }
 
 /// Parse, recognise, validate and type every input file.
-pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Inputs {
-    let mut inputs = Inputs {
+pub fn load(sources: &Sources, diags: &mut Vec<Diagnostic>) -> Loaded {
+    let mut inputs = Loaded {
         files: sources.files.iter().map(|f| f.name.clone()).collect(),
-        ..Inputs::default()
+        ..Loaded::default()
     };
     let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
     let mut budget = yaml::RunBudget::default();
@@ -164,7 +164,7 @@ fn expand_lists(docs: Vec<Node>, file: FileId, diags: &mut Vec<Diagnostic>) -> V
 fn load_document(
     doc: Node,
     file: FileId,
-    inputs: &mut Inputs,
+    inputs: &mut Loaded,
     skipped: &mut BTreeMap<String, usize>,
     diags: &mut Vec<Diagnostic>,
 ) {
@@ -228,7 +228,7 @@ fn to_segs(path: &[PathPart]) -> Vec<Seg<'_>> {
 fn type_document(
     doc: Document,
     mut json: serde_json::Value,
-    inputs: &mut Inputs,
+    inputs: &mut Loaded,
     diags: &mut Vec<Diagnostic>,
 ) {
     let violations = schema::validate(doc.kind, &json);

@@ -45,7 +45,7 @@ impl<T> Res<T> {
 
 /// Everything read from the inputs, typed.
 #[derive(Default)]
-pub struct Inputs {
+pub struct Loaded {
     /// The name of each input file, by `FileId` (for provenance).
     pub files: Vec<String>,
     pub docs: Vec<Document>,
@@ -58,7 +58,7 @@ pub struct Inputs {
     pub service_accounts: Vec<Res<NoSpec>>,
 }
 
-impl Inputs {
+impl Loaded {
     pub fn doc<T>(&self, r: &Res<T>) -> &Document {
         &self.docs[r.doc]
     }
