@@ -386,14 +386,28 @@ pub fn yaml_as_json(text: &str) -> Option<Vec<serde_json::Value>> {
 }
 
 /// Every schema file egressc generates: (file name, pretty JSON with a trailing newline): the
-/// input kinds, the combined schema for editors, and the sidecar config it writes.
+/// input kinds, the combined schema for editors, the sidecar config it writes, and its machine
+/// output (`check`, `diff` and `test` with `--format json`, the error document).
 pub fn schema_files() -> Vec<(String, String)> {
+    let outputs = [
+        (
+            "sidecar-config.schema.json",
+            crate::emit::config::config_schema(),
+        ),
+        (
+            "check.schema.json",
+            crate::diagnostics::render::check_schema(),
+        ),
+        (
+            "error.schema.json",
+            crate::diagnostics::render::error_schema(),
+        ),
+        ("diff.schema.json", crate::diff::render::json::diff_schema()),
+        ("test.schema.json", crate::query::cases::test_schema()),
+    ];
     let mut files: Vec<(String, String)> = crate::load::schema::input_schemas()
         .into_iter()
-        .chain(std::iter::once((
-            "sidecar-config.schema.json".to_owned(),
-            crate::emit::config::config_schema(),
-        )))
+        .chain(outputs.into_iter().map(|(n, v)| (n.to_owned(), v)))
         .map(|(n, v)| {
             let mut s = serde_json::to_string_pretty(&v).expect("schema serializes");
             s.push('\n');

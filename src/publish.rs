@@ -14,7 +14,8 @@
 
 use crate::emit::manifest::MANIFEST;
 use crate::emit::output::sha256_hex;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -110,12 +111,36 @@ pub fn codebases(out: &Path, prefix: &str) -> Result<Vec<Codebase>, PublishError
     for cb in &mut out_cbs {
         let hashes: BTreeMap<&String, String> =
             cb.files.iter().map(|(n, b)| (n, sha256_hex(b))).collect();
-        let m = json!({"codebase": cb.path, "files": hashes});
+        let m = CodebaseManifest {
+            codebase: &cb.path,
+            files: hashes,
+        };
         let mut text = serde_json::to_vec_pretty(&m).expect("json");
         text.push(b'\n');
         cb.files.insert(CODEBASE_MANIFEST.into(), text);
     }
     Ok(out_cbs)
+}
+
+/// `egressc-manifest.json` of a published codebase: its path and the digest of each file.
+#[derive(Serialize)]
+struct CodebaseManifest<'a> {
+    codebase: &'a str,
+    files: BTreeMap<&'a String, String>,
+}
+
+/// The body of a codebase's creation (with its base, for a derived one) and of its commit.
+#[derive(Serialize)]
+struct CodebaseVersion<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    base: Option<&'a str>,
+    version: u64,
+}
+
+impl CodebaseVersion<'_> {
+    fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("json")
+    }
 }
 
 /// One change to the repo.
@@ -348,14 +373,14 @@ pub fn apply(repo: &Repo, cbs: &[Codebase], steps: &[Step]) -> Result<(), Publis
     for step in steps {
         match step {
             Step::Create { codebase, base } => {
-                let body = match base {
-                    Some(b) => json!({"base": b, "version": 0}),
-                    None => json!({"version": 0}),
+                let body = CodebaseVersion {
+                    base: base.as_deref(),
+                    version: 0,
                 };
                 let (status, bytes) = repo.request(
                     "POST",
                     &format!("/api/v1/repo{codebase}"),
-                    Some(body.to_string().as_bytes()),
+                    Some(&body.to_json()),
                 )?;
                 let exists = status == 400 && String::from_utf8_lossy(&bytes).contains("exists");
                 if !(200..300).contains(&status) && !exists {
@@ -392,11 +417,14 @@ pub fn apply(repo: &Repo, cbs: &[Codebase], steps: &[Step]) -> Result<(), Publis
                     .info(codebase)?
                     .and_then(|i| i["version"].as_str().and_then(|v| v.parse::<u64>().ok()))
                     .unwrap_or(0);
-                let body = json!({"version": current + 1}).to_string();
+                let body = CodebaseVersion {
+                    base: None,
+                    version: current + 1,
+                };
                 repo.request_ok(
                     "PATCH",
                     &format!("/api/v1/repo{codebase}"),
-                    Some(body.as_bytes()),
+                    Some(&body.to_json()),
                 )?;
             }
             Step::Remove { codebase } => {

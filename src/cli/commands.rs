@@ -2,8 +2,11 @@
 
 use crate::cli::args::{Color, Format, InputArgs, KubeArgs, ReportArgs};
 use crate::cli::exit::{Exit, usage};
-use crate::diagnostics::render::{render_human, render_json, render_sarif};
+use crate::diagnostics::render::{
+    ErrorKind, render_error, render_human, render_json, render_sarif,
+};
 use crate::emit::kubernetes::KubeOptions;
+use crate::emit::output::pretty_text;
 use crate::model::Identity;
 use crate::pipeline::{
     Analysis, BuildOutcome, BuildRequest, Built, Findings, Gate, Judgement, ReadOptions, Written,
@@ -40,6 +43,10 @@ pub fn write_failure() -> Option<String> {
 pub struct CheckRun<'a> {
     args: &'a InputArgs,
     format: Format,
+    /// The diagnostics go to stderr in human form; with `--format json` a run the inputs stop
+    /// also writes the error document on stdout (`explain`, `test`: their stdout is their
+    /// answer).
+    answering: bool,
 }
 
 impl<'a> CheckRun<'a> {
@@ -47,6 +54,17 @@ impl<'a> CheckRun<'a> {
         CheckRun {
             args: &args.input,
             format: args.format,
+            answering: false,
+        }
+    }
+
+    /// `explain` and `test`: diagnostics on stderr in human form, and with `--format json`
+    /// the error document on stdout when the inputs stop the run.
+    pub fn answering(args: &'a ReportArgs) -> CheckRun<'a> {
+        CheckRun {
+            args: &args.input,
+            format: args.format,
+            answering: true,
         }
     }
 
@@ -56,6 +74,7 @@ impl<'a> CheckRun<'a> {
         CheckRun {
             args,
             format: Format::Human,
+            answering: false,
         }
     }
 
@@ -124,7 +143,19 @@ impl<'a> CheckRun<'a> {
     pub fn report(&self, findings: &mut Findings, heading: Option<&str>) -> Exit {
         let judged = findings.judge(&self.gate());
         let diags = &findings.diagnostics;
-        match self.format {
+        let format = if self.answering {
+            Format::Human
+        } else {
+            self.format
+        };
+        if self.answering
+            && matches!(self.format, Format::Json)
+            && let Some(kind) = error_kind(judged)
+        {
+            let doc = render_error(kind, &[(None, diags, &findings.sources)]);
+            write_out(std::io::stdout().lock(), &doc);
+        }
+        match format {
             Format::Human => {
                 let mut text = render_human(diags, &findings.sources, self.color());
                 if let Some(h) = heading.filter(|_| !diags.is_empty()) {
@@ -153,6 +184,15 @@ impl<'a> CheckRun<'a> {
             Judgement::Fail => Exit::InputErrors,
             Judgement::Unreadable => Exit::Unreadable,
         }
+    }
+}
+
+/// What the error document says of a run that failed; `None` when it passed.
+pub fn error_kind(judged: Judgement) -> Option<ErrorKind> {
+    match judged {
+        Judgement::Pass => None,
+        Judgement::Fail => Some(ErrorKind::InputErrors),
+        Judgement::Unreadable => Some(ErrorKind::UnreadableInput),
     }
 }
 
@@ -308,7 +348,7 @@ pub fn explain(
     if matches!(args.format, Format::Sarif) {
         return usage("explain writes human or JSON output; SARIF is for `check` and `build`");
     }
-    let plan = match CheckRun::human(&args.input).analyze(inputs) {
+    let plan = match CheckRun::answering(args).analyze(inputs) {
         Ok(analysis) => analysis.lower(),
         Err(exit) => return exit,
     };
@@ -355,6 +395,9 @@ pub fn explain(
 }
 
 pub fn test(cases_path: &Path, inputs: &[String], args: &ReportArgs) -> Exit {
+    if matches!(args.format, Format::Sarif) {
+        return usage("test writes human or JSON output; SARIF is for `check` and `build`");
+    }
     let from_stdin = cases_path == Path::new("-");
     if from_stdin && inputs.iter().any(|i| i == "-") {
         return usage("the cases and the inputs cannot both be read from stdin");
@@ -382,16 +425,20 @@ pub fn test(cases_path: &Path, inputs: &[String], args: &ReportArgs) -> Exit {
         Ok(f) => f,
         Err(e) => return case_error(&e),
     };
-    let plan = match CheckRun::human(&args.input).analyze(inputs) {
+    let plan = match CheckRun::answering(args).analyze(inputs) {
         Ok(analysis) => analysis.lower(),
         Err(exit) => return exit,
     };
-    let (out, failed) = match cases::run(&plan, &file) {
+    let report = match cases::run(&plan, &file) {
         Ok(r) => r,
         Err(e) => return case_error(&e),
     };
-    write_out(std::io::stdout().lock(), &out);
-    if failed > 0 {
+    let text = match args.format {
+        Format::Json => pretty_text(&report),
+        Format::Human | Format::Sarif => cases::render_text(&report),
+    };
+    write_out(std::io::stdout().lock(), &text);
+    if report.failed > 0 {
         Exit::CaseFailed
     } else {
         Exit::Success

@@ -4,6 +4,7 @@
 use crate::cli::args::{DiffFormat, FailOn, InputArgs};
 use crate::cli::commands::{CheckRun, write_out};
 use crate::cli::exit::{Exit, usage};
+use crate::diagnostics::render::{ErrorKind, Side, render_error};
 use crate::diff::render::json::render_json;
 use crate::diff::render::markdown::render_markdown;
 use crate::diff::render::render_human;
@@ -88,6 +89,22 @@ pub fn diff(a: &DiffArgs) -> Exit {
     let (Exit::Success, Exit::Success, Some(base), Some(head)) =
         (&base_exit, &head_exit, base_plan, head_plan)
     else {
+        if matches!(a.format, DiffFormat::Json) {
+            let kind = if [&base_exit, &head_exit].contains(&&Exit::Unreadable) {
+                ErrorKind::UnreadableInput
+            } else {
+                ErrorKind::InputErrors
+            };
+            let parts = [
+                (Some(Side::Base), &base_analysis),
+                (Some(Side::Head), &head_analysis),
+            ]
+            .map(|(side, a)| (side, &a.findings.diagnostics[..], &a.findings.sources));
+            // Only the plans of both sides were missing: no side's diagnostics stop it.
+            if base_exit != Exit::Success || head_exit != Exit::Success {
+                write_out(std::io::stdout().lock(), &render_error(kind, &parts));
+            }
+        }
         // The worse of the two: an unreadable input (2) over input errors (1).
         return [base_exit, head_exit]
             .into_iter()

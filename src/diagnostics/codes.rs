@@ -2,9 +2,10 @@
 //! description), and the README's wording and example. `--allow` parses into [`Code`]; the
 //! README's tables are generated from [`Code::ALL`] and a test keeps them in step.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Error,

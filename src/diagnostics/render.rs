@@ -4,6 +4,7 @@
 use crate::diagnostics::{Diagnostic, Place, Severity, count};
 use crate::input::source::Sources;
 use crate::span::Span;
+use schemars::JsonSchema;
 use serde::Serialize;
 use std::fmt::Write as _;
 
@@ -95,11 +96,16 @@ pub fn render_human(diags: &[Diagnostic], sources: &Sources, color: bool) -> Str
     out
 }
 
-#[derive(Serialize)]
-struct JsonDiag<'a> {
+/// One diagnostic of `check --format json` (schemas/check.schema.json: an array of these).
+#[derive(Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JsonDiagnostic<'a> {
+    /// The stable code, e.g. `E0202`.
     code: &'a str,
     severity: Severity,
+    /// The input file; null for a diagnostic of the whole run.
     file: Option<&'a str>,
+    /// 1-based line and column (in characters); null without a place in the file.
     line: Option<u32>,
     column: Option<u32>,
     message: &'a str,
@@ -121,13 +127,12 @@ fn file_line_col<'a>(
     }
 }
 
-/// One JSON array; field names are stable.
-pub fn render_json(diags: &[Diagnostic], sources: &Sources) -> String {
-    let items: Vec<JsonDiag> = diags
+fn json_diagnostics<'a>(diags: &'a [Diagnostic], sources: &'a Sources) -> Vec<JsonDiagnostic<'a>> {
+    diags
         .iter()
         .map(|d| {
             let (file, line, column) = file_line_col(d, sources);
-            JsonDiag {
+            JsonDiagnostic {
                 code: d.code.as_str(),
                 severity: d.severity(),
                 file,
@@ -137,29 +142,205 @@ pub fn render_json(diags: &[Diagnostic], sources: &Sources) -> String {
                 help: d.help.as_deref(),
             }
         })
-        .collect();
-    let mut s = serde_json::to_string_pretty(&items).expect("diagnostics serialize");
+        .collect()
+}
+
+/// One JSON array; field names are stable.
+pub fn render_json(diags: &[Diagnostic], sources: &Sources) -> String {
+    let mut s = serde_json::to_string_pretty(&json_diagnostics(diags, sources))
+        .expect("diagnostics serialize");
     s.push('\n');
     s
 }
 
+/// The JSON Schema of `check --format json`.
+pub fn check_schema() -> serde_json::Value {
+    crate::emit::output::output_schema::<Vec<JsonDiagnostic<'static>>>(
+        "egressc:check.schema.json",
+        "What `egressc check --format json` (and `build --format json`) writes: every diagnostic of the run.",
+    )
+}
+
+/// Why a command that answers in JSON could not answer.
+#[derive(Clone, Copy, Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// The inputs have errors (or warnings, with `--deny-warnings`): exit 1.
+    InputErrors,
+    /// An input could not be read: exit 2.
+    UnreadableInput,
+}
+
+/// Which inputs of `diff` a diagnostic is about.
+#[derive(Clone, Copy, Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Side {
+    Base,
+    Head,
+}
+
+/// A diagnostic of the error document: one of `check --format json`, and for `diff` the
+/// side it is on.
+#[derive(Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDiagnostic<'a> {
+    #[serde(flatten)]
+    diagnostic: JsonDiagnostic<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    side: Option<Side>,
+}
+
+/// What `explain`, `test` and `diff` print on standard output with `--format json` when the
+/// inputs stop them (schemas/error.schema.json); the diagnostics are also shown on standard
+/// error, as by `check`.
+#[derive(Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorDocument<'a> {
+    error: ErrorKind,
+    message: String,
+    diagnostics: Vec<ErrorDiagnostic<'a>>,
+}
+
+/// The error document of one run: each part is the diagnostics of one side (`None` outside
+/// `diff`) with the sources they point into.
+pub fn render_error(error: ErrorKind, parts: &[(Option<Side>, &[Diagnostic], &Sources)]) -> String {
+    let message = match error {
+        ErrorKind::InputErrors => "the inputs have errors",
+        ErrorKind::UnreadableInput => "an input could not be read",
+    };
+    let doc = ErrorDocument {
+        error,
+        message: message.to_owned(),
+        diagnostics: parts
+            .iter()
+            .flat_map(|(side, diags, sources)| {
+                json_diagnostics(diags, sources)
+                    .into_iter()
+                    .map(|diagnostic| ErrorDiagnostic {
+                        diagnostic,
+                        side: *side,
+                    })
+            })
+            .collect(),
+    };
+    crate::emit::output::pretty_text(&doc)
+}
+
+/// The JSON Schema of the error document.
+pub fn error_schema() -> serde_json::Value {
+    crate::emit::output::output_schema::<ErrorDocument<'static>>(
+        "egressc:error.schema.json",
+        "What `egressc explain`, `test` and `diff` write with `--format json` when the inputs stop them.",
+    )
+}
+
+/// SARIF 2.1.0 (the parts egressc writes; the whole format is OASIS's schema,
+/// `tests/sarif/sarif-schema-2.1.0.json`). Keys are written sorted.
+mod sarif {
+    use serde::Serialize;
+
+    #[derive(Serialize)]
+    pub struct Log {
+        #[serde(rename = "$schema")]
+        pub schema: &'static str,
+        pub version: &'static str,
+        pub runs: [Run; 1],
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Run {
+        pub tool: Tool,
+        pub column_kind: &'static str,
+        pub results: Vec<Result>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Tool {
+        pub driver: Driver,
+    }
+
+    #[derive(Serialize)]
+    pub struct Driver {
+        pub name: &'static str,
+        pub version: &'static str,
+        pub rules: Vec<Rule>,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Rule {
+        pub id: &'static str,
+        pub short_description: Message,
+        pub default_configuration: Configuration,
+    }
+
+    #[derive(Serialize)]
+    pub struct Configuration {
+        pub level: &'static str,
+    }
+
+    #[derive(Serialize)]
+    pub struct Message {
+        pub text: String,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Result {
+        pub rule_id: &'static str,
+        pub rule_index: Option<usize>,
+        pub level: &'static str,
+        pub message: Message,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub locations: Vec<Location>,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Location {
+        pub physical_location: PhysicalLocation,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct PhysicalLocation {
+        pub artifact_location: ArtifactLocation,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub region: Option<Region>,
+    }
+
+    #[derive(Serialize)]
+    pub struct ArtifactLocation {
+        pub uri: String,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Region {
+        pub start_line: u32,
+        pub start_column: u32,
+    }
+}
+
 /// SARIF 2.1.0, for GitHub code scanning.
 pub fn render_sarif(diags: &[Diagnostic], sources: &Sources) -> String {
-    use serde_json::json;
     let mut used: Vec<crate::diagnostics::Code> = diags.iter().map(|d| d.code).collect();
     used.sort_unstable_by_key(|c| c.as_str());
     used.dedup();
-    let rules: Vec<_> = used
+    let rules = used
         .iter()
-        .map(|c| {
-            json!({
-                "id": c.as_str(),
-                "shortDescription": {"text": c.title()},
-                "defaultConfiguration": {"level": sarif_level(c.severity())},
-            })
+        .map(|c| sarif::Rule {
+            id: c.as_str(),
+            short_description: sarif::Message {
+                text: c.title().to_owned(),
+            },
+            default_configuration: sarif::Configuration {
+                level: sarif_level(c.severity()),
+            },
         })
         .collect();
-    let results: Vec<_> = diags
+    let results = diags
         .iter()
         .map(|d| {
             let mut text = d.message.clone();
@@ -167,39 +348,44 @@ pub fn render_sarif(diags: &[Diagnostic], sources: &Sources) -> String {
                 text.push_str("\nhelp: ");
                 text.push_str(h);
             }
-            let mut r = json!({
-                "ruleId": d.code.as_str(),
-                "ruleIndex": used.iter().position(|c| *c == d.code),
-                "level": sarif_level(d.severity()),
-                "message": {"text": text},
-            });
             let (file, line, column) = file_line_col(d, sources);
-            if let Some(file) = file {
-                let mut phys = json!({"artifactLocation": {"uri": uri(file)}});
-                if let (Some(l), Some(c)) = (line, column) {
-                    phys["region"] = json!({"startLine": l, "startColumn": c});
-                }
-                r["locations"] = json!([{"physicalLocation": phys}]);
+            let locations = file
+                .map(|file| sarif::Location {
+                    physical_location: sarif::PhysicalLocation {
+                        artifact_location: sarif::ArtifactLocation { uri: uri(file) },
+                        region: line.zip(column).map(|(l, c)| sarif::Region {
+                            start_line: l,
+                            start_column: c,
+                        }),
+                    },
+                })
+                .into_iter()
+                .collect();
+            sarif::Result {
+                rule_id: d.code.as_str(),
+                rule_index: used.iter().position(|c| *c == d.code),
+                level: sarif_level(d.severity()),
+                message: sarif::Message { text },
+                locations,
             }
-            r
         })
         .collect();
-    let doc = json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": "egressc",
-                "version": env!("CARGO_PKG_VERSION"),
-                "rules": rules,
-            }},
-            "columnKind": "unicodeCodePoints",
-            "results": results,
+    let log = sarif::Log {
+        schema: "https://json.schemastore.org/sarif-2.1.0.json",
+        version: "2.1.0",
+        runs: [sarif::Run {
+            tool: sarif::Tool {
+                driver: sarif::Driver {
+                    name: "egressc",
+                    version: env!("CARGO_PKG_VERSION"),
+                    rules,
+                },
+            },
+            column_kind: "unicodeCodePoints",
+            results,
         }],
-    });
-    let mut s = serde_json::to_string_pretty(&doc).expect("sarif serializes");
-    s.push('\n');
-    s
+    };
+    crate::emit::output::pretty_text(&log)
 }
 
 /// The most of one source line a diagnostic echoes, in bytes.

@@ -380,22 +380,8 @@ pub fn identity_config(plan: &Plan, id: &IdentityPlan) -> SidecarConfig {
 
 /// The JSON Schema of the sidecar config, generated from the structs above.
 pub fn config_schema() -> serde_json::Value {
-    let settings = schemars::generate::SchemaSettings::draft2020_12().for_serialize();
-    let mut schema = settings
-        .into_generator()
-        .into_root_schema_for::<SidecarConfig>()
-        .to_value();
-    if let Some(obj) = schema.as_object_mut() {
-        obj.insert(
-            "$id".into(),
-            serde_json::json!("egressc:sidecar-config.schema.json"),
-        );
-        obj.insert(
-            "description".into(),
-            serde_json::json!(
-                "The per-identity sidecar config egressc writes (configs/<ns>/<sa>.json, sidecar/config.json)."
-            ),
-        );
-    }
-    schema
+    crate::emit::output::output_schema::<SidecarConfig>(
+        "egressc:sidecar-config.schema.json",
+        "The per-identity sidecar config egressc writes (configs/<ns>/<sa>.json, sidecar/config.json).",
+    )
 }

@@ -38,6 +38,19 @@ impl Sink for Discard {
     }
 }
 
+/// The JSON Schema of a document egressc writes, with its `$id` and description. It follows
+/// what is serialised: a field that is always written is required, with `null` where it may
+/// be null.
+pub fn output_schema<T: schemars::JsonSchema>(id: &str, description: &str) -> serde_json::Value {
+    let mut schema = schemars::generate::SchemaSettings::draft2020_12()
+        .for_serialize()
+        .into_generator()
+        .into_root_schema_for::<T>();
+    schema.insert("$id".into(), id.into());
+    schema.insert("description".into(), description.into());
+    schema.to_value()
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
@@ -46,6 +59,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Pretty JSON with sorted keys and a trailing newline.
 pub fn pretty(v: &impl Serialize) -> Vec<u8> {
     pretty_value(&serde_json::to_value(v).expect("output serializes"))
+}
+
+/// `pretty`, as text (machine output on a stream: `check --format json`, `diff --format json`).
+pub fn pretty_text(v: &impl Serialize) -> String {
+    String::from_utf8(pretty(v)).expect("JSON is UTF-8")
 }
 
 /// `pretty` of a type that serialises to sorted JSON already (fields declared in sorted

@@ -245,7 +245,7 @@ fn type_document(
         match v.kind {
             ViolationKind::UnknownField => remove_at(&mut json, &v.path),
             // Checked later as out of range; keep the number typable.
-            ViolationKind::PortRange => set_at(&mut json, &v.path, serde_json::json!(0)),
+            ViolationKind::PortRange => set_at(&mut json, &v.path, serde_json::Value::from(0)),
             ViolationKind::MissingField | ViolationKind::Other => fatal = true,
         }
         diags.push(schema_diag(v.kind, span, v.message, v.help));

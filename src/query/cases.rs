@@ -19,7 +19,8 @@ use crate::model::Identity;
 use crate::plan::Plan;
 use crate::query::eval;
 use crate::query::question::{HttpRequest, Outcome, Query, QueryError, Verdict, Via};
-use serde::Deserialize;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Deserialize)]
@@ -170,26 +171,72 @@ pub fn run_case(plan: &Plan, case: &Case) -> Result<Option<Vec<String>>, QueryEr
     Ok(if diff.is_empty() { None } else { Some(diff) })
 }
 
-/// The report of a whole case file: one `PASS`/`FAIL` line per case (with the difference for
-/// a failure) and a closing count; and how many failed.
-pub fn run(plan: &Plan, file: &CaseFile) -> Result<(String, usize), QueryError> {
-    let mut out = String::new();
-    let (mut passed, mut failed) = (0, 0);
+/// The result of a whole case file (`test --format json`; schemas/test.schema.json).
+#[derive(Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestReport {
+    pub cases: Vec<CaseResult>,
+    pub passed: usize,
+    pub failed: usize,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CaseResult {
+    pub name: String,
+    pub passed: bool,
+    /// How the verdict differs from the expected one: `- expected …` and `+ actual …` lines.
+    pub difference: Vec<String>,
+}
+
+/// Every case of a file, in order.
+pub fn run(plan: &Plan, file: &CaseFile) -> Result<TestReport, QueryError> {
+    let mut report = TestReport {
+        cases: Vec::with_capacity(file.cases.len()),
+        passed: 0,
+        failed: 0,
+    };
     for case in &file.cases {
-        match run_case(plan, case).map_err(|e| QueryError(format!("case `{}`: {e}", case.name)))? {
-            None => {
-                passed += 1;
-                out.push_str(&format!("PASS {}\n", case.name));
-            }
-            Some(diff) => {
-                failed += 1;
-                out.push_str(&format!("FAIL {}\n", case.name));
-                for line in diff {
-                    out.push_str(&format!("     {line}\n"));
-                }
-            }
+        let difference = run_case(plan, case)
+            .map_err(|e| QueryError(format!("case `{}`: {e}", case.name)))?
+            .unwrap_or_default();
+        let passed = difference.is_empty();
+        if passed {
+            report.passed += 1;
+        } else {
+            report.failed += 1;
+        }
+        report.cases.push(CaseResult {
+            name: case.name.clone(),
+            passed,
+            difference,
+        });
+    }
+    Ok(report)
+}
+
+/// The text report: one `PASS`/`FAIL` line per case (with the difference for a failure) and a
+/// closing count.
+pub fn render_text(report: &TestReport) -> String {
+    let mut out = String::new();
+    for case in &report.cases {
+        let word = if case.passed { "PASS" } else { "FAIL" };
+        out.push_str(&format!("{word} {}\n", case.name));
+        for line in &case.difference {
+            out.push_str(&format!("     {line}\n"));
         }
     }
-    out.push_str(&format!("{passed} cases passed, {failed} failed\n"));
-    Ok((out, failed))
+    out.push_str(&format!(
+        "{} cases passed, {} failed\n",
+        report.passed, report.failed
+    ));
+    out
+}
+
+/// The JSON Schema of `test --format json`.
+pub fn test_schema() -> serde_json::Value {
+    crate::emit::output::output_schema::<TestReport>(
+        "egressc:test.schema.json",
+        "What `egressc test --format json` writes: each case, passed or not, and the counts.",
+    )
 }

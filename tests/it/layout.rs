@@ -142,6 +142,8 @@ struct Facts {
     imports: Vec<Vec<String>>,
     /// (`module::…::function`, lines)
     functions: Vec<(String, usize)>,
+    /// `json!` invocations: machine output is built from serde types, not JSON literals.
+    json_literals: usize,
 }
 
 struct Reader {
@@ -178,6 +180,12 @@ impl Reader {
         while i < trees.len() {
             match &trees[i] {
                 TokenTree::Group(g) => self.tokens(g.stream()),
+                TokenTree::Ident(id)
+                    if id == "json"
+                        && matches!(trees.get(i + 1), Some(TokenTree::Punct(p)) if p.as_char() == '!') =>
+                {
+                    self.facts.json_literals += 1;
+                }
                 TokenTree::Ident(id) if id == "crate" || id == "super" => {
                     let mut segs = vec![id.to_string()];
                     let mut j = i + 1;
@@ -284,6 +292,9 @@ impl<'ast> Visit<'ast> for Reader {
         syn::visit::visit_path(self, p);
     }
     fn visit_macro(&mut self, m: &'ast syn::Macro) {
+        if m.path.segments.last().is_some_and(|s| s.ident == "json") {
+            self.facts.json_literals += 1;
+        }
         self.tokens(m.tokens.clone());
         syn::visit::visit_macro(self, m);
     }
@@ -510,6 +521,34 @@ fn main_is_thin_no_file_is_over_500_lines_and_no_function_over_100() {
             "{name} is no longer over {MAX_FUNCTION_LINES} lines: remove it from LONG_FUNCTIONS"
         );
     }
+}
+
+/// The `json!` literals allowed in `src/` (tests aside): schema fragments and partial
+/// Kubernetes patches, where a type would add nothing.
+const MAX_JSON_LITERALS: usize = 10;
+
+#[test]
+fn machine_output_is_typed() {
+    let files = source_files();
+    let mut sites = BTreeMap::new();
+    for file in files.iter().filter(|f| !f.ends_with("_tests.rs")) {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        let n = read(file, &text).json_literals;
+        if n > 0 {
+            sites.insert(file.clone(), n);
+        }
+    }
+    let total: usize = sites.values().sum();
+    assert!(
+        total <= MAX_JSON_LITERALS,
+        "{total} json! literals in src/ (at most {MAX_JSON_LITERALS}): {sites:?}"
+    );
+    // The count sees nested literals too.
+    let facts = read(
+        "src/a.rs",
+        "fn f() { json!({\"a\": json!(1)}); serde_json::json!(2); }",
+    );
+    assert_eq!(facts.json_literals, 3);
 }
 
 #[test]

@@ -12,18 +12,51 @@ use k8s_openapi::api::core::v1::{
     SecurityContext, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
 const CODEBASE_DIR: &str = "/etc/egressc/sidecar";
 const CONFIG_DIR: &str = "/etc/egressc/configs";
 
+/// A kustomization file: the base's `Kustomization` (its resources) or the injection
+/// `Component` (its patches). Fields in sorted order, as every manifest is written.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Kustomize<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    patches: &'a [Patch],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    resources: &'a [String],
+}
+
+/// A patch of the Component: its file, and the objects it applies to.
+#[derive(Serialize)]
+struct Patch {
+    path: &'static str,
+    target: Target,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Target {
+    kind: &'static str,
+    label_selector: String,
+}
+
+fn document(k: &Kustomize) -> Value {
+    serde_json::to_value(k).expect("json")
+}
+
 /// `kubernetes/kustomization.yaml`: every file of the base.
 pub fn kustomization(resources: &[String]) -> Value {
-    json!({
-        "apiVersion": "kustomize.config.k8s.io/v1beta1",
-        "kind": "Kustomization",
-        "resources": resources,
+    document(&Kustomize {
+        api_version: "kustomize.config.k8s.io/v1beta1",
+        kind: "Kustomization",
+        patches: &[],
+        resources,
     })
 }
 
@@ -148,15 +181,23 @@ pub fn component(
         ("DaemonSet", "apps/v1", "daemonset.yaml"),
         ("CronJob", "batch/v1", "cronjob.yaml"),
     ];
+    let patches: Vec<Patch> = kinds
+        .iter()
+        .map(|(kind, _, file)| Patch {
+            path: file,
+            target: Target {
+                kind,
+                label_selector: selector.clone(),
+            },
+        })
+        .collect();
     let mut out = vec![(
         "kustomization.yaml".to_owned(),
-        json!({
-            "apiVersion": "kustomize.config.k8s.io/v1alpha1",
-            "kind": "Component",
-            "patches": kinds.iter().map(|(kind, _, file)| json!({
-                "path": file,
-                "target": {"kind": kind, "labelSelector": selector},
-            })).collect::<Vec<_>>(),
+        document(&Kustomize {
+            api_version: "kustomize.config.k8s.io/v1alpha1",
+            kind: "Component",
+            patches: &patches,
+            resources: &[],
         }),
     )];
     for (kind, api, file) in kinds {
