@@ -321,7 +321,7 @@ fn have_git(test: &str) -> bool {
         .output()
         .is_ok();
     if !found {
-        println!("diff: skipped {test}: no git on PATH");
+        skip("diff", test, "no git on PATH");
     }
     found
 }

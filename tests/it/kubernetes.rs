@@ -134,10 +134,10 @@ fn tool(name: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "kubernetes: skipped the {name} checks: `{name}` is not installed"
+        skip(
+            "kubernetes",
+            &format!("the {name} checks"),
+            &format!("`{name}` is not installed"),
         );
     }
     ok

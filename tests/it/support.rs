@@ -4,6 +4,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+/// Say on a line the user sees that a test (or part of one) did not run, and why: written to
+/// the process's stderr directly, past libtest's capture (which takes `println!` and
+/// `eprintln!`).
+pub fn skip(area: &str, what: &str, why: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{area}: skipped {what}: {why}");
+}
+
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }

@@ -97,13 +97,9 @@ fn e2e_publish_to_a_pipy_repo() {
         std::thread::sleep(Duration::from_millis(200));
     }
     match denied_after {
-        Some(secs) => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "e2e: publish: the sidecar ran the republished policy {secs:.1} s after publish"
-            );
-        }
+        Some(secs) => say(&format!(
+            "publish: the sidecar ran the republished policy {secs:.1} s after publish"
+        )),
         None => failures.push(format!(
             "the republished policy never reached the sidecar:\n{}",
             ns.log("sidecar")

@@ -152,11 +152,9 @@ fn e2e_live_reload_in_pipy() {
     gateway.update(&[("config.json", &gateway_config(&after_out))]);
     match wait_count(&ns, "sidecar", "\"egressc\":\"reload\"", reloads) {
         Some(secs) => {
-            use std::io::Write;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "e2e: reload: the sidecar took up the new config {secs:.1} s after the swap"
-            );
+            say(&format!(
+                "reload: the sidecar took up the new config {secs:.1} s after the swap"
+            ));
             if secs > 3.0 {
                 failures.push(format!("reload took {secs:.1} s"));
             }
