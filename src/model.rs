@@ -312,7 +312,7 @@ pub struct GatewayTarget {
 }
 
 /// The resolvers workload UDP may reach on port 53; every other UDP datagram (and every other
-/// protocol but TCP) leaving the workload is dropped (design §3).
+/// protocol but TCP) leaving the workload is dropped (README, "Security model").
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum DnsResolvers {
     /// Named by `--dns`.

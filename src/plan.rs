@@ -1,4 +1,4 @@
-//! Stage 4, lowering: the checked mesh → a plan per workload identity (design §3), in decision
+//! Stage 4, lowering: the checked mesh → a plan per workload identity (README, "Security model"), in decision
 //! order: in-mesh destinations (mesh-wide), the identity's allowed egress, passthrough,
 //! gateway. Nothing here parses or looks anything up: `check` resolved it all. Everything is
 //! sorted, so that the plan does not depend on input order.
@@ -111,7 +111,7 @@ fn mesh(checked: &Checked) -> (Vec<MeshDestination>, Vec<MeshDestination>) {
 }
 
 /// What an identity may reach through a gateway on one port: the tunnel targets its sidecar
-/// sends (design §3). Addresses come from tcp rules and https rules without hosts (the
+/// sends (README, "Security model"). Addresses come from tcp rules and https rules without hosts (the
 /// original destination), names from http and https rules with hosts.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GatewayPort {

@@ -34,7 +34,7 @@ pub fn mesh_data(plan: &Plan) -> MeshData {
     }
 }
 
-/// `gateway/config.json`: where the gateway listens and what it admits (design §3). Fields
+/// `gateway/config.json`: where the gateway listens and what it admits (README, "Security model"). Fields
 /// are declared in sorted order and map keys are strings, so that it serialises to sorted
 /// JSON directly (`output::pretty_sorted`): the file is large (a list per identity).
 #[derive(Serialize, JsonSchema)]

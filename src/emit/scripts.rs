@@ -27,6 +27,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/sidecar/clock.js"),
     ),
     (
+        "sidecar/files.js",
+        include_str!("../../templates/sidecar/files.js"),
+    ),
+    (
         "gateway/main.js",
         include_str!("../../templates/gateway/main.js"),
     ),
@@ -66,17 +70,19 @@ pub fn sidecar_files() -> Vec<(String, Vec<u8>)> {
         "sidecar/decide.js",
         "sidecar/rules.js",
         "sidecar/clock.js",
+        "sidecar/files.js",
     ]
     .into_iter()
     .map(|p| (p.to_owned(), render(p)))
     .collect()
 }
 
-/// The gateway's codebase: its own script, and the decision helpers it shares with the
-/// sidecar (DNS names, host patterns).
+/// The gateway's codebase: its own script, and the decision and file helpers it shares with
+/// the sidecar (DNS names, host patterns; reading its config).
 pub fn gateway_files() -> Vec<(String, Vec<u8>)> {
     vec![
         ("gateway/main.js".into(), render("gateway/main.js")),
         ("gateway/decide.js".into(), render("sidecar/decide.js")),
+        ("gateway/files.js".into(), render("sidecar/files.js")),
     ]
 }

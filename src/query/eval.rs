@@ -1,4 +1,4 @@
-//! The one evaluator: the decision the generated sidecar makes (design §3), computed offline
+//! The one evaluator: the decision the generated sidecar makes (the order is at `evaluate`), computed offline
 //! over the plan, with the reasons. `explain` and `test` use it; the e2e suite compares it
 //! with what Pipy does.
 

@@ -1,4 +1,4 @@
-//! The gateway leg of a connection (design §3): what the egress gateway does with a tunnel
+//! The gateway leg of a connection (README, "Security model"): what the egress gateway does with a tunnel
 //! the sidecar opens, computed from the same plan the gateway's allow-list is emitted from.
 //! The gateway script (`templates/gateway/main.js`) implements the same rules.
 

@@ -19,6 +19,7 @@
 // SOCKS5 success reply before the upstream connect: a refused SOCKS5 name is closed after it.
 
 import decide from './decide.js'
+import files from './files.js'
 
 // EGRESSC_CONFIG=FILE (Kubernetes: the mounted config) is watched: a change is taken up
 // within a second or two for new tunnels (a failed load keeps the old lists and logs one
@@ -27,11 +28,7 @@ var configPath = os.env['EGRESSC_CONFIG'] || null
 
 // The config whole, or in parts (a Kubernetes ConfigMap holds at most 256 KiB).
 function readConfig() {
-  var data = configPath
-    ? decide.readParts(function (p) { return os.readFile(p) }, configPath)
-    : decide.readParts(function (n) { return pipy.load(n) }, 'config.json')
-  if (data === null) throw new Error('config.json is missing')
-  return JSON.decode(data)
+  return JSON.decode(files.readFile(configPath, 'config.json'))
 }
 
 var config = readConfig()
@@ -90,7 +87,7 @@ function compileLists(config) {
 var lists = compileLists(config)
 
 function stamp() {
-  return decide.fileStamp(configPath)
+  return files.fileStamp(configPath)
 }
 
 function watchConfig(last) {

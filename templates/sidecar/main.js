@@ -5,12 +5,15 @@
 // lists the other sources: Kubernetes mounts, watched for changes).
 // Every value from the mesh's YAML arrives through the JSON config; this script holds none.
 //
-// Decision order for a connection to its original destination ip:port:
-//   0. a gateway Service's address: denied (only the sidecar's own tunnels reach a gateway);
-//   1. in-mesh (a Service clusterIP:port): forwarded unchanged, never through a gateway;
-//   2. the identity's Egress rules for that port: tcp by address, https by SNI, http per request;
-//   3. passthrough when Spec.Traffic.EnableEgress is true;
-//   4. otherwise denied (connection closed; HTTP 403), and logged.
+// Decision order for a connection to its original destination ip:port (the same numbers and
+// words as egressc's evaluator, `egressc explain`):
+//   0. not intercepted: the iptables rules never send it to the sidecar (nothing here decides);
+//   1. a gateway Service's address: denied (only the sidecar's own tunnels reach a gateway);
+//   2. in-mesh (a Service clusterIP:port): forwarded unchanged, never through a gateway;
+//   3. the identity's Egress rules for that port: tcp by address, https by SNI, http per
+//      request (a request with ambiguous framing is refused before any rule);
+//   4. passthrough when Spec.Traffic.EnableEgress is true;
+//   5. otherwise denied (connection closed; HTTP 403), and logged.
 
 import decide from './decide.js'
 import clock from './clock.js'
@@ -97,7 +100,8 @@ function originalDestination(ib) {
   return true
 }
 
-// The first decision, at connection start: 'mesh', 'tcp', 'tls', 'http' or 'deny'.
+// The first decision, at connection start (steps 1 to 5): 'mesh', 'egress' (tcp and
+// passthrough: to $target), 'tls', 'http' or 'deny'.
 function classify(ib) {
   if (!originalDestination(ib)) {
     $reason = 'no original destination'
@@ -105,12 +109,14 @@ function classify(ib) {
   }
   $original = $dstIP + ':' + $dstPort
   var r = $rules = current
+  // 1. Only the sidecar's own tunnels (as the proxy uid, never intercepted) reach a gateway.
   if (r.gatewayAddresses[$dstIP]) {
-    // Only the sidecar's own tunnels (as the proxy uid, never intercepted) reach a gateway.
     $reason = 'the egress gateway ' + r.gatewayAddresses[$dstIP] + ' is reached only through the sidecar'
     return 'deny'
   }
+  // 2. In-mesh.
   if (r.inMesh[$original]) return 'mesh'
+  // 3. The identity's rules for this port.
   $candidates = rules.candidates(r, $dstIP, $dstPort)
   if ($candidates.length > 0) {
     var p = $candidates[0].protocol
@@ -120,10 +126,12 @@ function classify(ib) {
     }
     return p === 'https' ? 'tls' : 'http'
   }
+  // 4. Passthrough.
   if (r.passthrough) {
     $target = $original
     return 'egress'
   }
+  // 5. Denied.
   $reason = 'no rule for this destination'
   return 'deny'
 }

@@ -14,6 +14,7 @@
 //   otherwise config.json and mesh.json of the codebase (read once, not watched).
 
 import decide from './decide.js'
+import files from './files.js'
 
 var env = os.env
 
@@ -26,25 +27,18 @@ function sources() {
   var config = env['EGRESSC_CONFIG'] || null
   if (!config && env['EGRESSC_CONFIG_DIR'] && env['EGRESSC_SERVICE_ACCOUNT']) {
     var own = env['EGRESSC_CONFIG_DIR'] + '/' + env['EGRESSC_SERVICE_ACCOUNT'] + '.json'
-    if (decide.fileStamp(own) !== 'none') config = own
+    if (files.fileStamp(own) !== 'none') config = own
   }
   return { config: config || codebaseFile('config.json'), mesh: codebaseFile('mesh.json') }
 }
 
-function read(path, name) {
-  var data = path
-    ? decide.readParts(function (p) { return os.readFile(p) }, path)
-    : decide.readParts(function (n) { return pipy.load(n) }, name)
-  if (data === null) throw new Error((path || name) + ' is missing')
-  return data
-}
 
 // A stamp that changes when a watched file is replaced (a ConfigMap swaps `..data`).
 function stamp(src) {
   var s = ''
   var paths = [src.config, src.mesh]
   for (var i = 0; i < paths.length; i++) {
-    s += (paths[i] || '-') + ':' + (paths[i] ? decide.fileStamp(paths[i]) : '') + ';'
+    s += (paths[i] || '-') + ':' + (paths[i] ? files.fileStamp(paths[i]) : '') + ';'
   }
   return s
 }
@@ -168,8 +162,8 @@ function load() {
   var src = sources()
   var s = stamp(src)
   decoded = null
-  var config = JSON.decode(read(src.config, 'config.json'))
-  var mesh = JSON.decode(read(src.mesh, 'mesh.json'))
+  var config = JSON.decode(files.readFile(src.config, 'config.json'))
+  var mesh = JSON.decode(files.readFile(src.mesh, 'mesh.json'))
   var r = compile(config, mesh)
   decoded = [config, mesh]
   return { rules: r, stamp: s }

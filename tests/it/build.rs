@@ -408,6 +408,7 @@ fn hostile_strings_stay_json_data() {
         "sidecar/decide.js",
         "sidecar/rules.js",
         "sidecar/clock.js",
+        "sidecar/files.js",
     ] {
         let text = std::fs::read_to_string(out.join(script)).unwrap();
         assert!(

@@ -1,4 +1,4 @@
-//! `OUT/kubernetes/`: a kustomize base that deploys the output as it is (design §5): per
+//! `OUT/kubernetes/`: a kustomize base that deploys the output as it is (README, "Deploy"): per
 //! identity namespace the sidecar codebase and the identities' configs as ConfigMaps, the
 //! egress gateway (ConfigMap, Deployment, Service when the inputs have none, NetworkPolicy),
 //! optionally a NetworkPolicy that pins meshed pods' egress, and the injection Component

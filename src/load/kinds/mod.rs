@@ -1,9 +1,9 @@
 //! Typed input kinds (serde + schemars). Field names and shapes follow FSM's Go types
 //! (`pkg/apis/policy/v1alpha1`, `pkg/apis/config/v1alpha3`) and SMI specs v1alpha4.
 //!
-//! Strictness follows design §2: the `spec` of Egress, EgressGateway, HTTPRouteGroup and
-//! UpstreamTrafficSetting rejects unknown fields; MeshConfig, Service and ServiceAccount accept
-//! every field and type only what egressc reads.
+//! Strictness follows what a typo costs (README, "What is read, and how strictly"): the `spec`
+//! of Egress, EgressGateway, HTTPRouteGroup and UpstreamTrafficSetting rejects unknown fields;
+//! MeshConfig, Service and ServiceAccount accept every field and type only what egressc reads.
 
 mod egress;
 mod gateway;
