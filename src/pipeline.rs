@@ -452,6 +452,14 @@ pub(crate) mod testing {
         a.lower()
     }
 
+    /// An enforced mesh with one Egress policy `ns/e` for the identity `ns/a`, whose spec goes
+    /// on with `spec` (indented lines after `sources`).
+    pub fn egress(spec: &str) -> String {
+        enforced(&format!(
+            "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: a, namespace: ns}}]\n{spec}"
+        ))
+    }
+
     /// A MeshConfig with passthrough off, then `rest`.
     pub fn enforced(rest: &str) -> String {
         format!(

@@ -314,13 +314,7 @@ fn check_not_empty(doc: &Document, spec: &EgressSpec, diags: &mut Vec<Diagnostic
 
 #[cfg(test)]
 mod tests {
-    use crate::pipeline::testing::{enforced, places, plan};
-
-    fn egress(spec: &str) -> String {
-        enforced(&format!(
-            "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: a, namespace: ns}}]\n{spec}"
-        ))
-    }
+    use crate::pipeline::testing::{egress, enforced, places, plan};
 
     #[test]
     fn ports_protocols_and_hosts() {

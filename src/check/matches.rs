@@ -137,13 +137,7 @@ pub fn one_upstream_setting(
 
 #[cfg(test)]
 mod tests {
-    use crate::pipeline::testing::{enforced, places};
-
-    fn egress(spec: &str) -> String {
-        enforced(&format!(
-            "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: a, namespace: ns}}]\n{spec}"
-        ))
-    }
+    use crate::pipeline::testing::{egress, places};
 
     #[test]
     fn one_upstream_setting_and_routes_need_an_http_port() {
