@@ -100,10 +100,7 @@ pub fn diff(a: &DiffArgs) -> Exit {
                 (Some(Side::Head), &head_analysis),
             ]
             .map(|(side, a)| (side, &a.findings.diagnostics[..], &a.findings.sources));
-            // Only the plans of both sides were missing: no side's diagnostics stop it.
-            if base_exit != Exit::Success || head_exit != Exit::Success {
-                write_out(std::io::stdout().lock(), &render_error(kind, &parts));
-            }
+            write_out(std::io::stdout().lock(), &render_error(kind, &parts));
         }
         // The worse of the two: an unreadable input (2) over input errors (1).
         return [base_exit, head_exit]
