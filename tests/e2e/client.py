@@ -12,6 +12,12 @@
                                      escapes (`evil.test\\x00.wild.test`: a NUL, which the ssl
                                      module refuses to send); prints the first reply bytes (or EOF)
   client.py http-raw HOST PORT REQ   send REQ (Python escapes) as it is; print what comes back
+  client.py h2c HOST PORT MODE METHOD PATH AUTHORITY [NAME VALUE]...
+                                     one cleartext HTTP/2 request (MODE `prior`: prior knowledge;
+                                     `upgrade`: an HTTP/1.1 request with Upgrade: h2c, whose
+                                     answer comes on stream 1); prints STATUS and the body, the
+                                     HTTP/1 status line if there was no upgrade, or EOF/RESET
+Every text argument takes Python escapes and `((N*S))`, S repeated N times (long strings).
   client.py socks HOST PORT THOST TPORT
                                      SOCKS5 CONNECT (no auth) to THOST:TPORT (a domain, with
                                      Python escapes, or an IPv4 address), then "ping\n"; prints
@@ -109,8 +115,14 @@ def client_hello(sni):
     return b"\x16\x03\x01" + struct.pack("!H", len(hs)) + hs
 
 
+def expand(text):
+    """`((N*S))` -> S repeated N times."""
+    import re
+    return re.sub(r"\(\((\d+)\*(.*?)\)\)", lambda m: m.group(2) * int(m.group(1)), text)
+
+
 def unescape(text):
-    return text.encode("latin-1").decode("unicode_escape").encode("latin-1")
+    return expand(text).encode("latin-1").decode("unicode_escape").encode("latin-1")
 
 
 def udp(host, port):
@@ -234,6 +246,79 @@ def h2connect(s, target, identity, authority_only):
             s.sendall(out)
 
 
+def h2c(s, mode, method, path, authority, extra):
+    import base64
+    import h2.config
+    import h2.connection
+    import h2.events
+    import h2.settings
+    config = h2.config.H2Configuration(
+        client_side=True, header_encoding=None, validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+    )
+    conn = h2.connection.H2Connection(config)
+    conn.max_outbound_frame_size = 16384
+    fields = [(b":method", method), (b":scheme", b"http"), (b":path", path), (b":authority", authority)]
+    fields += [(k, v) for k, v in extra]
+    s.settimeout(TIMEOUT)
+    try:
+        if mode == "upgrade":
+            settings = conn.initiate_upgrade_connection()
+            head = b"%s %s HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: %s\r\n" % (
+                method, path, authority, settings)
+            for k, v in extra:
+                head += k + b": " + v + b"\r\n"
+            s.sendall(head + b"\r\n")
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                data = s.recv(65536)
+                if not data:
+                    print("EOF")
+                    return
+                buf += data
+            status, _, rest = buf.partition(b"\r\n\r\n")
+            line = status.split(b"\r\n")[0].decode("latin-1")
+            if " 101 " not in line + " ":
+                print(line, rest.decode("latin-1"))
+                return
+            print("UPGRADED")
+            s.sendall(conn.data_to_send())
+            pending = rest
+            sid = 1
+        else:
+            conn.initiate_connection()
+            sid = conn.get_next_available_stream_id()
+            conn.send_headers(sid, fields, end_stream=True)
+            s.sendall(conn.data_to_send())
+            pending = b""
+        body = b""
+        while True:
+            data = pending or s.recv(65536)
+            pending = b""
+            if not data:
+                print("EOF")
+                return
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived) and ev.stream_id == sid:
+                    print("STATUS %s" % dict(ev.headers).get(b":status", b"?").decode())
+                elif isinstance(ev, h2.events.DataReceived) and ev.stream_id == sid:
+                    body += ev.data
+                    conn.acknowledge_received_data(len(ev.data), sid)
+                elif isinstance(ev, h2.events.StreamEnded) and ev.stream_id == sid:
+                    print(body.decode("latin-1"))
+                    return
+                elif isinstance(ev, (h2.events.StreamReset, h2.events.ConnectionTerminated)):
+                    print("RESET")
+                    return
+            out = conn.data_to_send()
+            if out:
+                s.sendall(out)
+    except socket.timeout:
+        print("TIMEOUT")
+    except OSError as e:
+        print("ERROR %s" % e)
+
+
 def main():
     mode, host = sys.argv[1], sys.argv[2]
     if mode == "udp":
@@ -313,6 +398,10 @@ def main():
         print(reply)
     elif mode == "socks":
         socks(s, sys.argv[4], sys.argv[5])
+    elif mode == "h2c":
+        args = [unescape(a) for a in sys.argv[5:]]
+        extra = list(zip(args[3::2], args[4::2]))
+        h2c(s, sys.argv[4], args[0], args[1], args[2], extra)
     elif mode == "h2connect":
         h2connect(s, sys.argv[4], sys.argv[5], len(sys.argv) > 6)
     elif mode == "h1connect":

@@ -11,6 +11,7 @@
 mod attacks;
 mod clients;
 mod gateway;
+mod hardening;
 mod harness;
 mod limits;
 mod publish;

@@ -137,6 +137,9 @@ fn policy_cases() -> Vec<Case> {
     cases.extend(smuggling_cases());
     cases.extend(interception_cases());
     cases.extend(slow_cases());
+    cases.extend(super::hardening::smuggling_cases());
+    cases.extend(super::hardening::dot_segment_cases());
+    cases.extend(super::hardening::crash_and_colon_cases());
     cases
 }
 
