@@ -1,6 +1,6 @@
 //! The attacks of the issue "Hardening (requests)", as e2e cases: each failed on the output
 //! before its fix (a forbidden origin saw the connection, or the sidecar crashed under a
-//! 128 KiB stack) and passes after. Long strings are written `((N*S))` (client.py repeats S).
+//! small stack) and passes after. Long strings are written `((N*S))` (client.py repeats S).
 
 use super::{Case, Expect::*, case, curl, py};
 
@@ -33,7 +33,7 @@ fn still_serving(name: &str) -> Case {
 const SMUGGLED: &str =
     "1\\r\\n\\r\\nPOST /admin HTTP/1.1\\r\\nHost: evil.test\\r\\nContent-Length: 0\\r\\n\\r\\n";
 
-/// 1. A second request smuggled in a value; 2. targets that are not origin-form.
+/// Item 1, a second request smuggled in a value; item 2, targets that are not origin-form.
 pub fn smuggling_cases() -> Vec<Case> {
     vec![
         case(
@@ -88,7 +88,7 @@ pub fn smuggling_cases() -> Vec<Case> {
     ]
 }
 
-/// 3. Dot segments that the first round's check missed (Tomcat maps them to /admin).
+/// Item 3, dot segments that the first round's check missed (Tomcat maps them to /admin).
 pub fn dot_segment_cases() -> Vec<Case> {
     let get = |name: &str, path: &str| {
         raw(
@@ -116,8 +116,8 @@ pub fn dot_segment_cases() -> Vec<Case> {
     ]
 }
 
-/// 4. One request must not kill the sidecar (it runs with a 128 KiB stack, as in the musl
-/// image); 5. text after a colon in Host and SNI.
+/// Item 4, one request must not kill the sidecar (it runs with a small stack, as in the musl
+/// image); item 5, text after a colon in Host and SNI.
 pub fn crash_and_colon_cases() -> Vec<Case> {
     vec![
         case(
