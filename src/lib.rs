@@ -35,7 +35,7 @@ pub use model::Identity;
 pub use net::Cidr;
 pub use pipeline::{
     Analysis, BuildOutcome, BuildRequest, Built, Findings, Gate, Judgement, ReadOptions, Written,
-    analyze, analyze_texts, build, check, schema_files, write_output, yaml_as_json,
+    analyze, analyze_texts, build, check, route_matcher, schema_files, write_output, yaml_as_json,
 };
 pub use plan::Plan;
 pub use query::eval::evaluate;

@@ -260,6 +260,92 @@ pub struct Route {
     pub route_group: Option<String>,
 }
 
+/// A route regex compiled to a DFA over ASCII bytes (`check::matcher`): the sidecar and
+/// explain both walk this table, so they mean the same thing, and no regex engine runs on
+/// request input.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct Matcher {
+    /// The class of each ASCII byte (128 entries).
+    pub classes: Vec<u16>,
+    /// Classes per state.
+    pub width: u32,
+    /// `Next[state * Width + class]`: the next state, -1 for none (no match). State 0 is the
+    /// start.
+    pub next: Vec<i32>,
+    /// 1 for the states in which a match has been found (the input matches, whatever follows).
+    pub hit: Vec<u8>,
+    /// 1 for the states in which a match ends with the input.
+    pub end: Vec<u8>,
+}
+
+impl Matcher {
+    /// Whether `text` matches: a walk over its bytes (a byte outside ASCII never matches).
+    pub fn matches(&self, text: &str) -> bool {
+        let mut state = 0usize;
+        for b in text.bytes() {
+            if b >= 128 {
+                return false;
+            }
+            let next = self.next[state * self.width as usize + self.classes[b as usize] as usize];
+            let Ok(next) = usize::try_from(next) else {
+                return false;
+            };
+            if self.hit[next] == 1 {
+                return true;
+            }
+            state = next;
+        }
+        self.end[state] == 1
+    }
+}
+
+/// What the sidecar refuses of an HTTP request before any rule, by length (bytes); emitted
+/// into every sidecar config (`Limits`), and used by the evaluator as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct RequestLimits {
+    /// The method.
+    pub method: usize,
+    /// The request target (path and query).
+    pub target: usize,
+    /// A header name.
+    pub header_name: usize,
+    /// A header value (each of a list's).
+    pub header_value: usize,
+}
+
+/// The limits every sidecar applies (README, "Security model").
+pub const REQUEST_LIMITS: RequestLimits = RequestLimits {
+    method: 32,
+    target: 8192,
+    header_name: 256,
+    header_value: 8192,
+};
+
+/// What a route regex is matched against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MatchMode {
+    /// A path, whole (query excluded).
+    WholePath,
+    /// A header value, anywhere in it (as FSM).
+    Anywhere,
+}
+
+impl MatchMode {
+    /// The key of a regex's matcher in a sidecar config's `Matchers`: `path:REGEX` or
+    /// `value:REGEX`.
+    pub fn key(self, regex: &str) -> String {
+        match self {
+            MatchMode::WholePath => format!("path:{regex}"),
+            MatchMode::Anywhere => format!("value:{regex}"),
+        }
+    }
+}
+
+/// Every route regex's matcher, by [`MatchMode::key`].
+pub type Matchers = BTreeMap<String, std::sync::Arc<Matcher>>;
+
 /// One port entry of a policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PolicyPort {
@@ -335,6 +421,8 @@ pub struct Checked {
     pub mesh: Vec<MeshDestination>,
     pub gateways: Vec<GatewayTarget>,
     pub dns: DnsResolvers,
+    /// The matcher of every route regex of the HTTPRouteGroups.
+    pub matchers: Matchers,
 }
 
 /// What the user tells `check` beyond the inputs.

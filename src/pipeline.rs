@@ -377,6 +377,21 @@ fn analyze_sources(
     }
 }
 
+/// A route regex's matcher as a sidecar config holds it (`Matchers`), with its key: for a path
+/// (matched whole) or a header value (matched anywhere). For tools and the e2e self-test.
+pub fn route_matcher(regex: &str, whole_path: bool) -> Result<(String, serde_json::Value), String> {
+    let mode = if whole_path {
+        crate::model::MatchMode::WholePath
+    } else {
+        crate::model::MatchMode::Anywhere
+    };
+    let m = crate::check::matcher::compile(regex, mode)?;
+    Ok((
+        mode.key(regex),
+        serde_json::to_value(m).expect("a matcher serializes"),
+    ))
+}
+
 /// The documents of one YAML text as JSON values (for tools and tests that validate them with
 /// the generated schemas); `None` when the text does not parse.
 pub fn yaml_as_json(text: &str) -> Option<Vec<serde_json::Value>> {

@@ -4,8 +4,8 @@
 //! sorted, so that the plan does not depend on input order.
 
 use crate::model::{
-    Checked, ConnectionSettings, DnsResolvers, GatewayMode, Identity, MeshDestination, Protocol,
-    ProtocolClass, Provenance, Route, Settings,
+    Checked, ConnectionSettings, DnsResolvers, GatewayMode, Identity, Matchers, MeshDestination,
+    Protocol, ProtocolClass, Provenance, Route, Settings,
 };
 use crate::net::{Cidr, HostPattern};
 use std::collections::BTreeMap;
@@ -80,6 +80,8 @@ pub struct Plan {
     /// Sorted by cluster name.
     pub gateways: Vec<Gateway>,
     pub dns: DnsResolvers,
+    /// The matcher of every route regex (by `MatchMode::key`).
+    pub matchers: Matchers,
 }
 
 impl Plan {
@@ -238,6 +240,7 @@ pub fn lower(checked: &Checked) -> Plan {
         identities: plans,
         gateways: gateways(checked),
         dns: checked.dns.clone(),
+        matchers: checked.matchers.clone(),
         settings,
     }
 }

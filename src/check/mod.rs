@@ -5,6 +5,7 @@
 pub mod common;
 pub mod egress;
 pub mod gateways;
+pub mod matcher;
 pub mod matches;
 pub mod mesh_config;
 pub mod names;
@@ -24,8 +25,9 @@ pub fn check(inputs: &Loaded, options: &CheckOptions) -> (Checked, Vec<Diagnosti
     names::check_singletons(inputs, &mut diags);
     let mesh = services::check_services(inputs, options, &mut diags);
     let settings = mesh_config::check_mesh_config(inputs, options, &mut diags);
+    let (route_groups, matchers) = routes::check_route_groups(inputs, &mut diags);
     let targets = matches::Targets {
-        route_groups: routes::check_route_groups(inputs, &mut diags),
+        route_groups,
         upstream_settings: routes::check_upstream_settings(inputs, &mut diags),
     };
     let gateways = gateways::check_gateways(inputs, &settings, &mut diags);
@@ -46,6 +48,7 @@ pub fn check(inputs: &Loaded, options: &CheckOptions) -> (Checked, Vec<Diagnosti
         mesh,
         gateways,
         dns: services::dns_resolvers(inputs, options),
+        matchers,
     };
     (checked, diags)
 }

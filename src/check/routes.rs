@@ -6,15 +6,40 @@ use crate::diagnostics::{Code, Diagnostic};
 use crate::input::yaml::Seg;
 use crate::load::kinds::HttpMethod;
 use crate::load::loaded::{Document, Loaded};
-use crate::model::{ConnectionSettings, Route};
+use crate::model::{ConnectionSettings, MatchMode, Matchers, Route};
 use crate::path;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// (namespace, name) of a resource.
 pub type Key<'a> = (&'a str, &'a str);
 
-fn regex_diag(doc: &Document, p: &[Seg], pattern: &str) -> Option<Diagnostic> {
-    let e = crate::check::regex::check(pattern).err()?;
+/// E0316 for a regex outside the portable subset, or one the sidecar's matcher cannot hold;
+/// else its matcher goes into `matchers`.
+fn regex_diag(
+    doc: &Document,
+    p: &[Seg],
+    (pattern, mode): (&str, MatchMode),
+    matchers: &mut Matchers,
+) -> Option<Diagnostic> {
+    let key = mode.key(pattern);
+    if matchers.contains_key(&key) {
+        return None;
+    }
+    let e = match crate::check::regex::check(pattern) {
+        Ok(()) => match crate::check::matcher::compile(pattern, mode) {
+            Ok(m) => {
+                matchers.insert(key, Arc::new(m));
+                return None;
+            }
+            Err(reason) => crate::check::regex::NotPortable {
+                reason,
+                start: 0,
+                end: pattern.len(),
+            },
+        },
+        Err(e) => e,
+    };
     let mut span = doc.span(p);
     // Point into the pattern when the scalar is written plainly on one line.
     let node_text_len = span.loc.end.saturating_sub(span.loc.start);
@@ -25,7 +50,7 @@ fn regex_diag(doc: &Document, p: &[Seg], pattern: &str) -> Option<Diagnostic> {
     Some(
         Diagnostic::new(Code::E0316, format!("regex `{pattern}`: {}", e.reason))
             .at(span)
-            .help("route regexes run as RE2 in FSM and as ECMAScript in Pipy; write one that means the same in both"),
+            .help("route regexes must mean the same in RE2 (FSM), ECMAScript and the matcher egressc compiles for the sidecar; write the portable form"),
     )
 }
 
@@ -61,32 +86,46 @@ fn duplicate_headers(
 }
 
 /// Every HTTPRouteGroup's routes (sorted, without duplicates; shared by the policies that
-/// match the group alone), by (namespace, name); regexes outside the portable subset are
-/// reported.
+/// match the group alone), by (namespace, name), and the matcher of every regex; regexes
+/// outside the portable subset are reported.
 pub fn check_route_groups<'a>(
     inputs: &'a Loaded,
     diags: &mut Vec<Diagnostic>,
-) -> HashMap<Key<'a>, std::sync::Arc<Vec<Route>>> {
+) -> (HashMap<Key<'a>, Arc<Vec<Route>>>, Matchers) {
     let mut out = HashMap::new();
+    let mut matchers = Matchers::new();
     for g in &inputs.route_groups {
         let doc = inputs.doc(g);
         let mut routes = Vec::new();
         for (i, m) in g.spec.matches.iter().enumerate() {
-            if let Some(re) = &m.path_regex {
-                diags.extend(regex_diag(
-                    doc,
-                    path!["spec", "matches", i, "pathRegex"],
-                    re,
-                ));
-            }
+            let path = m
+                .path_regex
+                .clone()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| ".*".to_owned());
+            diags.extend(regex_diag(
+                doc,
+                path!["spec", "matches", i, "pathRegex"],
+                (&path, MatchMode::WholePath),
+                &mut matchers,
+            ));
             let entries = m.headers.as_ref().map(|h| h.entries()).unwrap_or_default();
             duplicate_headers(doc, i, &entries, diags);
             for &(idx, name, value) in &entries {
+                let value = (value, MatchMode::Anywhere);
                 let d = match idx {
-                    Some(j) => {
-                        regex_diag(doc, path!["spec", "matches", i, "headers", j, name], value)
-                    }
-                    None => regex_diag(doc, path!["spec", "matches", i, "headers", name], value),
+                    Some(j) => regex_diag(
+                        doc,
+                        path!["spec", "matches", i, "headers", j, name],
+                        value,
+                        &mut matchers,
+                    ),
+                    None => regex_diag(
+                        doc,
+                        path!["spec", "matches", i, "headers", name],
+                        value,
+                        &mut matchers,
+                    ),
                 };
                 diags.extend(d);
             }
@@ -100,11 +139,7 @@ pub fn check_route_groups<'a>(
                 _ => Vec::new(),
             };
             routes.push(Route {
-                path: m
-                    .path_regex
-                    .clone()
-                    .filter(|p| !p.is_empty())
-                    .unwrap_or_else(|| ".*".to_owned()),
+                path,
                 methods,
                 headers: entries
                     .iter()
@@ -115,10 +150,10 @@ pub fn check_route_groups<'a>(
         }
         out.insert(
             (g.ns(), g.name()),
-            std::sync::Arc::new(crate::check::common::sorted(routes)),
+            Arc::new(crate::check::common::sorted(routes)),
         );
     }
-    out
+    (out, matchers)
 }
 
 /// Every UpstreamTrafficSetting's connection settings, by (namespace, name).

@@ -83,6 +83,9 @@ pub enum Command {
         /// The HTTP Host header; giving any HTTP option makes the connection an HTTP request.
         #[arg(long, value_name = "HOST", requires = "to")]
         http_host: Option<String>,
+        /// HTTP/2's `:authority`: the request is cleartext HTTP/2 (refused on http ports).
+        #[arg(long, value_name = "AUTHORITY", requires = "to")]
+        authority: Option<String>,
         /// The HTTP method (default GET).
         #[arg(long, value_name = "METHOD", requires = "to")]
         method: Option<String>,

@@ -327,6 +327,7 @@ pub fn schema(output: Option<&Path>) -> Exit {
 /// The HTTP options of `explain`.
 pub struct HttpArgs {
     pub host: Option<String>,
+    pub authority: Option<String>,
     pub method: Option<String>,
     pub path: Option<String>,
     pub headers: Vec<(String, String)>,
@@ -369,8 +370,10 @@ pub fn explain(
         Ok(d) => d,
         Err(e) => return usage(format!("--to: {e}")),
     };
-    let http =
-        http.map(|h| crate::query::question::HttpRequest::new(h.host, h.method, h.path, h.headers));
+    let http = http.map(|h| crate::query::question::HttpRequest {
+        authority: h.authority,
+        ..crate::query::question::HttpRequest::new(h.host, h.method, h.path, h.headers)
+    });
     let q = crate::query::question::Query {
         identity: from.clone(),
         dest,

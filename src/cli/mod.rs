@@ -44,15 +44,20 @@ pub fn run() -> ExitCode {
             to,
             sni,
             http_host,
+            authority,
             method,
             path,
             header,
             report,
         } => {
-            let any_http =
-                http_host.is_some() || method.is_some() || path.is_some() || !header.is_empty();
+            let any_http = http_host.is_some()
+                || authority.is_some()
+                || method.is_some()
+                || path.is_some()
+                || !header.is_empty();
             let http = any_http.then_some(commands::HttpArgs {
                 host: http_host,
+                authority,
                 method,
                 path,
                 headers: header,

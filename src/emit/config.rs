@@ -1,12 +1,16 @@
 //! The per-identity sidecar config: serde structs with FSM's field names and shapes, and the
 //! output schema generated from them. The sidecar template reads exactly these fields.
 
-use crate::model::{ConnectionSettings, GatewayMode, Protocol, ProtocolClass};
+use crate::model::{
+    ConnectionSettings, GatewayMode, MatchMode, Matcher, Protocol, ProtocolClass, REQUEST_LIMITS,
+    RequestLimits,
+};
 use crate::net::HostPattern;
 use crate::plan::{IdentityPlan, Plan, Rule};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A set written as FSM writes it: an object whose values are all `null`.
 pub type NullSet = BTreeMap<String, ()>;
@@ -21,6 +25,12 @@ pub struct SidecarConfig {
     pub outbound: Option<Outbound>,
     /// `null` when no gateway is configured.
     pub forward: Option<Forward>,
+    /// What the sidecar refuses of an HTTP request before any rule, by length.
+    pub limits: RequestLimits,
+    /// The matcher of each route regex of `Outbound` (`path:REGEX`, `value:REGEX`): a DFA the
+    /// sidecar walks instead of running a regex on request input.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub matchers: BTreeMap<String, Arc<Matcher>>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -375,7 +385,25 @@ pub fn identity_config(plan: &Plan, id: &IdentityPlan) -> SidecarConfig {
         },
         outbound,
         forward: forward(plan),
+        limits: REQUEST_LIMITS,
+        matchers: matchers_of(plan, id),
     }
+}
+
+/// The matchers of the regexes of an identity's routes.
+fn matchers_of(plan: &Plan, id: &IdentityPlan) -> BTreeMap<String, Arc<Matcher>> {
+    let mut out = BTreeMap::new();
+    let routes = id.rules.iter().filter_map(|r| r.routes.as_deref());
+    for route in routes.flatten().filter(|r| r.route_group.is_some()) {
+        let keys = std::iter::once(MatchMode::WholePath.key(&route.path))
+            .chain(route.headers.values().map(|v| MatchMode::Anywhere.key(v)));
+        for key in keys {
+            if let Some(m) = plan.matchers.get(&key) {
+                out.insert(key, Arc::clone(m));
+            }
+        }
+    }
+    out
 }
 
 /// The JSON Schema of the sidecar config, generated from the structs above.

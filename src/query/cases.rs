@@ -8,6 +8,7 @@
 //!   sni: httpbin.org                         # optional (https)
 //!   http:                                    # optional: the request (http)
 //!     host: httpbin.org                      #   default: the name in `to`
+//!     authority: httpbin.org                 #   HTTP/2's :authority (cleartext: refused)
 //!     method: GET                            #   default: GET
 //!     path: /get                             #   default: /
 //!     headers: {user-agent: curl}            #   default: none
@@ -70,6 +71,9 @@ impl ViaName {
 pub struct HttpCase {
     #[serde(default)]
     pub host: Option<String>,
+    /// HTTP/2's `:authority`: the request is cleartext HTTP/2.
+    #[serde(default)]
+    pub authority: Option<String>,
     #[serde(default)]
     pub method: Option<String>,
     #[serde(default)]
@@ -121,8 +125,9 @@ fn first_line(s: &str) -> &str {
 pub fn query(case: &Case) -> Result<Query, QueryError> {
     let identity = Identity::parse(&case.from).map_err(|e| QueryError(format!("from: {e}")))?;
     let (dest, port) = crate::query::question::parse_destination(&case.to)?;
-    let http = case.http.as_ref().map(|h| {
-        HttpRequest::new(
+    let http = case.http.as_ref().map(|h| HttpRequest {
+        authority: h.authority.clone(),
+        ..HttpRequest::new(
             h.host.clone(),
             h.method.clone(),
             h.path.clone(),

@@ -1,14 +1,15 @@
-//! The one evaluator: the decision the generated sidecar makes (the order is at `evaluate`), computed offline
-//! over the plan, with the reasons. `explain` and `test` use it; the e2e suite compares it
+//! The one evaluator: the decision the generated sidecar makes (the order is at `evaluate`),
+//! computed offline over the plan, with the reasons. `explain` and `test` use it; the e2e suite compares it
 //! with what Pipy does.
 
-use crate::model::{Protocol, Route, Settings};
+use crate::model::{MatchMode, Matchers, Protocol, REQUEST_LIMITS, Route, Settings};
 use crate::net::{HostPattern, service_names};
 use crate::plan::{IdentityPlan, Plan, Rule};
 use crate::query::gateway;
 use crate::query::question::*;
 use crate::query::request::{
-    framing_problem, normalize_host, printable_path, printable_value, suspicious,
+    normalize_host, normalize_name, pipy_headers, printable_path, printable_value, request_problem,
+    suspicious,
 };
 use std::net::Ipv4Addr;
 
@@ -22,8 +23,15 @@ pub fn rule_ref(r: &Rule, route_group: Option<&Route>) -> RuleRef {
     }
 }
 
-/// Why a route does not admit the request; `None` when it does.
-fn route_miss(route: &Route, req: &HttpRequest, path: &str) -> Option<String> {
+/// Why a route does not admit the request; `None` when it does. In the sidecar's order
+/// (`routeAllows`): the method, then (for a route of an HTTPRouteGroup) a printable path
+/// without dot segments that its matcher admits, then each header's value.
+pub fn route_miss(
+    route: &Route,
+    req: &HttpRequest,
+    path: &str,
+    matchers: &Matchers,
+) -> Option<String> {
     if !route.methods.is_empty() && !route.methods.contains(&req.method) {
         return Some(format!(
             "method {} is not one of {}",
@@ -31,43 +39,45 @@ fn route_miss(route: &Route, req: &HttpRequest, path: &str) -> Option<String> {
             route.methods.join(", ")
         ));
     }
-    if route.route_group.is_some() && !printable_path(path) {
-        return Some(format!(
-            "path `{}` has characters outside printable ASCII",
-            path.escape_debug()
-        ));
+    if route.route_group.is_some() {
+        if !printable_path(path) {
+            return Some(format!(
+                "path `{}` has characters outside printable ASCII",
+                path.escape_debug()
+            ));
+        }
+        if suspicious(path) {
+            return Some(format!(
+                "path `{path}` has dot-segments or encoded separators"
+            ));
+        }
+        match matchers.get(&MatchMode::WholePath.key(&route.path)) {
+            Some(m) if m.matches(path) => {}
+            Some(_) => return Some(format!("path `{path}` does not match `{}`", route.path)),
+            None => return Some(format!("route regex `{}` has no matcher", route.path)),
+        }
     }
-    if route.route_group.is_some() && suspicious(path) {
-        return Some(format!(
-            "path `{path}` has dot-segments or encoded separators"
-        ));
-    }
-    let re = match regex::Regex::new(&format!("^(?:{})$", route.path)) {
-        Ok(re) => re,
-        Err(e) => return Some(format!("route regex does not compile: {e}")),
-    };
-    if !re.is_match(path) {
-        return Some(format!("path `{path}` does not match `{}`", route.path));
-    }
+    let headers = pipy_headers(&req.headers);
     for (name, pattern) in &route.headers {
-        let value = req
-            .headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str());
-        let re = match regex::Regex::new(pattern) {
-            Ok(re) => re,
-            Err(e) => return Some(format!("header regex: {e}")),
+        let value = headers.iter().find(|(n, _)| n == name).map(|(_, v)| &v[..]);
+        let value = match value {
+            None => return Some(format!("header {name} is missing")),
+            Some([one]) => *one,
+            Some(_) => return Some(format!("header {name} is a list of values")),
         };
-        match value {
-            Some(v) if !printable_value(v) => {
+        if !printable_value(value) {
+            return Some(format!(
+                "header {name} has characters outside printable ASCII"
+            ));
+        }
+        match matchers.get(&MatchMode::Anywhere.key(pattern)) {
+            Some(m) if m.matches(value) => {}
+            Some(_) => {
                 return Some(format!(
-                    "header {name} has characters outside printable ASCII"
+                    "header {name}: `{value}` does not match `{pattern}`"
                 ));
             }
-            Some(v) if re.is_match(v) => {}
-            Some(v) => return Some(format!("header {name}: `{v}` does not match `{pattern}`")),
-            None => return Some(format!("header {name} is missing")),
+            None => return Some(format!("header regex `{pattern}` has no matcher")),
         }
     }
     None
@@ -81,7 +91,7 @@ enum RuleResult<'r> {
     NeedsAddress,
 }
 
-fn eval_rule<'r>(rule: &'r Rule, q: &Query) -> RuleResult<'r> {
+fn eval_rule<'r>(rule: &'r Rule, q: &Query, matchers: &Matchers) -> RuleResult<'r> {
     if rule.port != q.port {
         return RuleResult::Misses(format!("port {} is not {}", q.port, rule.port));
     }
@@ -107,7 +117,7 @@ fn eval_rule<'r>(rule: &'r Rule, q: &Query) -> RuleResult<'r> {
                 Dest::Name(n) => Some(n.clone()),
                 Dest::Ip(_) => None,
             });
-            let Some(sni) = sni.map(|s| normalize_host(&s)) else {
+            let Some(sni) = sni.map(|s| normalize_name(&s)) else {
                 return RuleResult::Misses("no SNI (give --sni)".into());
             };
             if !crate::net::is_dns_name(&sni) {
@@ -126,7 +136,7 @@ fn eval_rule<'r>(rule: &'r Rule, q: &Query) -> RuleResult<'r> {
             let Some(req) = &q.http else {
                 return RuleResult::Misses("http is decided per request (give --path)".into());
             };
-            let host = req.host.clone().or_else(|| match &q.dest {
+            let host = http_host(req).or_else(|| match &q.dest {
                 Dest::Name(n) => Some(n.clone()),
                 Dest::Ip(_) => None,
             });
@@ -152,7 +162,7 @@ fn eval_rule<'r>(rule: &'r Rule, q: &Query) -> RuleResult<'r> {
             };
             let mut why = Vec::new();
             for r in routes.iter() {
-                match route_miss(r, req, path) {
+                match route_miss(r, req, path, matchers) {
                     None => return RuleResult::Allows(target, Some(r)),
                     Some(e) => why.push(format!(
                         "{}: {e}",
@@ -291,8 +301,8 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
         return directly(v, Outcome::InMesh, reason, q);
     }
     // 3. The identity's rules on this port.
-    if let Some(why) = refused_framing(id, q) {
-        v.reason = format!("request refused: {why} (request smuggling)");
+    if let Some(why) = refused_request(id, q) {
+        v.reason = format!("request refused: {why}");
         return v;
     }
     let needs_address = match apply_rules(plan, id, q, &mut v) {
@@ -323,7 +333,7 @@ fn directly(mut v: Verdict, outcome: Outcome, reason: String, q: &Query) -> Verd
 /// The gateway Service whose address the connection dials, if any.
 fn gateway_address(plan: &Plan, q: &Query) -> Option<String> {
     let dest = match &q.dest {
-        Dest::Name(n) => Dest::Name(normalize_host(n)),
+        Dest::Name(n) => Dest::Name(normalize_name(n)),
         d => d.clone(),
     };
     gateway::gateway_service(plan, &dest, q.port)
@@ -337,14 +347,14 @@ fn in_mesh(plan: &Plan, q: &Query) -> Option<String> {
             .iter()
             .find(|d| d.ip == *ip && d.port == q.port)
             .map(|d| d.service.clone()),
-        Dest::Name(n) => in_mesh_by_name(plan, &normalize_host(n), q.port),
+        Dest::Name(n) => in_mesh_by_name(plan, &normalize_name(n), q.port),
     }
 }
 
 /// Why the sidecar refuses the request before any rule: it decides this connection per
-/// request (an http rule of this port admits the address), and the request's framing is
-/// ambiguous.
-fn refused_framing(id: &IdentityPlan, q: &Query) -> Option<&'static str> {
+/// request (an http rule of this port admits the address), and the request is one it refuses
+/// whatever the rules say (`request::request_problem`).
+fn refused_request(id: &IdentityPlan, q: &Query) -> Option<&'static str> {
     let per_request = id.rules.iter().any(|r| {
         r.port == q.port
             && r.protocol == Protocol::Http
@@ -356,7 +366,19 @@ fn refused_framing(id: &IdentityPlan, q: &Query) -> Option<&'static str> {
     if !per_request {
         return None;
     }
-    q.http.as_ref().and_then(|h| framing_problem(&h.headers))
+    request_problem(q.http.as_ref()?, &REQUEST_LIMITS)
+}
+
+/// The Host a request names: its `host` field (explain's `--http-host`), else its last Host
+/// header (as Pipy keeps it).
+fn http_host(req: &HttpRequest) -> Option<String> {
+    req.host.clone().or_else(|| {
+        req.headers
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .map(|(_, v)| v.clone())
+    })
 }
 
 /// The identity's rules on the query's port, in order: `Ok` when one allows (`v` says which),
@@ -370,7 +392,7 @@ fn apply_rules<'p>(
 ) -> Result<(), Option<&'p Rule>> {
     let mut needs_address = None;
     for rule in id.rules.iter().filter(|r| r.port == q.port) {
-        match eval_rule(rule, q) {
+        match eval_rule(rule, q, &plan.matchers) {
             RuleResult::Allows(target, route) => {
                 v.verdict = Outcome::Allowed;
                 v.allowed_by = Some(rule_ref(rule, route));
@@ -422,7 +444,7 @@ fn denied(
     };
     for other in plan.identities.iter().filter(|o| o.name != id.name) {
         for rule in other.rules.iter().filter(|r| r.port == q.port) {
-            if let RuleResult::Allows(_, route) = eval_rule(rule, q) {
+            if let RuleResult::Allows(_, route) = eval_rule(rule, q, &plan.matchers) {
                 v.other_identities
                     .push((other.name.clone(), rule_ref(rule, route)));
             }

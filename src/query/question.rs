@@ -30,10 +30,12 @@ pub enum Dest {
 pub struct HttpRequest {
     /// The Host header; defaults to the destination name.
     pub host: Option<String>,
+    /// HTTP/2's `:authority`: a request that has one is HTTP/2 (cleartext, on an http port).
+    pub authority: Option<String>,
     pub method: String,
-    /// Path with optional query.
+    /// The request target: a path with optional query (origin-form), or any other form.
     pub path: String,
-    /// (lower-case name, value)
+    /// (lower-case name, value), in order, repeated names included.
     pub headers: Vec<(String, String)>,
 }
 
@@ -48,6 +50,7 @@ impl HttpRequest {
     ) -> HttpRequest {
         HttpRequest {
             host,
+            authority: None,
             method: method.unwrap_or_else(|| "GET".into()),
             path: path.unwrap_or_else(|| "/".into()),
             headers: headers

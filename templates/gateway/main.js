@@ -37,8 +37,6 @@ var IDENTITY_HEADER = 'egressc-identity'
 var H2_PREFACE = 'PRI * HTTP/2.0'
 
 
-var OCTET = '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
-var IPV4 = new RegExp('^' + OCTET + '([.]' + OCTET + '){3}$')
 var REFUSED_RANGES = [
   ['127.0.0.0/8', 'loopback'],
   ['169.254.0.0/16', 'link-local'],
@@ -138,7 +136,7 @@ function refusal(ports, target) {
   $host = host
   $port = port
   $allow = a
-  if (IPV4.test(host)) {
+  if (decide.isIPv4(host)) {
     if (a && inMasks(a.masks, host)) return null
     var why = addressRefusal(a, host, port)
     if (why !== null) return why
@@ -159,7 +157,7 @@ function resolveTarget() {
   var port = $port
   var a = $allow
   return DNS.resolve(host).then(function (ips) {
-    var v4 = (ips || []).filter(function (ip) { return IPV4.test(ip) })
+    var v4 = (ips || []).filter(function (ip) { return decide.isIPv4(ip) })
     if (v4.length === 0) return host + ' has no IPv4 address'
     for (var i = 0; i < v4.length; i++) {
       var why = addressRefusal(a, v4[i], port)
@@ -239,7 +237,7 @@ config.Listen.forEach(function (port) {
             logTunnel('refuse', why)
             return false
           }
-          if (IPV4.test($host)) {
+          if (decide.isIPv4($host)) {
             $dial = $target
             $ready = true
           } else {
@@ -268,7 +266,7 @@ config.Listen.forEach(function (port) {
                 var why = refusal(lists.identities[$identity] || {}, $target)
                 if (why !== null) return refused(why)
                 $ready = true
-                if (IPV4.test($host)) {
+                if (decide.isIPv4($host)) {
                   $dial = $host + ':' + $port
                   return new Message({ status: 200 })
                 }

@@ -20,9 +20,14 @@ var everySecond = null
 // A connection's state: its timing (`deadline`, 0 for none, a time of `deadline()`, or -s
 // for deadline(s) taken in the current second, which the next tick makes a time; `fire`
 // ends the stream, set by the pipeline's `insert`), and what the sidecar caches for later
-// requests on it (`rules`, `candidates`, `entry`).
+// requests on it (`rules`, `candidates`, `entry`), and the HTTP/1 gate's counts.
 function watch() {
-  var st = { id: nextId++, deadline: 0, busy: 0, fire: null, rules: null, headWait: 0, candidates: null, entry: undefined }
+  var st = {
+    id: nextId++, deadline: 0, busy: 0, fire: null, rules: null, headWait: 0, candidates: null, entry: undefined,
+    // The HTTP/1 gate (main.js): bytes seen, where the decoder last made progress, whether it
+    // did in this chunk, whether a body is being read, why the connection is refused.
+    raw: 0, mark: 0, progress: false, inBody: false, refused: null, cut: false,
+  }
   watched[st.id] = st
   watchedCount++
   return st

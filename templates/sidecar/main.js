@@ -57,15 +57,12 @@ function reload() {
 }
 
 var normalizeHost = decide.normalizeHost
+var normalizeName = decide.normalizeName
 var isDnsName = decide.isDnsName
-var framingProblem = decide.framingProblem
-var isToken = decide.isToken
-var tokenMemo = decide.tokenMemo
+var requestProblem = decide.requestProblem
 var hostMatches = decide.matches
-var matchingPatterns = decide.matchingPatterns
-var SUSPICIOUS = decide.suspicious
-var PRINTABLE_PATH = decide.printablePath
-var PRINTABLE_VALUE = decide.printableValue
+var hostEntry = decide.hostEntry
+var admittingRoute = decide.admittingRoute
 
 // ---------------------------------------------------------------- decisions
 
@@ -138,7 +135,10 @@ function classify(ib) {
 
 // https: decide on the SNI of the ClientHello.
 function onHello(hello) {
-  var sni = normalizeHost(hello.serverNames && hello.serverNames[0])
+  // A server name is a name: no port, never a colon (normalizeName keeps it, and a DNS name
+  // has none).
+  var name = hello.serverNames && hello.serverNames[0]
+  var sni = typeof name === 'string' ? normalizeName(name) : ''
   var named = sni !== '' && isDnsName(sni)
   $host = sni
   for (var i = 0; i < $candidates.length; i++) {
@@ -178,82 +178,7 @@ function onTLSData(data) {
   }
 }
 
-function routeAllows(route, head, path) {
-  if (route.methods !== null && route.methods[head.method] !== true) return false
-  if (!route.anyPath) {
-    if (route.path === null || !PRINTABLE_PATH.test(path)) return false
-    if (SUSPICIOUS.test(path)) return false
-    if (!route.path.test(path)) return false
-  }
-  var headers = head.headers
-  for (var i = 0; i < route.headers.length; i++) {
-    var h = route.headers[i]
-    var v = headers[h.name]
-    if (v === undefined || h.re === null || !PRINTABLE_VALUE.test(v) || !h.re.test(v)) return false
-  }
-  return true
-}
-
-// The routes a Host gets on this connection, computed once per (connection, Host, rules):
-// every route of every pattern that matches it, in every candidate rule (an exact name does
-// not hide a wildcard, nor a wider wildcard a narrower one — as in explain), the dialled
-// `host:port`, and a memo of verdicts by method and path when no route matches headers
-// (values are route indexes, -1 for none: a memo key such as `toString` can never read as
-// a verdict).
-var MEMO_MAX = 256
-
-function hostEntry(raw, candidates) {
-  var host = normalizeHost(raw)
-  var named = isDnsName(host)
-  var routes = []
-  var memoable = true
-  for (var i = 0; named && i < candidates.length; i++) {
-    var c = candidates[i]
-    var keys = matchingPatterns(c.hosts, host)
-    for (var j = 0; j < keys.length; j++) {
-      var list = c.routes[keys[j]]
-      for (var k = 0; k < list.length; k++) {
-        routes.push(list[k])
-        if (list[k].headers.length > 0) memoable = false
-      }
-    }
-  }
-  return {
-    raw: raw,
-    host: host,
-    named: named,
-    routes: routes,
-    // The request's own name, never the dialled address.
-    target: host + ':' + $dstPort,
-    memo: memoable ? {} : null,
-    memoSize: 0,
-  }
-}
-
-// The index in `e.routes` of the first route that admits the request, or -1.
-function admittingRoute(e, head) {
-  var full = head.path
-  var byMethod = e.memo !== null ? e.memo[head.method] : undefined
-  var known = typeof byMethod === 'object' ? byMethod[full] : undefined
-  if (typeof known === 'number') return known
-  var q = full.indexOf('?')
-  var path = q >= 0 ? full.substring(0, q) : full
-  var found = -1
-  for (var k = 0; k < e.routes.length; k++) {
-    if (routeAllows(e.routes[k], head, path)) {
-      found = k
-      break
-    }
-  }
-  if (e.memo !== null && e.memoSize < MEMO_MAX) {
-    if (typeof byMethod !== 'object') byMethod = e.memo[head.method] = {}
-    byMethod[full] = found
-    e.memoSize++
-  }
-  return found
-}
-
-// A request refused before any rule: its framing (request smuggling).
+// A request refused before any rule (decide.requestProblem).
 function refuse(reason) {
   $host = undefined
   $reason = reason
@@ -270,7 +195,6 @@ function decideRequest(msg) {
   // each request its own copy): what later requests reuse lives in the connection's state.
   var st = $clock
   var head = msg.head
-  var headers = head.headers
   st.busy++
   st.deadline = 0
   var r = st.rules
@@ -282,28 +206,18 @@ function decideRequest(msg) {
     st.candidates = rules.candidates(current, $dstIP, $dstPort)
     st.entry = undefined
   }
-  // framingProblem(headers), with the token memo read inline.
-  var names = Object.keys(headers)
-  for (var i = 0; i < names.length; i++) {
-    if (tokenMemo[names[i]] !== true && !isToken(names[i])) return refuse('a header name is not a token')
+  // What is refused whatever the rules say: cleartext HTTP/2, CONNECT, a target that is not
+  // origin-form, CR/LF/NUL, lengths, framing (decide.requestProblem).
+  var problem = requestProblem(head, r.limits)
+  if (problem !== null) {
+    // HTTP/2 (a prior-knowledge preface that the HTTP/1 gate let through, at most its slack):
+    // the whole connection goes.
+    if (head.scheme !== undefined) endConnection(st)
+    return refuse(problem)
   }
-  if (headers['transfer-encoding'] !== undefined) {
-    var framing = framingProblem(headers)
-    if (framing !== null) return refuse(framing)
-  }
-  var host = headers.host
-  var authority = head.authority
-  var raw = host || authority
-  // Equal strings normalise alike: only differing ones are normalised.
-  if (authority && host && authority !== host &&
-      normalizeHost(authority) !== normalizeHost(host)) {
-    $host = normalizeHost(raw)
-    $reason = 'authority and host disagree'
-    deny($reason)
-    return denyRequest
-  }
+  var raw = head.headers.host
   var e = st.entry
-  if (e === undefined || e.raw !== raw) e = st.entry = hostEntry(raw, st.candidates)
+  if (e === undefined || e.raw !== raw) e = st.entry = hostEntry(raw, st.candidates, $dstPort)
   // admittingRoute's memo read inline; a miss computes (and memoises) as before. A Host that
   // is not a DNS name has no routes: its memo holds -1.
   var memo = e.memo
@@ -345,6 +259,62 @@ function forbidden() {
     { status: 403, headers: { 'content-type': 'text/plain' } },
     'egressc: identity ' + current.identity + ' may not reach ' + ($host || $original) + ' (' + $reason + ')\n'
   )
+}
+
+// ---------------------------------------------------------------- HTTP/1 only
+
+// demuxHTTP switches to HTTP/2 on a prior-knowledge preface or an `Upgrade: h2c` head, and
+// Pipy's HTTP/2 decoder holds a header block whole however long it grows (CONTINUATION
+// frames): cleartext HTTP/2 is refused on http ports. An HTTP/1 decoder that never switches
+// (decodeHTTPRequest, in a fork) reads every byte first, and demuxHTTP sees only what it read
+// as HTTP/1: a head with `Upgrade: h2c` ends the connection before demuxHTTP has all of it,
+// and bytes that are no HTTP/1 head (a preface) may come at most HTTP1_SLACK after the
+// decoder's last progress (a head, a body's end) — more than Pipy's largest head (16 KiB).
+var HTTP1_SLACK = 32768
+
+function onSniffedHead(head) {
+  var st = $clock
+  st.progress = true
+  st.inBody = true
+  // The same words as decide.requestProblem's.
+  if (head.headers.upgrade === 'h2c') st.refused = 'cleartext HTTP/2 (Upgrade: h2c) is refused on http ports'
+}
+
+function onSniffedEnd() {
+  var st = $clock
+  st.progress = true
+  st.inBody = false
+}
+
+// What demuxHTTP may see of a chunk: all of it, or (once refused) the end of the stream.
+function gate(data) {
+  var st = $clock
+  if (st.refused === null) {
+    st.raw += data.size
+    if (st.progress) {
+      st.progress = false
+      st.mark = st.raw
+      return data
+    }
+    if (st.inBody || st.raw - st.mark <= HTTP1_SLACK) return data
+    st.refused = 'no HTTP/1 request head within ' + HTTP1_SLACK + ' bytes'
+  }
+  if (st.cut) return []
+  st.cut = true
+  $host = undefined
+  $reason = st.refused
+  deny(st.refused)
+  endConnection(st)
+  return new StreamEnd
+}
+
+// End a connection now (its clock's promise, inserted upstream, delivers the StreamEnd).
+function endConnection(st) {
+  if (st.fire !== null) {
+    clock.unwatch(st)
+    st.fire(new StreamEnd)
+    st.fire = null
+  }
 }
 
 // ---------------------------------------------------------------- pipelines
@@ -411,6 +381,12 @@ var egressRequest = pipeline($=>$
 
 var denyRequest = pipeline($=>$.replaceMessage(forbidden))
 
+// The HTTP/1 decoder that reads every byte before demuxHTTP (its output is not used).
+var sniffHTTP1 = pipeline($=>$
+  .decodeHTTPRequest(onSniffedHead)
+  .handleMessageEnd(onSniffedEnd)
+)
+
 function allowed(kind) {
   if ($rules.debug) log('allow', { destination: $original, target: $target, kind: kind })
 }
@@ -466,6 +442,8 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, {
         deny: closeStream,
       }),
     http: $=>$
+      .fork().to(sniffHTTP1)
+      .replaceData(gate)
       .demuxHTTP().to($=>$
         .pipe(decideRequest)
         .handleMessageEnd(onResponseEnd)

@@ -48,9 +48,17 @@ function compileRanges(ranges) {
   return Object.keys(ranges).map(function (cidr) { return new Netmask(cidr) })
 }
 
-function compileRoute(r) {
+// A route regex's matcher from the config's `Matchers` (`path:REGEX`, `value:REGEX`); null when
+// the config has none (egressc writes one for every regex, but a config without it must never
+// stop the sidecar: that route never matches).
+function matcher(matchers, key) {
+  var m = matchers[key]
+  return m && m.Next instanceof Array ? m : null
+}
+
+function compileRoute(r, matchers) {
   var headers = r.Headers ? Object.keys(r.Headers).map(function (name) {
-    return { name: name.toLowerCase(), re: decide.unanchored(r.Headers[name]) }
+    return { name: name.toLowerCase(), matcher: matcher(matchers, 'value:' + r.Headers[name]) }
   }) : []
   var methods = null
   if (r.Methods) {
@@ -62,7 +70,7 @@ function compileRoute(r) {
   var anyPath = !r.RouteGroup
   return {
     anyPath: anyPath,
-    path: anyPath ? null : decide.anchored(r.Path),
+    path: anyPath ? null : matcher(matchers, 'path:' + r.Path),
     methods: methods,
     headers: headers,
     policy: r.Policy,
@@ -83,7 +91,7 @@ function routesKey(list) {
 
 // `shared`: compiled route lists by `routesKey`, so that hosts with the same routes (the
 // hosts of one policy) share one compiled list, compiled once.
-function compileMatch(m, shared) {
+function compileMatch(m, shared, matchers) {
   var c = { protocol: m.Protocol, masks: compileRanges(m.DestinationIPRanges) }
   if (m.Protocol === 'http') {
     // Host pattern (lower-case, no port) -> compiled routes.
@@ -95,7 +103,7 @@ function compileMatch(m, shared) {
       var key = routesKey(list)
       var compiled = shared[key]
       if (!(compiled instanceof Array)) {
-        compiled = list.map(compileRoute)
+        compiled = list.map(function (r) { return compileRoute(r, matchers) })
         shared[key] = compiled
       }
       c.routes[host] = compiled
@@ -112,9 +120,14 @@ function compile(config, mesh) {
   if (!spec || typeof spec.ServiceIdentity !== 'string' || !spec.Traffic) {
     throw new Error('not an egressc sidecar config')
   }
+  var limits = config.Limits
+  if (!limits || !(limits.Target > 0) || !(limits.HeaderName > 0) || !(limits.HeaderValue > 0) || !(limits.Method > 0)) {
+    throw new Error('the config has no request limits')
+  }
   var timeout = spec.SidecarTimeout > 0 ? spec.SidecarTimeout : 60
   var r = {
     identity: spec.ServiceIdentity,
+    limits: limits,
     debug: spec.SidecarLogLevel === 'debug',
     passthrough: spec.Traffic.EnableEgress === true,
     timeout: timeout,
@@ -130,9 +143,10 @@ function compile(config, mesh) {
   }
   var tm = config.Outbound && config.Outbound.TrafficMatches
   var shared = {}
+  var matchers = config.Matchers || {}
   if (tm) {
     Object.keys(tm).forEach(function (port) {
-      r.ports[port] = tm[port].map(function (m) { return compileMatch(m, shared) })
+      r.ports[port] = tm[port].map(function (m) { return compileMatch(m, shared, matchers) })
     })
   }
   // Gateways: cumulative weights over endpoints (`host:port`) and their modes.

@@ -1,10 +1,37 @@
 // Runs the shared decision vectors (tests/vectors/decisions.json, path in EGRESSC_VECTORS)
 // against the generated sidecar's decision module, inside Pipy. The e2e suite copies this
-// file next to a generated sidecar/decide.js and runs it; it writes one line per failure and a
-// closing count to the file EGRESSC_SELFTEST_OUT, and exits 1 when a vector fails.
+// file next to a generated sidecar/decide.js and runs it, with the vectors file augmented by
+// `matchers` (the route regexes' matchers as egressc compiles them, by `path:`/`value:` key);
+// it writes one line per failure and a closing count to the file EGRESSC_SELFTEST_OUT, and
+// exits 1 when a vector fails.
 import decide from './decide.js'
 
-var v = JSON.decode(os.readFile(os.env['EGRESSC_VECTORS']))
+// `((N*S))` in a string: S repeated N times.
+function expandText(s) {
+  var out = ''
+  var i = 0
+  for (var open = s.indexOf('(('); open >= 0; open = s.indexOf('((', i)) {
+    var star = s.indexOf('*', open)
+    var close = s.indexOf('))', star)
+    var n = Number.parseInt(s.substring(open + 2, star))
+    out += s.substring(i, open) + s.substring(star + 1, close).repeat(n)
+    i = close + 2
+  }
+  return out + s.substring(i)
+}
+
+function expand(v) {
+  if (typeof v === 'string') return expandText(v)
+  if (v instanceof Array) return v.map(expand)
+  if (v !== null && typeof v === 'object') {
+    var o = {}
+    Object.keys(v).forEach(function (k) { o[expandText(k)] = expand(v[k]) })
+    return o
+  }
+  return v
+}
+
+var v = expand(JSON.decode(os.readFile(os.env['EGRESSC_VECTORS'])))
 var passed = 0
 var failures = []
 
@@ -12,12 +39,37 @@ function check(what, got, want) {
   if (got === want) {
     passed++
   } else {
-    failures.push(what + ': got ' + JSON.stringify(got) + ', want ' + JSON.stringify(want))
+    failures.push(what.substring(0, 200) + ': got ' + JSON.stringify(got) + ', want ' + JSON.stringify(want))
   }
+}
+
+// Headers as Pipy's HTTP/1 decoder gives them: the last of a repeated name, but cookie and
+// set-cookie as a list.
+function pipyHeaders(list) {
+  var headers = {}
+  list.forEach(function (h) {
+    var name = h[0].toLowerCase()
+    var old = headers[name]
+    if ((name === 'cookie' || name === 'set-cookie') && old !== undefined) {
+      headers[name] = old instanceof Array ? old.concat([h[1]]) : [old, h[1]]
+    } else {
+      headers[name] = h[1]
+    }
+  })
+  return headers
+}
+
+function matcher(key) {
+  var m = v.matchers[key]
+  if (!m) failures.push('no matcher for ' + key)
+  return m || null
 }
 
 v.normalizeHost.forEach(function (c) {
   check('normalizeHost ' + JSON.stringify(c.in), decide.normalizeHost(c.in), c.out)
+})
+v.normalizeName.forEach(function (c) {
+  check('normalizeName ' + JSON.stringify(c.in), decide.normalizeName(c.in), c.out)
 })
 v.hostMatch.forEach(function (c) {
   var set = decide.hostSet([c.pattern])
@@ -27,22 +79,52 @@ v.hostPatterns.forEach(function (c) {
   var found = decide.matchingPatterns(decide.hostSet(c.patterns), c.host).sort()
   check('hostPatterns ' + c.host, JSON.stringify(found), JSON.stringify(c.matches))
 })
-v.requestHead.forEach(function (c) {
-  var headers = {}
-  c.headers.forEach(function (h) { headers[h[0]] = h[1] })
-  check('requestHead ' + JSON.stringify(c.headers), decide.framingProblem(headers) !== null, c.refused)
-})
-v.suspiciousPath.forEach(function (c) {
-  check('suspiciousPath ' + c.path, decide.suspicious.test(c.path), c.suspicious)
-})
 v.dnsName.forEach(function (c) {
   check('dnsName ' + JSON.stringify(c.name), decide.isDnsName(c.name), c.ok)
 })
-v.printablePath.forEach(function (c) {
-  check('printablePath ' + JSON.stringify(c.path), decide.printablePath.test(c.path), c.ok)
+v.ipv4.forEach(function (c) {
+  check('ipv4 ' + c.text.substring(0, 40), decide.isIPv4(c.text), c.ok)
 })
-v.routeRegex.forEach(function (c) {
-  check('routeRegex ' + c.regex + ' ' + c.path, decide.anchored(c.regex).test(c.path), c.match)
+v.suspiciousPath.forEach(function (c) {
+  check('suspiciousPath ' + c.path, decide.suspicious(c.path), c.suspicious)
+})
+v.printablePath.forEach(function (c) {
+  check('printablePath ' + JSON.stringify(c.path), decide.printablePath(c.path), c.ok)
+})
+v.printableValue.forEach(function (c) {
+  check('printableValue ' + JSON.stringify(c.value), decide.printableValue(c.value), c.ok)
+})
+v.request.forEach(function (c) {
+  var head = { method: c.method, path: c.path, headers: pipyHeaders(c.headers) }
+  if (c.authority !== undefined) {
+    head.authority = c.authority
+    head.scheme = 'http'
+  }
+  check('request ' + JSON.stringify(c), decide.requestProblem(head, v.limits), c.reason)
+})
+v.routeMatch.forEach(function (c) {
+  var m = matcher((c.mode === 'path' ? 'path:' : 'value:') + c.regex)
+  check('routeMatch ' + c.regex + ' ' + c.text, m !== null && decide.matcherMatches(m, c.text), c.match)
+})
+v.route.forEach(function (c) {
+  var r = c.route
+  var methods = null
+  if (r.methods.length > 0) {
+    methods = {}
+    r.methods.forEach(function (m) { methods[m] = true })
+  }
+  var route = {
+    anyPath: false,
+    path: matcher('path:' + r.path),
+    methods: methods,
+    headers: Object.keys(r.headers).map(function (name) {
+      return { name: name, matcher: matcher('value:' + r.headers[name]) }
+    }),
+  }
+  var head = { method: c.request.method, path: c.request.path, headers: pipyHeaders(c.request.headers) }
+  var q = head.path.indexOf('?')
+  var path = q >= 0 ? head.path.substring(0, q) : head.path
+  check('route ' + JSON.stringify(c), decide.routeAllows(route, head, path), c.match)
 })
 
 // The report goes to a file (EGRESSC_SELFTEST_OUT): Pipy's log may not be flushed at exit.

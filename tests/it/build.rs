@@ -659,3 +659,32 @@ fn publish_refuses_what_is_not_a_build_or_not_http() {
     );
     std::fs::remove_dir_all(&out).ok();
 }
+
+/// What PipyJS does not take, found by running the scripts in Pipy (CI has no Pipy): no
+/// `while` or `do` loops, no `for` without an initialiser, and no NUL escape in a string
+/// literal (`\0`, `\x00`, `\u0000` read as nothing).
+#[test]
+fn templates_use_only_what_pipyjs_parses() {
+    let mut problems = Vec::new();
+    for dir in ["templates/sidecar", "templates/gateway", "tests/e2e"] {
+        for e in std::fs::read_dir(root().join(dir)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_none_or(|x| x != "js") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                let bad = [
+                    "while (", "while(", "do {", "for (;", "for(;", "\\0", "\\x00", "\\u0000",
+                ]
+                .iter()
+                .find(|b| code.contains(**b));
+                if let Some(b) = bad {
+                    problems.push(format!("{}:{}: `{b}`", p.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}

@@ -187,6 +187,7 @@ pub fn query_of(identity: &str, client: &[String]) -> Option<egressc::Query> {
         } else {
             let req = HttpRequest {
                 host: Some(host),
+                authority: None,
                 method,
                 path: if path.is_empty() {
                     "/".into()
@@ -199,7 +200,17 @@ pub fn query_of(identity: &str, client: &[String]) -> Option<egressc::Query> {
         }
     } else if client[0] == "python3" {
         let mode = client[2].as_str();
-        if !["tcp", "greet", "raw", "tls-split", "sni-raw", "http-raw"].contains(&mode) {
+        if ![
+            "tcp",
+            "greet",
+            "raw",
+            "tls-split",
+            "sni-raw",
+            "http-raw",
+            "h2c",
+        ]
+        .contains(&mode)
+        {
             return None;
         }
         let dest = format!("{}:{}", client[3], client[4]);
@@ -207,6 +218,7 @@ pub fn query_of(identity: &str, client: &[String]) -> Option<egressc::Query> {
             "tls-split" => (dest, Some(client[5].clone()), None),
             "sni-raw" => (dest, Some(unescape(&client[5])), None),
             "http-raw" => (dest, None, Some(raw_request(&unescape(&client[5])))),
+            "h2c" => (dest, None, Some(h2c_request(&client[5..]))),
             _ => (dest, None, None),
         }
     } else {
@@ -222,8 +234,55 @@ pub fn query_of(identity: &str, client: &[String]) -> Option<egressc::Query> {
     })
 }
 
-/// Python's escapes as client.py reads them (`\\r`, `\\n`, `\\t`, `\\xNN`, `\\\\`).
+/// The request of client.py's `h2c` (MODE METHOD PATH AUTHORITY [NAME VALUE]...): HTTP/2 by
+/// prior knowledge (an `:authority`), or an HTTP/1.1 head with `Upgrade: h2c`.
+fn h2c_request(args: &[String]) -> egressc::HttpRequest {
+    let a: Vec<String> = args.iter().map(|s| unescape(s)).collect();
+    let mut headers: Vec<(String, String)> = a[4..]
+        .chunks(2)
+        .map(|kv| (kv[0].to_ascii_lowercase(), kv[1].clone()))
+        .collect();
+    let (host, authority) = if a[0] == "upgrade" {
+        headers.push(("upgrade".into(), "h2c".into()));
+        (Some(a[3].clone()), None)
+    } else {
+        (None, Some(a[3].clone()))
+    };
+    egressc::HttpRequest {
+        host,
+        authority,
+        method: a[1].clone(),
+        path: a[2].clone(),
+        headers,
+    }
+}
+
+/// client.py's `((N*S))`: S repeated N times.
+fn expand(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(open) = rest.find("((") {
+        let Some(star) = rest[open..].find('*').map(|i| open + i) else {
+            break;
+        };
+        let Some(close) = rest[star..].find("))").map(|i| star + i) else {
+            break;
+        };
+        let Ok(n) = rest[open + 2..star].parse::<usize>() else {
+            break;
+        };
+        out.push_str(&rest[..open]);
+        out.push_str(&rest[star + 1..close].repeat(n));
+        rest = &rest[close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Python's escapes as client.py reads them (`\\r`, `\\n`, `\\t`, `\\xNN`, `\\\\`), after
+/// `((N*S))`.
 pub fn unescape(s: &str) -> String {
+    let s = expand(s);
     let mut out = String::new();
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
@@ -246,10 +305,11 @@ pub fn unescape(s: &str) -> String {
     out
 }
 
-/// The request a raw HTTP/1.1 head asks (header names lower-cased, as Pipy gives them).
+/// The request a raw HTTP/1.1 head asks, as Pipy's decoder reads it: lines end at LF, a value
+/// starts after the colon's spaces and ends at its first CR, names are lower-cased.
 pub fn raw_request(text: &str) -> egressc::HttpRequest {
     let head = text.split("\r\n\r\n").next().unwrap_or_default();
-    let mut lines = head.split("\r\n");
+    let mut lines = head.split('\n');
     let mut line = lines.next().unwrap_or_default().split(' ');
     let method = line.next().unwrap_or_default().to_owned();
     let path = line.next().unwrap_or("/").to_owned();
@@ -257,7 +317,9 @@ pub fn raw_request(text: &str) -> egressc::HttpRequest {
     let mut headers = Vec::new();
     for l in lines {
         let (k, v) = l.split_once(':').unwrap_or((l, ""));
-        let (k, v) = (k.to_ascii_lowercase(), v.trim().to_owned());
+        let v = v.trim_start_matches(' ');
+        let v = v.split('\r').next().unwrap_or_default();
+        let (k, v) = (k.to_ascii_lowercase(), v.to_owned());
         if k == "host" {
             host = Some(v.clone());
         }

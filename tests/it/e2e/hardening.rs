@@ -80,6 +80,12 @@ pub fn smuggling_cases() -> Vec<Case> {
             Forbidden(&["plain", "evil"]),
         ),
         raw(
+            "http/1: a chunked body (exactly `chunked`) is still allowed",
+            "10.77.0.53",
+            "POST /x HTTP/1.1\\r\\nHost: plain.test\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n4\\r\\nabcd\\r\\n0\\r\\n\\r\\n",
+            Reaches("plain", "origin=plain", &[]),
+        ),
+        raw(
             "http/1: OPTIONS * (asterisk-form) is still allowed on a host-only rule",
             "10.77.0.53",
             "OPTIONS * HTTP/1.1\\r\\nHost: plain.test\\r\\n\\r\\n",
@@ -154,10 +160,16 @@ pub fn crash_and_colon_cases() -> Vec<Case> {
             Forbidden(&["web"]),
         ),
         raw(
-            "http/1: a 10,000-byte path under a route rule is matched, not a crash",
+            "http/1: an 8,000-byte path under a route rule is matched, not a crash",
+            "10.77.0.50",
+            "GET /public/((8000*a)) HTTP/1.1\\r\\nHost: web.test\\r\\n\\r\\n",
+            Reaches("web", "origin=web", &[]),
+        ),
+        raw(
+            "http/1: a 10,000-byte request target is refused (the limit is 8 KiB)",
             "10.77.0.50",
             "GET /public/((10000*a)) HTTP/1.1\\r\\nHost: web.test\\r\\n\\r\\n",
-            Reaches("web", "origin=web", &[]),
+            Forbidden(&["web"]),
         ),
         still_serving("after the long HTTP/1 requests the sidecar still serves"),
         raw(

@@ -77,14 +77,20 @@ fn decision_vectors_agree_in_pipy() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(out.join("sidecar/decide.js"), dir.join("decide.js")).unwrap();
     std::fs::copy(root().join("tests/e2e/selftest.js"), dir.join("main.js")).unwrap();
+    let vectors = dir.join("vectors.json");
+    std::fs::write(&vectors, vectors_with_matchers().to_string()).unwrap();
     let report = dir.join("report.txt");
-    let mut child = Command::new(pipy())
+    // The stack of the proxies (the long vectors must not overflow it).
+    let mut child = Command::new("sh")
+        .args([
+            "-c",
+            &format!("ulimit -s {} && exec \"$@\"", proxy_stack_kib()),
+            "sh",
+        ])
+        .arg(pipy())
         .arg("--admin-port-off")
         .arg(dir.join("main.js"))
-        .env(
-            "EGRESSC_VECTORS",
-            root().join("tests/vectors/decisions.json"),
-        )
+        .env("EGRESSC_VECTORS", &vectors)
         .env("EGRESSC_SELFTEST_OUT", &report)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -118,6 +124,31 @@ fn decision_vectors_agree_in_pipy() {
         "self-test did not finish:\n{log}"
     );
     assert!(summary.contains(" 0 disagree"), "{log}");
+}
+
+/// The shared vectors, with `matchers`: the matcher of every route regex they name, as
+/// egressc compiles it into a sidecar config.
+fn vectors_with_matchers() -> serde_json::Value {
+    let text = std::fs::read_to_string(root().join("tests/vectors/decisions.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut regexes: Vec<(String, bool)> = Vec::new();
+    for c in v["routeMatch"].as_array().unwrap() {
+        let path = c["mode"] == "path";
+        regexes.push((c["regex"].as_str().unwrap().to_owned(), path));
+    }
+    for c in v["route"].as_array().unwrap() {
+        regexes.push((c["route"]["path"].as_str().unwrap().to_owned(), true));
+        for value in c["route"]["headers"].as_object().unwrap().values() {
+            regexes.push((value.as_str().unwrap().to_owned(), false));
+        }
+    }
+    let mut matchers = serde_json::Map::new();
+    for (re, path) in regexes {
+        let (key, m) = egressc::route_matcher(&re, path).expect("a vector's regex compiles");
+        matchers.insert(key, m);
+    }
+    v["matchers"] = serde_json::Value::Object(matchers);
+    v
 }
 
 fn walk_json(dir: &Path) -> Vec<PathBuf> {
