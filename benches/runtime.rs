@@ -16,6 +16,13 @@
 //! a percent run to run, whatever else the machine does. Each proxy runs one worker thread;
 //! wrk runs `-t1 -c4` with keep-alive; the proxy's own CPU (user + system, from /proc) per request is the main figure
 //! (the sidecar's and the gateway's together for the gateway cases).
+//!
+//! `EGRESSC_BENCH_BASELINE=DIR[,DIR…]` adds a case for each DIR: the HTTP case's sidecar as another build wrote it
+//! (DIR is the `egressc build` output of `EGRESSC_BENCH_WRITE_INPUTS`'s file, made by that
+//! build), interleaved with this build's, so that a change's cost is read off one run.
+//! `EGRESSC_BENCH_WRITE_INPUTS=FILE` writes that case's inputs to FILE and exits.
+//! `EGRESSC_BENCH_CASES=NAME,…` runs only the cases whose names hold one of these (with the
+//! references they are compared with).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -105,6 +112,8 @@ enum Proxy {
         watched: bool,
         gateway: bool,
     },
+    /// Another build's output (`EGRESSC_BENCH_BASELINE`) of the HTTP case's inputs.
+    Baseline(PathBuf),
 }
 
 struct Case {
@@ -115,19 +124,38 @@ struct Case {
     reference: Option<&'static str>,
 }
 
+/// The inputs of the HTTP case (a host and a route), which a baseline build compiles too.
+fn http_inputs() -> String {
+    let closed = MESH.replace("PASS", "false");
+    let web = http_policy("web", &["web.test".into()]);
+    format!("{closed}{ROUTES}{web}")
+}
+
 fn cases() -> Vec<Case> {
     let passthrough = MESH.replace("PASS", "true");
     let closed = MESH.replace("PASS", "false");
-    let web = http_policy("web", &["web.test".into()]);
     let exact: Vec<String> = (0..10_000).map(|i| format!("h{i}.exact.test")).collect();
     let wild: Vec<String> = (0..1_000).map(|i| format!("'*.w{i}.test'")).collect();
-    let http = format!("{closed}{ROUTES}{web}");
+    let http = http_inputs();
     let sidecar = |inputs: String| Proxy::Sidecar {
         inputs,
         watched: true,
         gateway: false,
     };
-    vec![
+    let baselines = std::env::var("EGRESSC_BENCH_BASELINE").unwrap_or_default();
+    let baseline = baselines
+        .split(',')
+        .filter(|d| !d.is_empty())
+        .map(|dir| Case {
+            // A name lives as long as the run.
+            name: Box::leak(
+                format!("sidecar http host+route, baseline build {dir}").into_boxed_str(),
+            ),
+            url: "http://web.test:8080/get",
+            proxy: Proxy::Baseline(PathBuf::from(dir)),
+            reference: Some("sidecar http host+route"),
+        });
+    let mut all = vec![
         Case {
             name: "direct",
             url: "http://web.test:8080/get",
@@ -238,7 +266,9 @@ fn cases() -> Vec<Case> {
             },
             reference: Some("sidecar passthrough"),
         },
-    ]
+    ];
+    all.extend(baseline);
+    all
 }
 
 const HOSTS: &str = "127.0.0.1 localhost\n10.77.0.50 web.test secure.test x.w999.test\n10.77.0.30 fsm-egress-gateway.fsm.svc.cluster.local\n";
@@ -475,6 +505,28 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
             }
             Some(out.join("iptables/outbound.rules"))
         }
+        Proxy::Baseline(built) => {
+            run(Command::new("cp").arg("-r").arg(built).arg(&out));
+            run(Command::new("chmod").args(["-R", "a+rX"]).arg(&out));
+            let config = out.join("configs/bench/client.json");
+            let env = vec![("EGRESSC_CONFIG".to_owned(), config.display().to_string())];
+            let (pid, log) = spawn(
+                &ns,
+                &dir,
+                "sidecar",
+                proxy_cmd(
+                    &ns,
+                    &[out.join("sidecar/main.js").to_str().unwrap()],
+                    &env,
+                    counted.as_deref(),
+                ),
+                &mut bed.children,
+            );
+            bed.start_secs = wait_listening(&log);
+            bed.rss_kib = rss_kib(pid);
+            bed.proxies.push(pid);
+            Some(out.join("iptables/outbound.rules"))
+        }
     };
     if let Some(rules) = rules {
         let mut restore = exec(&ns, "iptables-restore");
@@ -565,6 +617,11 @@ fn count_instructions(
     };
     let proxy =
         totals("callgrind.out").unwrap_or_else(|| panic!("{}: no callgrind totals", case.name));
+    // `EGRESSC_BENCH_KEEP_COUNTS=DIR`: keep each count file, for callgrind_annotate.
+    if let Some(keep) = std::env::var_os("EGRESSC_BENCH_KEEP_COUNTS") {
+        let to = PathBuf::from(keep).join(format!("{i}-{requests}.callgrind.out"));
+        let _ = std::fs::copy(bed.dir.join("counts/callgrind.out"), to);
+    }
     (proxy, totals("gateway.out"))
 }
 
@@ -669,6 +726,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if let Some(file) = std::env::var_os("EGRESSC_BENCH_WRITE_INPUTS") {
+        std::fs::write(&file, http_inputs()).unwrap();
+        return;
+    }
     if let Some(why) = missing() {
         println!("runtime benchmark skipped: {why}");
         return;
@@ -701,7 +762,19 @@ fn main() {
         .arg("-out")
         .arg(&cert));
     run(Command::new("chmod").arg("644").arg(&key));
-    let cases = cases();
+    // `EGRESSC_BENCH_CASES=NAME,…`: only the cases whose names hold one of these (and the
+    // references they are compared with).
+    let mut cases = cases();
+    if let Ok(only) = std::env::var("EGRESSC_BENCH_CASES") {
+        let wanted = |name: &str| only.split(',').any(|w| !w.is_empty() && name.contains(w));
+        let keep: Vec<&'static str> = cases
+            .iter()
+            .filter(|c| wanted(c.name))
+            .flat_map(|c| [Some(c.name), c.reference])
+            .flatten()
+            .collect();
+        cases.retain(|c| keep.contains(&c.name));
+    }
     if counting() {
         instructions(&cases, &cert, &key);
         let _ = std::fs::remove_dir_all(&tmp);
@@ -742,7 +815,10 @@ fn main() {
             ),
             _ => String::new(),
         };
-        if c.reference == Some(REFERENCE_L7) && c.name != CHECK_FLOOR {
+        if c.reference == Some(REFERENCE_L7)
+            && c.name != CHECK_FLOOR
+            && samples.contains_key(CHECK_FLOOR)
+        {
             vs.push_str(&format!(
                 "; {:.2}× {CHECK_FLOOR}",
                 cpu(c.name) / cpu(CHECK_FLOOR)

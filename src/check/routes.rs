@@ -190,4 +190,10 @@ mod tests {
         let yaml = "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: g, namespace: ns}\nspec:\n  matches:\n  - name: m\n    pathRegex: /a(?i)b\n    headers: {x-h: '(?P<n>x)'}\n";
         assert_eq!(places(yaml), ["E0316 7:18", "E0316 8:20"]);
     }
+
+    #[test]
+    fn a_regex_too_large_for_the_sidecars_matcher() {
+        let yaml = "apiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {name: g, namespace: ns}\nspec:\n  matches:\n  - name: m\n    pathRegex: /[a-z]{1000}\n";
+        assert_eq!(places(yaml), ["E0316 7:16"]);
+    }
 }

@@ -111,7 +111,7 @@ codes! {
     E0315 Error "one identity has two protocols on one port",
         "one identity given two protocols on one port", "`curl` has `https` on 443 in one policy and `http` on 443 in another";
     E0316 Error "regex outside the portable RE2/ECMAScript subset",
-        "route regex outside the subset that means the same in RE2 and ECMAScript", "`pathRegex: (?i)/get`, named groups, `\\A`, `\\p{L}`, lookaround";
+        "route regex outside the subset that means the same in RE2 and ECMAScript, or too large for the sidecar's matcher (over 512 DFA states)", "`pathRegex: (?i)/get`, named groups, `\\A`, `\\p{L}`, lookaround, `[a-z]{1000}`";
     E0317 Error "IPv6 is not supported",
         "IPv6 address or CIDR (not supported yet)", "`ipAddresses: [2001:db8::/32]`";
     E0318 Error "clusterIP is not an IP address",

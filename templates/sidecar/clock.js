@@ -24,9 +24,8 @@ var everySecond = null
 function watch() {
   var st = {
     id: nextId++, deadline: 0, busy: 0, fire: null, rules: null, headWait: 0, candidates: null, entry: undefined,
-    // The HTTP/1 gate (main.js): bytes seen, where the decoder last made progress, whether it
-    // did in this chunk, whether a body is being read, why the connection is refused.
-    raw: 0, mark: 0, progress: false, inBody: false, refused: null, cut: false,
+    // The HTTP/1 gate (main.js): bytes seen, its state, why the connection is refused.
+    raw: 0, gate: 0, refused: null, cut: false,
   }
   watched[st.id] = st
   watchedCount++

@@ -176,49 +176,115 @@ function matchingPatterns(set, host) {
 // NUL (PipyJS reads the escapes `\0` and `\x00` in a string literal as nothing).
 var NUL = String.fromCharCode(0)
 
-// Whether `s` holds CR, LF or NUL (RFC 9113 §8.2.1: such fields are malformed).
-function hasCrLfNul(s) {
-  return s.indexOf('\r') >= 0 || s.indexOf('\n') >= 0 || s.indexOf(NUL) >= 0
+// Strings seen before that hold no CR, LF or NUL (at most CLEAN_MEMO_MAX of them, each at
+// most CLEAN_MEMO_LENGTH long): a request's values and path mostly repeat, and a lookup costs a
+// thirtieth of the three searches.
+var CLEAN_MEMO_MAX = 4096
+var CLEAN_MEMO_LENGTH = 512
+var cleanMemo = {}
+var cleanMemoSize = 0
+
+// Whether `s` holds no CR, LF or NUL (RFC 9113 §8.2.1: fields that do are malformed).
+function isClean(s) {
+  if (cleanMemo[s] === true) return true
+  var ok = s.indexOf('\r') < 0 && s.indexOf('\n') < 0 && s.indexOf(NUL) < 0
+  if (ok && cleanMemoSize < CLEAN_MEMO_MAX && s.length <= CLEAN_MEMO_LENGTH) {
+    cleanMemo[s] = true
+    cleanMemoSize++
+  }
+  return ok
 }
 
 // Why a request head is refused before any rule (`limits`: the config's `Limits`), or null:
-// cleartext HTTP/2 (or an upgrade to it), a method that is not a token or is CONNECT, a request target that is too
-// long, holds CR, LF or NUL, or is not origin-form (`*` only for OPTIONS), header names that
-// are too long or not tokens, values that are too long or hold CR, LF or NUL, and framing a
-// proxy and an origin may read differently (a Transfer-Encoding other than a sole `chunked`,
-// or with a Content-Length). The order of the checks is part of the answer: the evaluator's
-// `request_problem` makes them in the same order.
-function requestProblem(head, limits) {
-  if (head.scheme !== undefined || head.authority !== undefined) return 'cleartext HTTP/2 is refused on http ports'
-  // (main.js's HTTP/1 gate ends such a connection before demuxHTTP reads the whole head.)
-  if (head.headers.upgrade === 'h2c') return 'cleartext HTTP/2 (Upgrade: h2c) is refused on http ports'
-  var m = head.method
-  if (typeof m !== 'string' || m.length > limits.Method || !isTokenText(m)) return 'the method is not a token'
-  if (m === 'CONNECT') return 'CONNECT is refused on http ports'
-  var t = head.path
-  if (typeof t !== 'string' || t.length > limits.Target) return 'the request target is too long'
-  if (hasCrLfNul(t)) return 'the request target holds CR, LF or NUL'
-  if (t.charCodeAt(0) !== 47 && !(t === '*' && m === 'OPTIONS')) return 'the request target is not origin-form'
-  var headers = head.headers
-  var names = Object.keys(headers)
-  for (var i = 0; i < names.length; i++) {
-    if (names[i].length > limits.HeaderName) return 'a header name is too long'
-    if (!isToken(names[i])) return 'a header name is not a token'
+// cleartext HTTP/2 (or an upgrade to it), a method that is not a token or is CONNECT, a request
+// target that is too long, holds CR, LF or NUL, or is not origin-form (`*` only for OPTIONS),
+// header names that are too long or not tokens, values that are too long or hold CR, LF or
+// NUL, and framing a proxy and an origin may read differently (a Transfer-Encoding other than
+// a sole `chunked`, or with a Content-Length). The order of the checks is part of the answer:
+// the evaluator's `request_problem` makes them in the same order.
+//
+// Every request runs this: methods, targets and names that passed before are remembered
+// (bounded memos, cleared when the limits change), so that a repeat costs a lookup each.
+var H2 = 'cleartext HTTP/2 is refused on http ports'
+var H2C = 'cleartext HTTP/2 (Upgrade: h2c) is refused on http ports'
+var GOOD_MEMO_MAX = 4096
+var memoLimits = null
+var goodMethods = {}
+var goodTargets = {}
+var goodNames = {}
+var goodCount = 0
+// Whether a remembered clean value is within the value limit (memoised values are short).
+var cleanWithinLimit = false
+
+function remember(memo, key) {
+  if (goodCount < GOOD_MEMO_MAX) {
+    memo[key] = true
+    goodCount++
   }
-  for (var j = 0; j < names.length; j++) {
-    var v = headers[names[j]]
-    if (typeof v === 'string') {
-      if (v.length > limits.HeaderValue) return 'a header value is too long'
-      if (hasCrLfNul(v)) return 'a header value holds CR, LF or NUL'
+}
+
+function requestProblem(head, limits) {
+  return requestProblemOf(head.scheme !== undefined || head.authority !== undefined, head.method, head.path, head.headers, limits)
+}
+
+// requestProblem of a head read once (`h2`: it has a scheme or an authority), for the
+// sidecar's request path, which reads the method, the path and the headers again.
+function requestProblemOf(h2, m, t, headers, limits) {
+  if (limits !== memoLimits) {
+    memoLimits = limits
+    goodMethods = {}
+    goodTargets = {}
+    goodNames = {}
+    goodCount = 0
+    cleanWithinLimit = limits.HeaderValue >= CLEAN_MEMO_LENGTH
+  }
+  if (h2) return H2
+  // (main.js's HTTP/1 gate ends such a connection before demuxHTTP reads the whole head.)
+  if (headers.upgrade === 'h2c') return H2C
+  if (goodMethods[m] !== true) {
+    if (typeof m !== 'string' || m.length > limits.Method || !isTokenText(m)) return 'the method is not a token'
+    if (m === 'CONNECT') return 'CONNECT is refused on http ports'
+    remember(goodMethods, m)
+  }
+  if (goodTargets[t] !== true) {
+    if (typeof t !== 'string' || t.length > limits.Target) return 'the request target is too long'
+    if (!isClean(t)) return 'the request target holds CR, LF or NUL'
+    if (t.charCodeAt(0) !== 47) {
+      if (t !== '*' || m !== 'OPTIONS') return 'the request target is not origin-form'
     } else {
-      // Cookie and Set-Cookie are lists.
-      for (var k = 0; k < v.length; k++) {
-        if (v[k].length > limits.HeaderValue) return 'a header value is too long'
-        if (hasCrLfNul(v[k])) return 'a header value holds CR, LF or NUL'
-      }
+      remember(goodTargets, t)
     }
   }
-  return framingProblem(headers)
+  // Names, then values: one pass, a name's problem first whichever header comes first.
+  var names = Object.keys(headers)
+  var valueProblem = null
+  for (var i = 0; i < names.length; i++) {
+    var name = names[i]
+    if (goodNames[name] !== true) {
+      if (name.length > limits.HeaderName) return 'a header name is too long'
+      if (!isToken(name)) return 'a header name is not a token'
+      remember(goodNames, name)
+    }
+    if (valueProblem === null) {
+      var v = headers[name]
+      if (!cleanWithinLimit || cleanMemo[v] !== true || typeof v !== 'string') valueProblem = badValue(v, limits)
+    }
+  }
+  if (valueProblem !== null) return valueProblem
+  return headers['transfer-encoding'] === undefined ? null : framingProblem(headers)
+}
+
+// Why a header's value (Cookie and Set-Cookie: a list) is refused, or null.
+function badValue(v, limits) {
+  if (typeof v === 'string') {
+    if (v.length > limits.HeaderValue) return 'a header value is too long'
+    return isClean(v) ? null : 'a header value holds CR, LF or NUL'
+  }
+  for (var k = 0; k < v.length; k++) {
+    if (v[k].length > limits.HeaderValue) return 'a header value is too long'
+    if (!isClean(v[k])) return 'a header value holds CR, LF or NUL'
+  }
+  return null
 }
 
 // Framing a proxy and an origin may read differently (request smuggling): a Transfer-Encoding
@@ -375,6 +441,7 @@ export default {
   isDnsName: isDnsName,
   isIPv4: isIPv4,
   requestProblem: requestProblem,
+  requestProblemOf: requestProblemOf,
   framingProblem: framingProblem,
   isToken: isToken,
   tokenMemo: tokenMemo,

@@ -59,7 +59,7 @@ function reload() {
 var normalizeHost = decide.normalizeHost
 var normalizeName = decide.normalizeName
 var isDnsName = decide.isDnsName
-var requestProblem = decide.requestProblem
+var requestProblemOf = decide.requestProblemOf
 var hostMatches = decide.matches
 var hostEntry = decide.hostEntry
 var admittingRoute = decide.admittingRoute
@@ -195,6 +195,10 @@ function decideRequest(msg) {
   // each request its own copy): what later requests reuse lives in the connection's state.
   var st = $clock
   var head = msg.head
+  var method = head.method
+  var path = head.path
+  var headers = head.headers
+  var h2 = head.scheme !== undefined || head.authority !== undefined
   st.busy++
   st.deadline = 0
   var r = st.rules
@@ -208,25 +212,25 @@ function decideRequest(msg) {
   }
   // What is refused whatever the rules say: cleartext HTTP/2, CONNECT, a target that is not
   // origin-form, CR/LF/NUL, lengths, framing (decide.requestProblem).
-  var problem = requestProblem(head, r.limits)
+  var problem = requestProblemOf(h2, method, path, headers, r.limits)
   if (problem !== null) {
     // HTTP/2 (a prior-knowledge preface that the HTTP/1 gate let through, at most its slack):
     // the whole connection goes.
-    if (head.scheme !== undefined) endConnection(st)
+    if (h2) endConnection(st)
     return refuse(problem)
   }
-  var raw = head.headers.host
+  var raw = headers.host
   var e = st.entry
   if (e === undefined || e.raw !== raw) e = st.entry = hostEntry(raw, st.candidates, $dstPort)
   // admittingRoute's memo read inline; a miss computes (and memoises) as before. A Host that
   // is not a DNS name has no routes: its memo holds -1.
   var memo = e.memo
-  var byMethod = memo !== null ? memo[head.method] : undefined
-  var known = typeof byMethod === 'object' ? byMethod[head.path] : undefined
+  var byMethod = memo !== null ? memo[method] : undefined
+  var known = typeof byMethod === 'object' ? byMethod[path] : undefined
   var k = typeof known === 'number' ? known : admittingRoute(e, head)
   if (k >= 0) {
     $target = e.target
-    if (r.debug) log('allow', { destination: $original, host: e.host, path: head.path, policy: e.routes[k].policy })
+    if (r.debug) log('allow', { destination: $original, host: e.host, path: path, policy: e.routes[k].policy })
     return egressRequest
   }
   // Only a deny reads $host (its log line and 403): an allowed request leaves it unset.
@@ -272,32 +276,41 @@ function forbidden() {
 // decoder's last progress (a head, a body's end) — more than Pipy's largest head (16 KiB).
 var HTTP1_SLACK = 32768
 
+// The gate's state is one number of the connection's clock state, `st.gate`: the count of
+// bytes seen at the decoder's last progress; GATE_BODY while a request's body is read (no
+// bound: the decoder makes progress when it ends); GATE_PROGRESS when it made progress in the
+// chunk at hand (the gate takes the count at its end); GATE_REFUSED once refused.
+var GATE_BODY = 1e18
+var GATE_PROGRESS = -1
+var GATE_REFUSED = -2
+
 function onSniffedHead(head) {
-  var st = $clock
-  st.progress = true
-  st.inBody = true
   // The same words as decide.requestProblem's.
-  if (head.headers.upgrade === 'h2c') st.refused = 'cleartext HTTP/2 (Upgrade: h2c) is refused on http ports'
+  if (head.headers.upgrade === 'h2c') {
+    $clock.refused = 'cleartext HTTP/2 (Upgrade: h2c) is refused on http ports'
+    $clock.gate = GATE_REFUSED
+  } else {
+    $clock.gate = GATE_BODY
+  }
 }
 
 function onSniffedEnd() {
   var st = $clock
-  st.progress = true
-  st.inBody = false
+  if (st.gate !== GATE_REFUSED) st.gate = GATE_PROGRESS
 }
 
 // What demuxHTTP may see of a chunk: all of it, or (once refused) the end of the stream.
 function gate(data) {
   var st = $clock
-  if (st.refused === null) {
-    st.raw += data.size
-    if (st.progress) {
-      st.progress = false
-      st.mark = st.raw
-      return data
-    }
-    if (st.inBody || st.raw - st.mark <= HTTP1_SLACK) return data
+  var raw = st.raw += data.size
+  var mark = st.gate
+  if (mark >= 0) {
+    if (raw - mark <= HTTP1_SLACK) return data
     st.refused = 'no HTTP/1 request head within ' + HTTP1_SLACK + ' bytes'
+    st.gate = GATE_REFUSED
+  } else if (mark === GATE_PROGRESS) {
+    st.gate = raw
+    return data
   }
   if (st.cut) return []
   st.cut = true
