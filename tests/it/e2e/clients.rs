@@ -355,11 +355,19 @@ pub fn run_cases(
     let mut passed = 0;
     for c in cases {
         let before = accepts(ns);
+        let started = Instant::now();
         let out = ns
             .cmd(&c.client[0])
             .args(&c.client[1..])
             .output()
             .expect("client runs");
+        if std::env::var_os("EGRESSC_E2E_TIMES").is_some() {
+            super::say(&format!(
+                "{:.1} s: {}",
+                started.elapsed().as_secs_f64(),
+                c.name
+            ));
+        }
         // Let the origin's accept log catch up.
         std::thread::sleep(Duration::from_millis(150));
         let after = accepts(ns);
