@@ -17,6 +17,8 @@
                                      `upgrade`: an HTTP/1.1 request with Upgrade: h2c, whose
                                      answer comes on stream 1); prints STATUS and the body, the
                                      HTTP/1 status line if there was no upgrade, or EOF/RESET
+  client.py ws HOST PORT H N         a WebSocket upgrade with Host H, then "ping\n" once a second,
+                                     N times; prints TUNNEL UP FOR N MESSAGES, or CLOSED after k
 Every text argument takes Python escapes and `((N*S))`, S repeated N times (long strings).
   client.py socks HOST PORT THOST TPORT
                                      SOCKS5 CONNECT (no auth) to THOST:TPORT (a domain, with
@@ -405,6 +407,32 @@ def main():
         args = [unescape(a) for a in sys.argv[5:]]
         extra = list(zip(args[3::2], args[4::2]))
         h2c(s, sys.argv[4], args[0], args[1], args[2], extra)
+    elif mode == "ws":
+        s.settimeout(10)
+        s.sendall(("GET /ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" % sys.argv[4]).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            data = s.recv(4096)
+            if not data:
+                print("EOF")
+                return
+            head += data
+        if b" 101 " not in head.split(b"\r\n")[0] + b" ":
+            print(head.split(b"\r\n")[0].decode("latin-1"))
+            return
+        n = int(sys.argv[5])
+        for i in range(n):
+            try:
+                s.sendall(b"ping\n")
+                got = s.recv(4096)
+            except OSError:
+                got = b""
+            if not got:
+                print("CLOSED after %d messages" % i)
+                return
+            time.sleep(1)
+        print("TUNNEL UP FOR %d MESSAGES origin=ws" % n)
     elif mode == "h2connect":
         h2connect(s, sys.argv[4], sys.argv[5], len(sys.argv) > 6)
     elif mode == "h1connect":

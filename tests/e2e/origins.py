@@ -32,6 +32,16 @@ def serve_http(conn, name):
         if req is None:
             return
         line, headers = req
+        if headers.get("upgrade", "").lower() == "websocket":
+            # A tunnel after 101: every byte echoed back, as long as the client sends.
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n")
+            if pending:
+                conn.sendall(pending)
+            while True:
+                data = conn.recv(4096)
+                if not data:
+                    return
+                conn.sendall(data)
         body = ("origin=%s request=%s host=%s\n" % (name, line, headers.get("host", ""))).encode()
         conn.sendall(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: %d\r\n\r\n" % len(body) + body

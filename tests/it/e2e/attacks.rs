@@ -109,7 +109,7 @@ pub fn interception_cases() -> Vec<Case> {
             Denied(&["udp"]),
         ),
         case(
-            "udp: DNS (port 53, any resolver when none is named) leaves",
+            "udp: DNS to the resolver leaves",
             py(&["udp", "10.77.0.80", "53"]),
             Reaches("dns", "dns:ping", &[]),
         ),

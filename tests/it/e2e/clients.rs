@@ -25,6 +25,9 @@ pub const ORIGINS: &[(&str, &str, u16, &str)] = &[
     ("v6-lo", "::1", 7600, "echo"),
     ("udp", "10.77.0.80", 5353, "udp"),
     ("dns", "10.77.0.80", 53, "udp"),
+    ("dns-other", "10.77.0.81", 53, "udp"),
+    ("dns-tcp", "10.77.0.80", 53, "echo"),
+    ("dns-tcp-other", "10.77.0.81", 53, "echo"),
 ];
 
 pub const HOSTS: &str = "127.0.0.1 localhost\n\

@@ -185,3 +185,57 @@ pub fn crash_and_colon_cases() -> Vec<Case> {
         ),
     ]
 }
+
+/// The issue "Hardening (network and resources)": DNS only to the pod's resolvers (its
+/// `/etc/resolv.conf` names 10.77.0.80), and a WebSocket tunnel that carries data stays up
+/// past the head bound (3 s in the e2e mesh).
+pub fn network_cases() -> Vec<Case> {
+    vec![
+        case(
+            "udp: DNS to the pod's resolver (resolv.conf) leaves",
+            py(&["udp", "10.77.0.80", "53"]),
+            Reaches("dns", "dns:ping", &[]),
+        ),
+        case(
+            "udp: port 53 of another address does not leave",
+            py(&["udp", "10.77.0.81", "53"]),
+            Denied(&["dns-other"]),
+        ),
+        case(
+            "tcp: DNS over TCP to the pod's resolver is not redirected",
+            py(&["tcp", "10.77.0.80", "53"]),
+            Reaches("dns-tcp", "dns-tcp:ping", &[]),
+        ),
+        case(
+            "tcp: port 53 of another address goes to the sidecar (and is denied)",
+            py(&["tcp", "10.77.0.81", "53"]),
+            Denied(&["dns-tcp-other"]),
+        ),
+        case(
+            "http: a WebSocket tunnel that carries a message a second outlives the head bound",
+            py(&["ws", "10.77.0.53", "8080", "plain.test", "8"]),
+            Reaches("plain", "TUNNEL UP FOR 8 MESSAGES", &[]),
+        ),
+    ]
+}
+
+/// With passthrough on: the sidecar never dials its own listener, nor relays to loopback.
+pub fn self_dial_cases() -> Vec<Case> {
+    vec![
+        case(
+            "passthrough: a connection to the sidecar's own listener is refused",
+            py(&["tcp", "127.0.0.1", "15001"]),
+            Denied(&[]),
+        ),
+        case(
+            "passthrough: a loopback address is not relayed",
+            py(&["tcp", "127.0.0.70", "7500"]),
+            Denied(&["anywhere-lo"]),
+        ),
+        case(
+            "passthrough still works after them",
+            py(&["tcp", "10.77.0.70", "7500"]),
+            Reaches("anywhere", "anywhere:ping", &[]),
+        ),
+    ]
+}

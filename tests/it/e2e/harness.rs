@@ -65,6 +65,8 @@ impl Netns {
         let etc = PathBuf::from("/etc/netns").join(&name);
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(etc.join("hosts"), hosts).unwrap();
+        // The pod's resolver, as the kubelet writes it (init.sh reads it).
+        std::fs::write(etc.join("resolv.conf"), "nameserver 10.77.0.80\n").unwrap();
         Netns {
             name,
             dir,
@@ -128,7 +130,16 @@ impl Netns {
     }
 
     /// Apply a build's interception rules (IPv4 and IPv6) inside the namespace.
+    /// Set up the namespace's interception as the init container does: `sh init.sh` (it
+    /// applies both rule files and the DNS rules of the namespace's resolv.conf); an output
+    /// without it (an older build) gets its rule files applied as they are.
     pub fn apply_rules(&self, out: &Path) {
+        let init = out.join("iptables/init.sh");
+        if init.exists() {
+            let status = self.cmd("sh").arg(&init).status().unwrap();
+            assert!(status.success(), "init.sh failed");
+            return;
+        }
         for (tool, file) in [
             ("iptables-restore", "outbound.rules"),
             ("ip6tables-restore", "outbound6.rules"),

@@ -140,6 +140,7 @@ fn policy_cases() -> Vec<Case> {
     cases.extend(super::hardening::smuggling_cases());
     cases.extend(super::hardening::dot_segment_cases());
     cases.extend(super::hardening::crash_and_colon_cases());
+    cases.extend(super::hardening::network_cases());
     cases
 }
 
@@ -289,7 +290,7 @@ fn passthrough_on(suite: &mut Suite) {
     set_passthrough(&pass_in, true);
     let pass_out = suite.work.join("out-pass");
     let pass_plan = build_tree(&pass_in, &pass_out);
-    let pass_cases = vec![
+    let mut pass_cases = vec![
         case(
             "passthrough on: any destination reachable",
             py(&["tcp", "10.77.0.70", "7500"]),
@@ -301,6 +302,7 @@ fn passthrough_on(suite: &mut Suite) {
             Expect::Reaches("evil", "origin=evil", &[]),
         ),
     ];
+    pass_cases.extend(super::hardening::self_dial_cases());
     if suite.start("sidecar", &main_js(&pass_out), None) {
         suite.run(
             "passthrough",
