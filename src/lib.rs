@@ -31,7 +31,7 @@ pub use emit::kubernetes::KubeOptions;
 pub use emit::output::Output;
 pub use input::source::Sources;
 pub use input::yaml::parse_documents;
-pub use model::Identity;
+pub use model::{DnsResolvers, Identity};
 pub use net::Cidr;
 pub use pipeline::{
     Analysis, BuildOutcome, BuildRequest, Built, Findings, Gate, Judgement, ReadOptions, Written,

@@ -397,17 +397,23 @@ pub struct GatewayTarget {
     pub selector: BTreeMap<String, String>,
 }
 
-/// The resolvers workload UDP may reach on port 53; every other UDP datagram (and every other
-/// protocol but TCP) leaving the workload is dropped (README, "Security model").
+/// The port the sidecar listens on (FSM's outbound port), and the proxy's uid.
+pub const SIDECAR_PORT: u16 = 15001;
+pub const PROXY_UID: u32 = 1500;
+
+/// The resolvers workload DNS may reach (UDP and TCP port 53, TCP without the sidecar); every
+/// other UDP datagram (and every other protocol but TCP) leaving the workload is dropped, and
+/// TCP to port 53 of another address goes to the sidecar (README, "Security model").
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum DnsResolvers {
     /// Named by `--dns`.
     Flag(Vec<Ipv4Addr>),
     /// The clusterIP of the Service `kube-system/kube-dns` in the inputs.
     KubeDns(Ipv4Addr),
-    /// Neither: port 53 to any address.
+    /// Neither: the IPv4 nameservers of the pod's own `/etc/resolv.conf`, which
+    /// `iptables/init.sh` reads when the pod starts (none: no DNS leaves).
     #[default]
-    AnyAddress,
+    PodResolvConf,
 }
 
 /// What `check` hands on: everything lowering needs, already resolved.
@@ -432,6 +438,6 @@ pub struct CheckOptions {
     pub require_meshconfig: bool,
     /// The cluster's Service CIDRs (`--service-cidr`).
     pub service_cidrs: Vec<Cidr>,
-    /// The DNS resolvers workload UDP may reach (`--dns`); empty: see [`DnsResolvers`].
+    /// The DNS resolvers workload DNS (UDP and TCP port 53) may reach (`--dns`); empty: see [`DnsResolvers`].
     pub dns: Vec<Ipv4Addr>,
 }

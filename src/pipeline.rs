@@ -31,7 +31,7 @@ pub struct ReadOptions {
     /// The cluster's Service CIDRs: a clusterIP outside them (and outside the private
     /// ranges) gets a warning.
     pub service_cidrs: Vec<Cidr>,
-    /// The DNS resolvers workload UDP may reach (`--dns`).
+    /// The DNS resolvers workload DNS (UDP and TCP port 53) may reach (`--dns`).
     pub dns: Vec<std::net::Ipv4Addr>,
     /// How names are shown: a file name that starts with the first string is shown with the
     /// second instead (`diff --base-git` reads the base from a temporary folder and shows it

@@ -136,8 +136,8 @@ fn is_tcp(p: &ServicePort) -> bool {
         .is_none_or(|proto| proto.eq_ignore_ascii_case("TCP"))
 }
 
-/// The resolvers workload UDP may reach: `--dns`, else the clusterIP of `kube-system/kube-dns`
-/// when the inputs have it, else port 53 to any address.
+/// The resolvers workload DNS may reach: `--dns`, else the clusterIP of `kube-system/kube-dns`
+/// when the inputs have it, else the nameservers of the pod's `/etc/resolv.conf` at start.
 pub fn dns_resolvers(inputs: &Loaded, options: &CheckOptions) -> DnsResolvers {
     if !options.dns.is_empty() {
         let mut v = options.dns.clone();
@@ -150,7 +150,7 @@ pub fn dns_resolvers(inputs: &Loaded, options: &CheckOptions) -> DnsResolvers {
         .iter()
         .filter(|s| s.ns() == "kube-system" && s.name() == "kube-dns")
         .find_map(|s| s.spec.cluster_ip.as_deref()?.parse::<Ipv4Addr>().ok())
-        .map_or(DnsResolvers::AnyAddress, DnsResolvers::KubeDns)
+        .map_or(DnsResolvers::PodResolvConf, DnsResolvers::KubeDns)
 }
 
 /// The in-mesh destinations: every Service's IPv4 clusterIP with each of its TCP ports.

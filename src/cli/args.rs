@@ -253,8 +253,9 @@ pub struct InputArgs {
     /// outside the private ranges.
     #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
     pub service_cidr: Vec<Cidr>,
-    /// A DNS resolver workload UDP may reach on port 53 (repeatable). Default: the clusterIP
-    /// of the Service kube-system/kube-dns when the inputs have it, else any address.
+    /// A DNS resolver workload DNS may reach, UDP and TCP port 53 (repeatable). Default: the
+    /// clusterIP of the Service kube-system/kube-dns when the inputs have it, else the IPv4
+    /// nameservers of the pod's /etc/resolv.conf, read by iptables/init.sh at start.
     #[arg(long, value_name = "IP")]
     pub dns: Vec<std::net::Ipv4Addr>,
     /// The largest ConfigMap of `kubernetes/`, in KiB (256: what client-side `kubectl apply`

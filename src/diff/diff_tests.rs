@@ -251,3 +251,44 @@ fn markdown_cells_escape_pipes() {
     // Six cell borders, however many pipes the regexes hold.
     assert_eq!(row.replace("\\|", "").matches('|').count(), 6, "{row}");
 }
+
+#[test]
+fn dns_narrows_only_to_a_subset_of_named_resolvers() {
+    use crate::model::DnsResolvers;
+    let effect = |base: DnsResolvers, head: DnsResolvers| {
+        let (mut b, mut h) = (plan(PASSTHROUGH), plan(PASSTHROUGH));
+        (b.dns, h.dns) = (base, head);
+        let d = diff(&b, &h);
+        assert_eq!(d.mesh.len(), 1, "{d:?}");
+        d.mesh[0].effect
+    };
+    let ip = |s: &str| s.parse::<std::net::Ipv4Addr>().unwrap();
+    let named = |v: &[&str]| DnsResolvers::Flag(v.iter().map(|s| ip(s)).collect());
+    assert_eq!(
+        effect(named(&["10.0.0.1", "10.0.0.2"]), named(&["10.0.0.2"])),
+        Effect::Narrows
+    );
+    assert_eq!(
+        effect(named(&["10.0.0.2"]), named(&["10.0.0.1", "10.0.0.2"])),
+        Effect::Widens
+    );
+    assert_eq!(
+        effect(
+            DnsResolvers::KubeDns(ip("10.0.0.1")),
+            DnsResolvers::KubeDns(ip("10.0.0.2"))
+        ),
+        Effect::Widens
+    );
+    // The pod's resolv.conf may name any address: a change to or from it widens.
+    assert_eq!(
+        effect(DnsResolvers::PodResolvConf, named(&["10.0.0.1"])),
+        Effect::Widens
+    );
+    assert_eq!(
+        effect(
+            DnsResolvers::KubeDns(ip("10.0.0.1")),
+            DnsResolvers::PodResolvConf
+        ),
+        Effect::Widens
+    );
+}

@@ -35,7 +35,7 @@ fn dns(d: &DnsResolvers) -> Option<Vec<Ipv4Addr>> {
             Some(v)
         }
         DnsResolvers::KubeDns(ip) => Some(vec![*ip]),
-        DnsResolvers::AnyAddress => None,
+        DnsResolvers::PodResolvConf => None,
     }
 }
 
@@ -160,12 +160,13 @@ pub fn mesh_entries(base: &Plan, head: &Plan) -> Vec<MeshEntry> {
     }
     let (bd, hd) = (dns(&base.dns), dns(&head.dns));
     if bd != hd {
+        // The pod's resolv.conf is known only in the cluster: a change to or from it may
+        // name another address, so it widens. UDP is never passed through: passthrough does
+        // not make this neutral.
         let subset = |a: &Option<Vec<_>>, b: &Option<Vec<_>>| match (a, b) {
-            (_, None) => true,
-            (None, Some(_)) => false,
             (Some(a), Some(b)) => a.iter().all(|ip| b.contains(ip)),
+            _ => false,
         };
-        // UDP is never passed through: passthrough does not make this neutral.
         let effect = if subset(&hd, &bd) {
             Effect::Narrows
         } else {

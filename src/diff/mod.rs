@@ -102,7 +102,7 @@ pub enum MeshWide {
         port: u16,
         service: String,
     },
-    /// The resolvers workload UDP may reach on port 53 (`None`: any address).
+    /// The resolvers workload DNS may reach (`None`: the pod's `/etc/resolv.conf` nameservers).
     Dns {
         base: Option<Vec<Ipv4Addr>>,
         head: Option<Vec<Ipv4Addr>>,

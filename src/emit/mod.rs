@@ -145,7 +145,11 @@ fn shared_files(plan: &Plan) -> Output {
     );
     out.files.insert(
         "iptables/outbound6.rules".into(),
-        iptables::outbound6_rules().into_bytes(),
+        iptables::outbound6_rules(&plan.dns).into_bytes(),
+    );
+    out.files.insert(
+        "iptables/init.sh".into(),
+        scripts::render("iptables/init.sh"),
     );
     out
 }

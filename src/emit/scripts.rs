@@ -5,9 +5,7 @@
 
 use minijinja::{Environment, UndefinedBehavior, context, syntax::SyntaxConfig};
 
-/// The port the sidecar listens on (FSM's outbound port), and the proxy's uid.
-pub const SIDECAR_PORT: u16 = 15001;
-pub const PROXY_UID: u32 = 1500;
+pub use crate::model::{PROXY_UID, SIDECAR_PORT};
 
 const TEMPLATES: &[(&str, &str)] = &[
     (
@@ -33,6 +31,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "gateway/main.js",
         include_str!("../../templates/gateway/main.js"),
+    ),
+    (
+        "iptables/init.sh",
+        include_str!("../../templates/iptables/init.sh"),
     ),
 ];
 

@@ -2,16 +2,15 @@
 //! computed offline over the plan, with the reasons. `explain` and `test` use it; the e2e suite compares it
 //! with what Pipy does.
 
-use crate::model::{MatchMode, Matchers, Protocol, REQUEST_LIMITS, Route, Settings};
+use crate::model::{MatchMode, Matchers, Protocol, REQUEST_LIMITS, Route, SIDECAR_PORT};
 use crate::net::{HostPattern, service_names};
 use crate::plan::{IdentityPlan, Plan, Rule};
-use crate::query::gateway;
 use crate::query::question::*;
 use crate::query::request::{
     normalize_host, normalize_name, pipy_headers, printable_path, printable_value, request_problem,
     suspicious,
 };
-use std::net::Ipv4Addr;
+use crate::query::{gateway, intercept};
 
 pub fn rule_ref(r: &Rule, route_group: Option<&Route>) -> RuleRef {
     RuleRef {
@@ -210,37 +209,6 @@ fn in_mesh_by_name(plan: &Plan, name: &str, port: u16) -> Option<String> {
     })
 }
 
-/// Why the generated iptables rules never send this connection to the sidecar, if they do
-/// not (the order of `iptables/outbound.rules`). A name gives no address offline: only the
-/// port exclusions can decide it.
-fn not_intercepted(s: &Settings, q: &Query) -> Option<String> {
-    if let Dest::Ip(ip) = &q.dest {
-        if *ip == Ipv4Addr::LOCALHOST {
-            return Some("127.0.0.1 is never redirected".into());
-        }
-        if let Some(c) = s
-            .outbound_ip_range_exclusions
-            .iter()
-            .find(|c| c.contains(*ip))
-        {
-            return Some(format!("{ip} is in outboundIPRangeExclusionList ({c})"));
-        }
-    }
-    if s.outbound_port_exclusions.contains(&q.port) {
-        return Some(format!("port {} is in outboundPortExclusionList", q.port));
-    }
-    if let Dest::Ip(ip) = &q.dest
-        && !s.outbound_ip_range_inclusions.is_empty()
-        && !s
-            .outbound_ip_range_inclusions
-            .iter()
-            .any(|c| c.contains(*ip))
-    {
-        return Some(format!("{ip} is outside outboundIPRangeInclusionList"));
-    }
-    None
-}
-
 /// The gateway leg: a connection the sidecar lets out through a gateway is denied when the
 /// gateway refuses its target (the first gateway's mode decides which allow-list applies).
 fn through_gateway(plan: &Plan, id: &IdentityPlan, mut v: Verdict) -> Verdict {
@@ -259,14 +227,23 @@ fn through_gateway(plan: &Plan, id: &IdentityPlan, mut v: Verdict) -> Verdict {
 
 /// Decide one connection as the sidecar would, in the sidecar's order (the same numbers and
 /// words as `templates/sidecar/main.js`):
-///   0. not intercepted: the iptables rules never send it to the sidecar;
+///   0. the sidecar's own listener (its port at a loopback address; at the pod's addresses,
+///      known only in the pod, `EGRESSC_POD_IPS`) is refused, whatever a policy names; not
+///      intercepted: the iptables rules never send it to the sidecar;
 ///   1. a gateway Service's address: denied (only the sidecar's own tunnels reach a gateway);
 ///   2. in-mesh (a Service clusterIP:port): forwarded unchanged, never through a gateway;
 ///   3. the identity's Egress rules for that port (an http request with ambiguous framing is
 ///      refused before any rule);
-///   4. passthrough when `traffic.enableEgress` is true;
+///   4. passthrough when `traffic.enableEgress` is true, but never to a loopback address;
 ///   5. otherwise denied (or, offline, undecidable without the address).
 pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
+    let mut v = decide(plan, q);
+    intercept::note_pod_resolvers(plan, q, &mut v);
+    v
+}
+
+/// [`evaluate`] but the note on the pod's resolvers.
+fn decide(plan: &Plan, q: &Query) -> Verdict {
     let id = plan.identity(&q.identity);
     let mut v = Verdict {
         identity: id.name.clone(),
@@ -280,8 +257,16 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
         misses: Vec::new(),
         other_identities: Vec::new(),
     };
-    // 0. Not intercepted: the iptables rules return it before the redirect.
-    if let Some(why) = not_intercepted(&plan.settings, q) {
+    // 0. The sidecar's own listener; not intercepted (the iptables rules return it before the
+    //    redirect); the pod itself.
+    if let Dest::Ip(ip) = &q.dest
+        && ip.is_loopback()
+        && q.port == SIDECAR_PORT
+    {
+        v.reason = format!("{ip}:{SIDECAR_PORT} is the sidecar's own listener: refused");
+        return v;
+    }
+    if let Some(why) = intercept::not_intercepted(&plan.settings, &plan.dns, q) {
         let reason = format!("not intercepted: {why}; it goes out directly and no policy applies");
         return directly(v, Outcome::NotIntercepted, reason, q);
     }
@@ -309,7 +294,15 @@ pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
         Ok(()) => return through_gateway(plan, id, v),
         Err(needs_address) => needs_address,
     };
-    // 4. Passthrough.
+    // 4. Passthrough, but never to the pod itself.
+    if let Dest::Ip(ip) = &q.dest
+        && ip.is_loopback()
+        && plan.settings.enable_egress
+    {
+        v.reason =
+            format!("passthrough never relays to a loopback address ({ip} is the pod itself)");
+        return v;
+    }
     if plan.settings.enable_egress {
         v.verdict = Outcome::Passthrough;
         v.reason = "passthrough: traffic.enableEgress is true".into();

@@ -5,6 +5,7 @@ pub mod cases;
 pub mod eval;
 pub mod explain;
 pub mod gateway;
+pub mod intercept;
 pub mod question;
 pub mod reach;
 pub mod request;

@@ -23,7 +23,7 @@ var everySecond = null
 // requests on it (`rules`, `candidates`, `entry`), and the HTTP/1 gate's counts.
 function watch() {
   var st = {
-    id: nextId++, deadline: 0, busy: 0, fire: null, rules: null, headWait: 0, candidates: null, entry: undefined,
+    id: nextId++, deadline: 0, busy: 0, tunnel: false, fire: null, rules: null, headWait: 0, candidates: null, entry: undefined,
     // The HTTP/1 gate (main.js): bytes seen, its state, why the connection is refused.
     raw: 0, gate: 0, refused: null, cut: false,
   }

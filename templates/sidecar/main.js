@@ -8,11 +8,13 @@
 // Decision order for a connection to its original destination ip:port (the same numbers and
 // words as egressc's evaluator, `egressc explain`):
 //   0. not intercepted: the iptables rules never send it to the sidecar (nothing here decides);
+//      the sidecar's own listener (its port at a loopback address or one of the pod's
+//      addresses) is refused, whatever a policy names: the sidecar never dials itself;
 //   1. a gateway Service's address: denied (only the sidecar's own tunnels reach a gateway);
 //   2. in-mesh (a Service clusterIP:port): forwarded unchanged, never through a gateway;
 //   3. the identity's Egress rules for that port: tcp by address, https by SNI, http per
 //      request (a request with ambiguous framing is refused before any rule);
-//   4. passthrough when Spec.Traffic.EnableEgress is true;
+//   4. passthrough when Spec.Traffic.EnableEgress is true, but never to a loopback address;
 //   5. otherwise denied (connection closed; HTTP 403), and logged.
 
 import decide from './decide.js'
@@ -97,7 +99,13 @@ function originalDestination(ib) {
   return true
 }
 
-// The first decision, at connection start (steps 1 to 5): 'mesh', 'egress' (tcp and
+// Whether passthrough relays to the original destination (step 4): never to loopback, the
+// pod itself.
+function passesThrough(r) {
+  return r.passthrough && !$dstIP.startsWith('127.')
+}
+
+// The first decision, at connection start (steps 0 to 5): 'mesh', 'egress' (tcp and
 // passthrough: to $target), 'tls', 'http' or 'deny'.
 function classify(ib) {
   if (!originalDestination(ib)) {
@@ -106,6 +114,11 @@ function classify(ib) {
   }
   $original = $dstIP + ':' + $dstPort
   var r = $rules = current
+  // 0. The sidecar's own listener.
+  if ($dstPort === LISTEN_PORT && ($dstIP.startsWith('127.') || rules.podAddresses[$dstIP] === true)) {
+    $reason = "the sidecar's own listener"
+    return 'deny'
+  }
   // 1. Only the sidecar's own tunnels (as the proxy uid, never intercepted) reach a gateway.
   if (r.gatewayAddresses[$dstIP]) {
     $reason = 'the egress gateway ' + r.gatewayAddresses[$dstIP] + ' is reached only through the sidecar'
@@ -124,7 +137,7 @@ function classify(ib) {
     return p === 'https' ? 'tls' : 'http'
   }
   // 4. Passthrough.
-  if (r.passthrough) {
+  if (passesThrough(r)) {
     $target = $original
     return 'egress'
   }
@@ -155,7 +168,7 @@ function onHello(hello) {
       return
     }
   }
-  if ($rules.passthrough) {
+  if (passesThrough($rules)) {
     $target = $original
     $verdict = 'egress'
     return
@@ -231,13 +244,13 @@ function decideRequest(msg) {
   if (k >= 0) {
     $target = e.target
     if (r.debug) log('allow', { destination: $original, host: e.host, path: path, policy: e.routes[k].policy })
-    return egressRequest
+    return headers.upgrade === undefined ? egressRequest : egressUpgrade
   }
   // Only a deny reads $host (its log line and 403): an allowed request leaves it unset.
   $host = e.host
-  if (r.passthrough) {
+  if (passesThrough(r)) {
     $target = $original
-    return egressRequest
+    return headers.upgrade === undefined ? egressRequest : egressUpgrade
   }
   $reason = e.named ? 'request not allowed' : 'host is not a DNS name'
   deny($reason)
@@ -251,6 +264,8 @@ function decideRequest(msg) {
 // about 5% of a request). No deadline while a request is in flight.
 function onResponseEnd() {
   var st = $clock
+  // After 101 Switching Protocols the connection is a tunnel: only the idle bound applies.
+  if (st.tunnel) return
   if (--st.busy <= 0) {
     st.busy = 0
     // clock.deadline(headBound), as a pending deadline
@@ -390,6 +405,16 @@ var egress = pipeline($=>$
 var egressRequest = pipeline($=>$
   .muxHTTP(() => $target)
   .to(egress)
+)
+
+// A request with an Upgrade header: a 101 answer makes the connection a tunnel (WebSocket),
+// which no head deadline then cuts.
+var egressUpgrade = pipeline($=>$
+  .muxHTTP(() => $target)
+  .to(egress)
+  .handleMessageStart(function (msg) {
+    if (msg.head.status === 101) $clock.tunnel = true
+  })
 )
 
 var denyRequest = pipeline($=>$.replaceMessage(forbidden))

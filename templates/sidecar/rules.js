@@ -11,12 +11,21 @@
 //   EGRESSC_CONFIG_DIR=DIR with EGRESSC_SERVICE_ACCOUNT=SA — the identity's DIR/SA.json, else
 //     the `_default` config.json while that file does not exist;
 //   EGRESSC_CONFIG=FILE — the identity's config file;
-//   otherwise config.json and mesh.json of the codebase (read once, not watched).
+//   otherwise config.json and mesh.json of the codebase (read once, not watched);
+//   EGRESSC_POD_IPS=A,B — the pod's own addresses (the downward API's status.podIPs).
 
 import decide from './decide.js'
 import files from './files.js'
 
 var env = os.env
+
+// The pod's own addresses, whose sidecar port is the sidecar itself (main.js, step 0).
+var podAddresses = {}
+var podIPsText = env['EGRESSC_POD_IPS'] || ''
+podIPsText.split(',').forEach(function (a) {
+  a = a.trim()
+  if (a !== '') podAddresses[a] = true
+})
 
 function codebaseFile(name) {
   return env['EGRESSC_CODEBASE'] ? env['EGRESSC_CODEBASE'] + '/' + name : null
@@ -216,4 +225,5 @@ export default {
   current: current,
   candidates: candidates,
   pickGateway: pickGateway,
+  podAddresses: podAddresses,
 }

@@ -432,7 +432,9 @@ def main():
                 print("CLOSED after %d messages" % i)
                 return
             time.sleep(1)
-        print("TUNNEL UP FOR %d MESSAGES origin=ws" % n)
+        origin = [l.split(b":", 1)[1].strip().decode() for l in head.split(b"\r\n")
+                  if l.lower().startswith(b"x-origin:")]
+        print("TUNNEL UP FOR %d MESSAGES origin=%s" % (n, origin[0] if origin else "?"))
     elif mode == "h2connect":
         h2connect(s, sys.argv[4], sys.argv[5], len(sys.argv) > 6)
     elif mode == "h1connect":

@@ -34,7 +34,8 @@ def serve_http(conn, name):
         line, headers = req
         if headers.get("upgrade", "").lower() == "websocket":
             # A tunnel after 101: every byte echoed back, as long as the client sends.
-            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n")
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n"
+                         b"x-origin: %s\r\n\r\n" % name.encode())
             if pending:
                 conn.sendall(pending)
             while True:

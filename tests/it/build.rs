@@ -313,7 +313,7 @@ fn scripts_are_the_same_bytes_for_every_input_and_pass_a_syntax_check() {
         let out = tmp(&format!("scripts-{name}"));
         assert_eq!(build(&[dir.to_string_lossy().into_owned()], &out).code, 0);
         for (path, bytes) in read_tree(&out) {
-            if !path.ends_with(".js") {
+            if !path.ends_with(".js") && !path.ends_with(".sh") {
                 continue;
             }
             match seen.get(&path) {
@@ -321,7 +321,12 @@ fn scripts_are_the_same_bytes_for_every_input_and_pass_a_syntax_check() {
                     assert!(b == &bytes, "{path} differs between {first} and {name}")
                 }
                 None => {
-                    if let Some(Err(e)) = node_check(&bytes) {
+                    let checked = if path.ends_with(".sh") {
+                        sh_check(&bytes)
+                    } else {
+                        node_check(&bytes)
+                    };
+                    if let Some(Err(e)) = checked {
                         panic!("{path}: {e}");
                     }
                     seen.insert(path, (name.clone(), bytes));
@@ -331,10 +336,154 @@ fn scripts_are_the_same_bytes_for_every_input_and_pass_a_syntax_check() {
         std::fs::remove_dir_all(&out).ok();
     }
     assert!(
-        seen.contains_key("sidecar/main.js") && seen.contains_key("gateway/main.js"),
+        seen.contains_key("sidecar/main.js")
+            && seen.contains_key("gateway/main.js")
+            && seen.contains_key("iptables/init.sh"),
         "{:?}",
         seen.keys()
     );
+}
+
+/// `sh -n` on a shell script: `None` where there is no `sh` (off Unix).
+fn sh_check(bytes: &[u8]) -> Option<Result<(), String>> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("sh")
+        .arg("-n")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    Some(if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    })
+}
+
+/// `sh init.sh` with stand-ins for `iptables-restore` and `ip6tables-restore` that record
+/// what they are given: the rules the init container would apply, without root. `None` where
+/// there is no `sh`.
+fn run_init_sh(out: &Path, resolv_conf: &str) -> Option<(bool, String, String)> {
+    let bin = out.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let log = out.join("restored.txt");
+    let _ = std::fs::remove_file(&log);
+    for tool in ["iptables-restore", "ip6tables-restore"] {
+        if bin.join(tool).exists() {
+            continue; // a test's own stand-in
+        }
+        let fake = format!(
+            "#!/bin/sh\necho \"== {tool} $*\" >>'{}'\ncat >>'{}'\n",
+            log.display(),
+            log.display()
+        );
+        std::fs::write(bin.join(tool), fake).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(bin.join(tool), std::fs::Permissions::from_mode(0o755))
+                .unwrap();
+        }
+    }
+    std::fs::write(out.join("resolv.conf"), resolv_conf).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = std::process::Command::new("sh")
+        .arg(out.join("iptables/init.sh"))
+        .env("PATH", path)
+        .env("EGRESSC_RESOLV_CONF", out.join("resolv.conf"))
+        .output()
+        .ok()?;
+    let restored = std::fs::read_to_string(&log).unwrap_or_default();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    Some((run.status.success(), restored, stderr))
+}
+
+#[test]
+fn init_sh_adds_the_pods_nameservers_only_when_the_build_names_no_resolver() {
+    let resolv = "search ns.svc.cluster.local\nnameserver 10.96.0.10\nnameserver 010.0.0.1\n\
+                  nameserver 1.2.3.256\nnameserver fd00::10\nnameserver 10.0.0.2;x\n\
+                  options ndots:5\nnameserver 192.168.1.1";
+    let input = "fixtures/e2e-mesh".to_owned();
+    let out = tmp("init-sh");
+    assert_eq!(build(std::slice::from_ref(&input), &out).code, 0);
+    let Some((ok, restored, stderr)) = run_init_sh(&out, resolv) else {
+        return skip("build", "init.sh", "there is no sh");
+    };
+    assert!(ok, "{stderr}");
+    let rules = std::fs::read_to_string(out.join("iptables/outbound.rules")).unwrap();
+    // The rule files as they are, then exactly the two valid IPv4 nameservers, UDP and TCP.
+    assert!(restored.contains(&rules), "{restored}");
+    let added: Vec<&str> = restored
+        .lines()
+        .filter(|l| {
+            (l.starts_with("-I EGRESSC_PROXY_DNS ") || l.starts_with("-A EGRESSC_PROXY_DNS_TCP "))
+                && l.contains("/32")
+        })
+        .collect();
+    assert_eq!(
+        added,
+        [
+            "-I EGRESSC_PROXY_DNS 1 -d 10.96.0.10/32 -p udp -j RETURN",
+            "-I EGRESSC_PROXY_DNS 1 -d 192.168.1.1/32 -p udp -j RETURN",
+            "-A EGRESSC_PROXY_DNS_TCP -d 10.96.0.10/32 -p tcp -j ACCEPT",
+            "-A EGRESSC_PROXY_DNS_TCP -d 192.168.1.1/32 -p tcp -j ACCEPT",
+        ],
+        "{restored}"
+    );
+    assert_eq!(
+        stderr.matches("skipped a nameserver").count(),
+        3,
+        "{stderr}"
+    );
+    // The IPv6 nameserver, where the machine has IPv6 (as a pod would).
+    if Path::new("/proc/net/if_inet6").exists() {
+        let v6 = "== ip6tables-restore --noflush\n*filter\n-I EGRESSC_PROXY_DNS 1 -d fd00::10/128 -j RETURN\nCOMMIT\n";
+        assert!(restored.contains(v6), "{restored}");
+        assert!(
+            stderr.contains("DNS may reach the 3 nameserver(s)"),
+            "{stderr}"
+        );
+    } else {
+        assert!(
+            stderr.contains("DNS may reach the 2 nameserver(s)"),
+            "{stderr}"
+        );
+    }
+
+    // With --dns the rules name the resolvers and init.sh adds nothing, whatever resolv.conf says.
+    let named = tmp("init-sh-named");
+    let mut args = vec!["build", "--dns", "10.9.9.9", "-o", named.to_str().unwrap()];
+    args.push(&input);
+    assert_eq!(egressc(&args).code, 0);
+    let (ok, restored, stderr) = run_init_sh(&named, resolv).unwrap();
+    assert!(ok, "{stderr}");
+    assert!(!restored.contains("10.96.0.10"), "{restored}");
+    assert!(restored.contains("-A EGRESSC_PROXY_DNS -d 10.9.9.9/32 -p udp -j RETURN"));
+    assert!(restored.contains("-A EGRESSC_PROXY_DNS_TCP -d 10.9.9.9/32 -p tcp -j ACCEPT"));
+
+    // No nameserver at all: no DNS leaves, and it says so; a failing restore fails the script.
+    let (ok, restored, stderr) = run_init_sh(&out, "options ndots:5\n").unwrap();
+    assert!(ok && stderr.contains("no DNS leaves this pod"), "{stderr}");
+    assert_eq!(
+        restored.matches("== iptables-restore").count(),
+        1,
+        "{restored}"
+    );
+    std::fs::write(out.join("fake-bin/iptables-restore"), "#!/bin/sh\nexit 2\n").unwrap();
+    let (ok, _, stderr) = run_init_sh(&out, resolv).unwrap();
+    assert!(
+        !ok && !stderr.contains("applied outbound.rules")
+            && stderr.contains("iptables-restore could not apply"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&out).ok();
+    std::fs::remove_dir_all(&named).ok();
 }
 
 /// `node --check` on a script (read as an ES module from stdin, as Pipy reads it): `None`

@@ -116,7 +116,7 @@ fn the_pairs_cover_every_kind_of_entry() {
         "excluded-port removed narrows",
         "in-mesh added widens",
         "in-mesh removed narrows",
-        "dns changed narrows",
+        "dns changed widens",
     ] {
         assert!(kinds.contains(want), "no pair gives `{want}`: {kinds:#?}");
     }

@@ -59,7 +59,9 @@ fn configmaps_hold_the_output_under_the_size_limit() {
         let data = d["data"].as_object().unwrap();
         for (key, value) in data {
             let rel = match name {
-                "egressc-sidecar" if key.ends_with(".rules") => format!("iptables/{key}"),
+                "egressc-sidecar" if key.ends_with(".rules") || key == "init.sh" => {
+                    format!("iptables/{key}")
+                }
                 "egressc-sidecar" => format!("sidecar/{key}"),
                 "egressc-gateway" => format!("gateway/{key}"),
                 n if n.starts_with("egressc-configs") => format!("configs/{ns}/{key}"),

@@ -118,7 +118,7 @@ pub enum MeshSubject {
     ExcludedPort,
     /// An in-mesh destination.
     InMesh,
-    /// The resolvers workload UDP may reach on port 53.
+    /// The resolvers workload DNS (UDP and TCP port 53) may reach.
     Dns,
 }
 
@@ -147,7 +147,8 @@ pub enum MeshValue {
     /// passthrough, policies.
     Switch(bool),
     Gateway(GatewayValue),
-    /// A CIDR (excluded-addresses, included-addresses), or `any` (dns).
+    /// A CIDR (excluded-addresses, included-addresses), or `resolv.conf` (dns: the pod's
+    /// `/etc/resolv.conf` nameservers).
     Text(String),
     /// CIDRs (inclusion-list) or resolver addresses (dns).
     List(Vec<String>),
@@ -363,7 +364,7 @@ fn mesh_values(e: &MeshEntry) -> (MeshSubject, Option<MeshValue>, Option<MeshVal
         MeshWide::Dns { base, head } => {
             let v = |d: &Option<Vec<std::net::Ipv4Addr>>| {
                 Some(match d {
-                    None => MeshValue::Text("any".into()),
+                    None => MeshValue::Text("resolv.conf".into()),
                     Some(ips) => MeshValue::List(ips.iter().map(|i| i.to_string()).collect()),
                 })
             };

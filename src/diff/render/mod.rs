@@ -116,7 +116,7 @@ pub fn cidrs_text(v: &[crate::net::Cidr]) -> String {
 
 pub fn dns_text(v: &Option<Vec<std::net::Ipv4Addr>>) -> String {
     match v {
-        None => "any address".to_owned(),
+        None => "the pod's /etc/resolv.conf nameservers".to_owned(),
         Some(ips) => {
             let v: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
             v.join(", ")
@@ -212,7 +212,7 @@ pub fn mesh_text(e: &MeshEntry) -> String {
             "in-mesh destination {ip}:{port} removed (Service {service}): policies decide it again"
         ),
         MeshWide::Dns { base, head } => format!(
-            "DNS resolvers workload UDP may reach: {} → {}",
+            "DNS resolvers the workload may reach: {} → {}",
             dns_text(base),
             dns_text(head)
         ),

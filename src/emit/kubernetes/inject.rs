@@ -5,11 +5,10 @@
 
 use crate::emit::kubernetes::KubeOptions;
 use crate::emit::kubernetes::objects::{
-    CONFIGS, MESHED_LABEL, SIDECAR, env, parts_volume, proxy_security, requests,
+    CONFIGS, MESHED_LABEL, SIDECAR, env, field, parts_volume, proxy_security, requests,
 };
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, PodSpec, PodTemplateSpec,
-    SecurityContext, VolumeMount,
+    Capabilities, Container, PodSpec, PodTemplateSpec, SecurityContext, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -60,20 +59,6 @@ pub fn kustomization(resources: &[String]) -> Value {
     })
 }
 
-fn field(path: &str, name: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 fn mount(name: &str, path: &str) -> VolumeMount {
     VolumeMount {
         name: name.into(),
@@ -88,15 +73,12 @@ fn init_container(opts: &KubeOptions) -> Container {
     if opts.iptables_legacy {
         add.push("NET_RAW".into());
     }
-    // IPv6 rules are applied where the pod has IPv6 at all.
-    let script = format!(
-        "iptables-restore --noflush < {CODEBASE_DIR}/outbound.rules && \
-         if [ -e /proc/net/if_inet6 ]; then ip6tables-restore --noflush < {CODEBASE_DIR}/outbound6.rules; fi"
-    );
+    // init.sh applies both rule files (IPv6 where the pod has it) and the resolv.conf DNS
+    // rules.
     Container {
         name: "egressc-init".into(),
         image: Some(opts.init_image.clone()),
-        command: Some(vec!["sh".into(), "-c".into(), script]),
+        command: Some(vec!["sh".into(), format!("{CODEBASE_DIR}/init.sh")]),
         security_context: Some(SecurityContext {
             run_as_user: Some(0),
             run_as_non_root: Some(false),
@@ -128,6 +110,7 @@ fn sidecar_container(opts: &KubeOptions) -> Container {
             env("EGRESSC_CONFIG_DIR", CONFIG_DIR),
             field("spec.serviceAccountName", "EGRESSC_SERVICE_ACCOUNT"),
             field("metadata.namespace", "EGRESSC_NAMESPACE"),
+            field("status.podIPs", "EGRESSC_POD_IPS"),
         ]),
         resources: Some(requests("50m", "64Mi")),
         security_context: Some(proxy_security()),

@@ -6,10 +6,10 @@ use crate::emit::output::Output;
 use crate::plan::{Gateway, Plan};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort, EnvVar,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ProjectedVolumeSource,
-    ResourceRequirements, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
-    Volume, VolumeMount, VolumeProjection,
+    Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort, EnvVar, EnvVarSource,
+    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, ResourceRequirements, SecurityContext, Service, ServicePort,
+    ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -54,7 +54,7 @@ fn text(out: &Output, path: &str) -> String {
 }
 
 /// The files of the sidecar's volume: the codebase (scripts, mesh data, the `_default`
-/// config) and the iptables rules.
+/// config), the iptables rules and the init container's script.
 pub fn sidecar_files(out: &Output) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = out
         .files
@@ -64,7 +64,7 @@ pub fn sidecar_files(out: &Output) -> Vec<(String, String)> {
             Some((name.to_owned(), String::from_utf8_lossy(bytes).into_owned()))
         })
         .collect();
-    for f in ["outbound.rules", "outbound6.rules"] {
+    for f in ["outbound.rules", "outbound6.rules", "init.sh"] {
         files.push((f.to_owned(), text(out, &format!("iptables/{f}"))));
     }
     files.sort();
@@ -159,6 +159,22 @@ pub fn env(name: &str, value: &str) -> EnvVar {
     }
 }
 
+/// An environment variable from the downward API (`status.podIPs`: the pod's addresses,
+/// comma-separated).
+pub fn field(path: &str, name: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// A volume of every part of a ConfigMap volume (`base`, `base-2`, …), in one folder; the parts
 /// from number `optional_from` on are optional (a namespace may have fewer of them, or none).
 pub fn parts_volume(name: &str, base: &str, parts: usize, optional_from: usize) -> Volume {
@@ -190,7 +206,11 @@ fn gateway_deployment(g: &Gateway, opts: &KubeOptions, parts: usize) -> Deployme
         image: Some(opts.pipy_image.clone()),
         command: Some(vec!["pipy".into()]),
         args: Some(vec!["--admin-port-off".into(), format!("{dir}/main.js")]),
-        env: Some(vec![env("EGRESSC_CONFIG", &format!("{dir}/config.json"))]),
+        env: Some(vec![
+            env("EGRESSC_CONFIG", &format!("{dir}/config.json")),
+            // The gateway refuses its own addresses as targets.
+            field("status.podIPs", "EGRESSC_POD_IPS"),
+        ]),
         ports: Some(vec![ContainerPort {
             name: Some("tunnel".into()),
             container_port: i32::from(g.listen_port),

@@ -24,8 +24,17 @@ pub fn build_tree(inputs: &Path, out: &Path) -> egressc::Plan {
     egressc::write_output(&analysis.compile(), out).expect("write output");
     // The proxy runs as uid 1500: it must be able to read the tree.
     let _ = Command::new("chmod").args(["-R", "a+rX"]).arg(out).status();
-    analysis.lower()
+    let mut plan = analysis.lower();
+    // init.sh gives the namespace's resolv.conf nameserver: explain is told it, as
+    // `explain --dns 10.77.0.80` would be.
+    if plan.dns == egressc::DnsResolvers::PodResolvConf {
+        plan.dns = egressc::DnsResolvers::Flag(vec![RESOLVER]);
+    }
+    plan
 }
+
+/// The nameserver of every namespace's resolv.conf.
+pub const RESOLVER: std::net::Ipv4Addr = std::net::Ipv4Addr::new(10, 77, 0, 80);
 
 /// A private network namespace with processes in it; everything is torn down on drop.
 pub struct Netns {
@@ -66,7 +75,7 @@ impl Netns {
         std::fs::create_dir_all(&etc).unwrap();
         std::fs::write(etc.join("hosts"), hosts).unwrap();
         // The pod's resolver, as the kubelet writes it (init.sh reads it).
-        std::fs::write(etc.join("resolv.conf"), "nameserver 10.77.0.80\n").unwrap();
+        std::fs::write(etc.join("resolv.conf"), format!("nameserver {RESOLVER}\n")).unwrap();
         Netns {
             name,
             dir,
