@@ -323,6 +323,26 @@ pub const REQUEST_LIMITS: RequestLimits = RequestLimits {
     header_value: 8192,
 };
 
+/// The egress gateway's own bounds, emitted into `gateway/config.json` (`Limits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct GatewayLimits {
+    /// Seconds to connect to a target.
+    pub connect_timeout: u32,
+    /// Seconds a tunnel (and a client connection) may be idle either way before it is closed.
+    pub idle_timeout: u32,
+    /// Connections a listener holds at once (it stops accepting until one closes), as the
+    /// sidecar's.
+    pub max_connections: u32,
+}
+
+/// The limits every gateway applies (README, "Security model").
+pub const GATEWAY_LIMITS: GatewayLimits = GatewayLimits {
+    connect_timeout: 10,
+    idle_timeout: 600,
+    max_connections: 8192,
+};
+
 /// What a route regex is matched against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum MatchMode {

@@ -170,21 +170,48 @@ pub fn service_names(service: &str, namespace: &str) -> [String; 3] {
     ]
 }
 
-/// The kind of address the egress gateway never tunnels to unless a policy's `ipAddresses`
-/// names it: its own loopback, link-local (cloud metadata at 169.254.169.254), "this
-/// network", multicast and broadcast.
+/// The address ranges the egress gateway never tunnels to unless a policy's `ipAddresses`
+/// names them, and why: its own loopback, link-local (cloud metadata at 169.254.169.254),
+/// "this network", multicast and broadcast. The one definition: the evaluator, `diff` and
+/// the gateway (`RefusedRanges` of `gateway/config.json`) all read it.
+const REFUSED_RANGES: [(&str, &str); 5] = [
+    ("0.0.0.0/8", "in 0.0.0.0/8"),
+    ("127.0.0.0/8", "loopback"),
+    ("169.254.0.0/16", "link-local"),
+    ("224.0.0.0/4", "multicast or broadcast"),
+    ("255.255.255.255/32", "multicast or broadcast"),
+];
+
+/// [`REFUSED_RANGES`], parsed.
+pub fn refused_ranges() -> &'static [(Cidr, &'static str)] {
+    static PARSED: std::sync::LazyLock<Vec<(Cidr, &'static str)>> =
+        std::sync::LazyLock::new(|| {
+            REFUSED_RANGES
+                .iter()
+                .map(|(c, why)| (parse_cidr(c).expect("refused ranges parse"), *why))
+                .collect()
+        });
+    &PARSED
+}
+
+/// Why the egress gateway refuses an address (a refused range), unless a CIDR names it.
 pub fn refused_address(ip: Ipv4Addr) -> Option<&'static str> {
-    if ip.is_loopback() {
-        Some("loopback")
-    } else if ip.is_link_local() {
-        Some("link-local")
-    } else if ip.octets()[0] == 0 {
-        Some("in 0.0.0.0/8")
-    } else if ip.is_multicast() || ip.is_broadcast() {
-        Some("multicast or broadcast")
-    } else {
-        None
+    refused_ranges()
+        .iter()
+        .find(|(c, _)| c.contains(ip))
+        .map(|(_, why)| *why)
+}
+
+/// A port as the gateway reads a tunnel's target: decimal digits without a sign or leading
+/// zero, 1 to 65535 (the gateway script parses it the same way).
+pub fn parse_port(text: &str) -> Option<u16> {
+    if text.is_empty() || text.len() > 5 || text.starts_with('0') {
+        return None;
     }
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }
 
 /// A strictly parsed IPv4 CIDR: explicit prefix, no host bits, no leading zeros.
@@ -273,6 +300,44 @@ pub fn parse_cidr(s: &str) -> Result<Cidr, CidrError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refused_ranges_are_the_special_addresses_std_names() {
+        let special = |ip: Ipv4Addr| {
+            ip.is_loopback()
+                || ip.is_link_local()
+                || ip.octets()[0] == 0
+                || ip.is_multicast()
+                || ip.is_broadcast()
+        };
+        for (c, _) in refused_ranges() {
+            let first = u32::from(c.0.first_address());
+            let last = first
+                | u32::MAX
+                    .checked_shr(c.0.network_length().into())
+                    .unwrap_or(0);
+            for ip in [first, last, first.wrapping_sub(1), last.wrapping_add(1)] {
+                let ip = Ipv4Addr::from(ip);
+                assert_eq!(refused_address(ip).is_some(), special(ip), "{c} {ip}");
+            }
+        }
+        assert_eq!(
+            refused_address(Ipv4Addr::new(169, 254, 169, 254)),
+            Some("link-local")
+        );
+    }
+
+    #[test]
+    fn ports_parse_as_the_gateway_reads_them() {
+        for (text, port) in [("80", Some(80)), ("65535", Some(65535)), ("1", Some(1))] {
+            assert_eq!(parse_port(text), port, "{text}");
+        }
+        for text in [
+            "", "0", "080", "+80", "-1", "65536", "8 0", "80 ", "１", "999999",
+        ] {
+            assert_eq!(parse_port(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn host_patterns() {

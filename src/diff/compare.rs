@@ -2,24 +2,11 @@
 //! under other constraints. Compared by coverage, not equality: a head tuple that the base
 //! already covers is no gain, a base tuple that the head still covers is no loss.
 
-use crate::diff::access::{Access, Atom, Dest, Key, overlaps, supernet};
+use crate::diff::access::{Access, Atom, Dest, Key, overlaps};
 use crate::diff::{AccessEntry, Change, Effect};
-use crate::net::{Cidr, HostPattern};
+use crate::net::HostPattern;
 use crate::plan::Plan;
 use std::collections::BTreeMap;
-
-/// The address ranges the egress gateway refuses (`net::refused_address`) unless a policy's
-/// `ipAddresses` names them.
-pub fn refused_ranges() -> [Cidr; 5] {
-    let net = |a: [u8; 4], len: u8| supernet(Cidr(cidr::Ipv4Cidr::new_host(a.into())), len);
-    [
-        net([0, 0, 0, 0], 8),
-        net([127, 0, 0, 0], 8),
-        net([169, 254, 0, 0], 16),
-        net([224, 0, 0, 0], 4),
-        net([255, 255, 255, 255], 32),
-    ]
-}
 
 fn names_localhost(h: &HostPattern) -> bool {
     let (HostPattern::Exact(n) | HostPattern::Wildcard(n)) = h;
@@ -40,7 +27,9 @@ pub fn passthrough_reaches(plan: &Plan, a: &Atom) -> bool {
         Dest::AnyAddress => true,
         Dest::Host(h) => !names_localhost(h),
         Dest::Cidr(c) => {
-            !refused_ranges().iter().any(|r| overlaps(c, r))
+            !crate::net::refused_ranges()
+                .iter()
+                .any(|(r, _)| overlaps(c, r))
                 && !plan
                     .mesh
                     .iter()

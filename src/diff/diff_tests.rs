@@ -45,27 +45,6 @@ fn diff_of(base: &str, head: &str) -> Diff {
 }
 
 #[test]
-fn the_gateway_refused_ranges_are_the_evaluators() {
-    use crate::net::refused_address;
-    for r in compare::refused_ranges() {
-        let first = u32::from(r.0.first_address());
-        let last = first
-            | u32::MAX
-                .checked_shr(r.0.network_length().into())
-                .unwrap_or(0);
-        for ip in [first, last] {
-            let ip = std::net::Ipv4Addr::from(ip);
-            assert!(refused_address(ip).is_some(), "{r} {ip}");
-        }
-        for ip in [first.wrapping_sub(1), last.wrapping_add(1)] {
-            let ip = std::net::Ipv4Addr::from(ip);
-            let inside = compare::refused_ranges().iter().any(|c| c.contains(ip));
-            assert_eq!(refused_address(ip).is_some(), inside, "{ip}");
-        }
-    }
-}
-
-#[test]
 fn a_side_against_itself_is_empty_and_renaming_is_no_change() {
     let base = enforced(&https("one", "api.example.com, \"*.example.org\""));
     assert!(diff_of(&base, &base).is_empty());

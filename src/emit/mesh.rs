@@ -1,10 +1,12 @@
 //! Mesh-wide data: what every sidecar needs besides its identity's config, and the gateway's
 //! config.
 
+use crate::model::{GATEWAY_LIMITS, GatewayLimits};
 use crate::plan::{Plan, gateway_allow};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 
 /// `sidecar/mesh.json`.
 #[derive(Serialize, JsonSchema)]
@@ -44,12 +46,27 @@ pub struct GatewayConfig {
     /// An http2tunnel CONNECT names its identity; a SOCKS5 request (no user name) gets the
     /// union of every identity's list.
     pub identities: BTreeMap<String, BTreeMap<String, GatewayAllow>>,
+    /// Its connection cap and idle bound.
+    pub limits: GatewayLimits,
     /// The ports the gateway listens on, sorted.
     pub listen: Vec<u16>,
+    /// The gateway Services' clusterIPs: the gateway itself, refused as targets on any port
+    /// whatever a policy names (as are the pod's addresses and the address a tunnel arrived on).
+    pub own_addresses: Vec<String>,
     /// `traffic.enableEgress`: any target is admitted that is not refused below.
     pub passthrough: bool,
     /// In-mesh and gateway `clusterIP:port`s: refused as targets unless a CIDR names them.
     pub refused: BTreeMap<String, String>,
+    /// Address ranges refused as targets unless a CIDR names them (loopback, link-local, …).
+    pub refused_ranges: Vec<RefusedRange>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct RefusedRange {
+    pub cidr: String,
+    /// What the address is, for the refusal's reason.
+    pub why: String,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -94,11 +111,23 @@ pub fn gateway_config(plan: &Plan) -> GatewayConfig {
             (!ports.is_empty()).then(|| (id.service_identity(), ports))
         })
         .collect();
+    let mut own_addresses: Vec<Ipv4Addr> = plan.gateway_addresses.iter().map(|d| d.ip).collect();
+    own_addresses.sort_unstable();
+    own_addresses.dedup();
     GatewayConfig {
         identities,
+        limits: GATEWAY_LIMITS,
         listen,
+        own_addresses: own_addresses.iter().map(ToString::to_string).collect(),
         passthrough: plan.settings.enable_egress,
         refused,
+        refused_ranges: crate::net::refused_ranges()
+            .iter()
+            .map(|(c, why)| RefusedRange {
+                cidr: c.to_string(),
+                why: (*why).to_owned(),
+            })
+            .collect(),
     }
 }
 

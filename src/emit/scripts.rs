@@ -33,6 +33,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/gateway/main.js"),
     ),
     (
+        "gateway/admit.js",
+        include_str!("../../templates/gateway/admit.js"),
+    ),
+    (
         "iptables/init.sh",
         include_str!("../../templates/iptables/init.sh"),
     ),
@@ -84,6 +88,7 @@ pub fn sidecar_files() -> Vec<(String, Vec<u8>)> {
 pub fn gateway_files() -> Vec<(String, Vec<u8>)> {
     vec![
         ("gateway/main.js".into(), render("gateway/main.js")),
+        ("gateway/admit.js".into(), render("gateway/admit.js")),
         ("gateway/decide.js".into(), render("sidecar/decide.js")),
         ("gateway/files.js".into(), render("sidecar/files.js")),
     ]

@@ -3,10 +3,10 @@
 //! The gateway script (`templates/gateway/main.js`) implements the same rules.
 
 use crate::model::GatewayMode;
-use crate::net::{refused_address, service_names};
+use crate::net::{parse_port, refused_address, service_names};
 use crate::plan::{GatewayPort, IdentityPlan, Plan, gateway_allow};
 use crate::query::question::Dest;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 /// The gateway Service a destination names, if any (`namespace/name`): its clusterIP (any
@@ -26,75 +26,140 @@ pub fn gateway_service(plan: &Plan, dest: &Dest, port: u16) -> Option<String> {
     }
 }
 
-/// The allow-list the gateway applies to a tunnel: the identity's own in http2tunnel mode
-/// (the CONNECT names it), the union of every identity's in SOCKS5 mode.
-fn allow_list(plan: &Plan, id: &IdentityPlan, mode: GatewayMode) -> BTreeMap<u16, GatewayPort> {
-    match mode {
-        GatewayMode::Http2Tunnel => gateway_allow(id),
-        GatewayMode::Socks5 => {
-            let mut all: BTreeMap<u16, GatewayPort> = BTreeMap::new();
-            for other in &plan.identities {
-                for (port, a) in gateway_allow(other) {
-                    let p = all.entry(port).or_default();
+/// What the gateway admits, as its config gives it to the script (`templates/gateway/admit.js`
+/// decides the same from `gateway/config.json`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Lists {
+    /// `traffic.enableEgress`.
+    pub passthrough: bool,
+    /// ServiceIdentity → port → what its tunnels may reach.
+    pub identities: BTreeMap<String, BTreeMap<u16, GatewayPort>>,
+    /// In-mesh and gateway `clusterIP:port` → Service.
+    pub refused: BTreeMap<(Ipv4Addr, u16), String>,
+    /// The gateway itself, on any port: its Services' clusterIPs, the pod's addresses and the
+    /// address a tunnel arrived on (the last two known only at run time).
+    pub own: BTreeSet<Ipv4Addr>,
+}
+
+impl Lists {
+    pub fn of(plan: &Plan) -> Lists {
+        Lists {
+            passthrough: plan.settings.enable_egress,
+            identities: plan
+                .identities
+                .iter()
+                .map(|id| (id.service_identity(), gateway_allow(id)))
+                .filter(|(_, ports)| !ports.is_empty())
+                .collect(),
+            refused: plan
+                .mesh
+                .iter()
+                .chain(&plan.gateway_addresses)
+                .map(|d| ((d.ip, d.port), d.service.clone()))
+                .collect(),
+            own: plan.gateway_addresses.iter().map(|d| d.ip).collect(),
+        }
+    }
+
+    /// The list a tunnel gets: its identity's (http2tunnel names it), or the union of every
+    /// identity's (`None`: SOCKS5 names none).
+    fn list(&self, identity: Option<&str>) -> BTreeMap<u16, GatewayPort> {
+        match identity {
+            Some(id) => self.identities.get(id).cloned().unwrap_or_default(),
+            None => {
+                let mut all: BTreeMap<u16, GatewayPort> = BTreeMap::new();
+                for (port, a) in self.identities.values().flatten() {
+                    let p = all.entry(*port).or_default();
                     p.any_address |= a.any_address;
-                    p.cidrs.extend(a.cidrs);
-                    p.hosts.extend(a.hosts);
+                    p.cidrs.extend(a.cidrs.iter().copied());
+                    p.hosts.extend(a.hosts.iter().cloned());
                 }
+                all
             }
-            all
         }
     }
 }
 
+/// Why the gateway refuses an address on `port` under an allow-list entry, for a tunnel that
+/// arrived on one of `own` (with the lists' own addresses, the gateway itself), if it does.
+pub fn address_refusal(
+    lists: &Lists,
+    allow: Option<&GatewayPort>,
+    ip: Ipv4Addr,
+    port: u16,
+    own: &[Ipv4Addr],
+) -> Option<String> {
+    if own.contains(&ip) || lists.own.contains(&ip) {
+        return Some(format!("{ip} is the gateway itself"));
+    }
+    if allow.is_some_and(|a| a.cidrs.iter().any(|c| c.contains(ip))) {
+        return None;
+    }
+    if let Some(class) = refused_address(ip) {
+        return Some(format!(
+            "{ip} is {class}, and no policy's ipAddresses names it"
+        ));
+    }
+    lists
+        .refused
+        .get(&(ip, port))
+        .map(|service| format!("{ip}:{port} is the in-mesh Service {service}"))
+}
+
 /// Whether the gateway admits a tunnel to `target` (`host:port`, as the sidecar sends it) of
-/// identity `id`; `Err(why)` when it refuses.
+/// `identity` (`None`: SOCKS5) that arrived on one of `own`; `Err(why)` when it refuses. A
+/// name's addresses are checked when it resolves ([`address_refusal`]), which explain cannot do.
+pub fn admit(
+    lists: &Lists,
+    identity: Option<&str>,
+    target: &str,
+    own: &[Ipv4Addr],
+) -> Result<(), String> {
+    let Some((host, port)) = target.rsplit_once(':').filter(|(h, _)| !h.is_empty()) else {
+        return Err(format!("`{}` has no port", target.escape_debug()));
+    };
+    let Some(port) = parse_port(port) else {
+        return Err(format!("`{}` is not a port", port.escape_debug()));
+    };
+    let host = host.to_ascii_lowercase();
+    let list = lists.list(identity);
+    let allow = list.get(&port);
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        if let Some(why) = address_refusal(lists, allow, ip, port, own) {
+            return Err(why);
+        }
+        let named = allow.is_some_and(|a| a.cidrs.iter().any(|c| c.contains(ip)));
+        if named || lists.passthrough || allow.is_some_and(|a| a.any_address) {
+            return Ok(());
+        }
+        return Err(format!("no policy lets this identity tunnel to {target}"));
+    }
+    if !crate::net::is_dns_name(&host) {
+        return Err(format!("`{}` is not a DNS name", host.escape_debug()));
+    }
+    if allow.is_some_and(|a| a.hosts.iter().any(|h| h.matches(&host))) {
+        return Ok(());
+    }
+    if host == "localhost" || host.ends_with(".localhost") {
+        return Err(format!("{host} is loopback, and no policy names it"));
+    }
+    if lists.passthrough {
+        return Ok(());
+    }
+    Err(format!("no policy lets this identity tunnel to {target}"))
+}
+
+/// Whether the gateway admits a tunnel the sidecar of `id` opens to `target` in `mode` (the
+/// addresses of the gateway's pod are unknown offline: its Services' are checked).
 pub fn admits(
     plan: &Plan,
     id: &IdentityPlan,
     mode: GatewayMode,
     target: &str,
 ) -> Result<(), String> {
-    let Some((host, port)) = target.rsplit_once(':') else {
-        return Err(format!("`{target}` has no port"));
+    let identity = match mode {
+        GatewayMode::Http2Tunnel => Some(id.service_identity()),
+        GatewayMode::Socks5 => None,
     };
-    let Ok(port) = port.parse::<u16>() else {
-        return Err(format!("`{port}` is not a port"));
-    };
-    let list = allow_list(plan, id, mode);
-    let allow = list.get(&port);
-    if let Ok(ip) = host.parse::<Ipv4Addr>() {
-        if allow.is_some_and(|a| a.cidrs.iter().any(|c| c.contains(ip))) {
-            return Ok(());
-        }
-        if let Some(class) = refused_address(ip) {
-            return Err(format!(
-                "{ip} is {class}, and no policy's ipAddresses names it"
-            ));
-        }
-        if let Some(d) = plan
-            .mesh
-            .iter()
-            .chain(&plan.gateway_addresses)
-            .find(|d| d.ip == ip && d.port == port)
-        {
-            return Err(format!("{target} is the in-mesh Service {}", d.service));
-        }
-        if plan.settings.enable_egress || allow.is_some_and(|a| a.any_address) {
-            return Ok(());
-        }
-        return Err(format!("no policy lets this identity tunnel to {target}"));
-    }
-    if !crate::net::is_dns_name(host) {
-        return Err(format!("`{}` is not a DNS name", host.escape_debug()));
-    }
-    if allow.is_some_and(|a| a.hosts.iter().any(|h| h.matches(host))) {
-        return Ok(());
-    }
-    if host == "localhost" || host.ends_with(".localhost") {
-        return Err(format!("{host} is loopback, and no policy names it"));
-    }
-    if plan.settings.enable_egress {
-        return Ok(());
-    }
-    Err(format!("no policy lets this identity tunnel to {target}"))
+    admit(&Lists::of(plan), identity.as_deref(), target, &[])
 }

@@ -196,3 +196,85 @@ fn route_matchers_and_routes() {
         assert_eq!(miss.is_none(), c["match"], "{c}: {miss:?}");
     }
 }
+
+/// A gateway config of the vectors as the evaluator's [`Lists`].
+fn gateway_lists(config: &Value) -> crate::query::gateway::Lists {
+    use crate::net::{parse_cidr, parse_host};
+    use crate::plan::GatewayPort;
+    let strings = |v: &Value| -> Vec<String> {
+        v.as_array()
+            .map(|a| a.iter().map(|s| text(s).to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let port_list = |ports: &Value| {
+        ports
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(port, a)| {
+                let allow = GatewayPort {
+                    any_address: a["AnyAddress"] == true,
+                    cidrs: strings(&a["Cidrs"])
+                        .iter()
+                        .map(|c| parse_cidr(c).unwrap())
+                        .collect(),
+                    hosts: strings(&a["Hosts"])
+                        .iter()
+                        .map(|h| parse_host(h).unwrap())
+                        .collect(),
+                };
+                (port.parse().unwrap(), allow)
+            })
+            .collect()
+    };
+    crate::query::gateway::Lists {
+        passthrough: config["Passthrough"] == true,
+        identities: config["Identities"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(id, ports)| (id.clone(), port_list(ports)))
+            .collect(),
+        refused: config["Refused"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, service)| {
+                let (ip, port) = k.rsplit_once(':').unwrap();
+                (
+                    (ip.parse().unwrap(), port.parse().unwrap()),
+                    text(service).to_owned(),
+                )
+            })
+            .collect(),
+        own: strings(&config["OwnAddresses"])
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect(),
+    }
+}
+
+#[test]
+fn gateway_admission() {
+    let v = vectors();
+    let mut n = 0;
+    for group in cases(&v, "gatewayAdmission") {
+        let lists = gateway_lists(&group["config"]);
+        for t in cases(group, "tunnels") {
+            // The address the tunnel arrived on and the pod's addresses (EGRESSC_POD_IPS).
+            let own: Vec<std::net::Ipv4Addr> = std::iter::once(text(&t["local"]))
+                .chain(text(&t["podIPs"]).split(','))
+                .filter_map(|a| a.trim().parse().ok())
+                .collect();
+            let got = crate::query::gateway::admit(
+                &lists,
+                t["identity"].as_str(),
+                text(&t["target"]),
+                &own,
+            );
+            assert_eq!(got.is_ok(), t["ok"], "{t}: {got:?}");
+            n += 1;
+        }
+    }
+    assert!(n >= 50, "{n} gateway vectors");
+}

@@ -3,27 +3,28 @@
 // Accepts HTTP/2 CONNECT (h2c, as the sidecar's `http2tunnel` mode sends it) and SOCKS5
 // CONNECT (`sock5`) on the same port, and nothing else. It is not an open proxy: a tunnel's
 // target must be on the allow-list in config.json, compiled from the same plan as the
-// sidecars' configs:
+// sidecars' configs (admit.js says what it admits):
 //   - an http2tunnel CONNECT names its identity in the `egressc-identity` header (a label,
 //     not authentication) and gets that identity's list; a SOCKS5 request carries no user
 //     name and gets the union of every identity's list;
-//   - an address target is admitted by a CIDR of the list, or, when some rule (or
-//     passthrough) admits any address, unless it is loopback, link-local, 0.0.0.0/8,
-//     multicast or an in-mesh clusterIP:port;
-//   - a name target must be a DNS name and match a host of the list (or passthrough be on,
-//     and the name not be `localhost`); the gateway resolves it, refuses it when any of its
-//     IPv4 addresses is refused as above (unless a CIDR of the list names it), and dials the
-//     address it checked (so a second lookup cannot change it).
+//   - the gateway itself is never a target (the address a tunnel arrived on, the pod's
+//     addresses in EGRESSC_POD_IPS, its Services' addresses), nor is a refused range
+//     (loopback, link-local, ...) unless a CIDR of the list names it;
+//   - a name target is resolved here, refused when any of its IPv4 addresses is refused as
+//     above, and the address it checked is dialled (so a second lookup cannot change it).
+// Connections are capped (Limits.MaxConnections per listener: it stops accepting until one
+// closes) and a tunnel idle either way for Limits.IdleTimeout seconds is closed.
 // It connects to an admitted target at once (so server-speaks-first protocols work) and logs
 // each tunnel (source, identity, target) as it opens and closes, and each refusal. Pipy sends the
 // SOCKS5 success reply before the upstream connect: a refused SOCKS5 name is closed after it.
 
+import admit from './admit.js'
 import decide from './decide.js'
 import files from './files.js'
 
 // EGRESSC_CONFIG=FILE (Kubernetes: the mounted config) is watched: a change is taken up
 // within a second or two for new tunnels (a failed load keeps the old lists and logs one
-// error line); the listen ports are read once.
+// error line); the listen ports and the limits are read once.
 var configPath = os.env['EGRESSC_CONFIG'] || null
 
 // The config whole, or in parts (a Kubernetes ConfigMap holds at most 256 KiB).
@@ -32,57 +33,14 @@ function readConfig() {
 }
 
 var config = readConfig()
-var CONNECT_TIMEOUT = 10
 var IDENTITY_HEADER = 'egressc-identity'
 var H2_PREFACE = 'PRI * HTTP/2.0'
 
-
-var REFUSED_RANGES = [
-  ['127.0.0.0/8', 'loopback'],
-  ['169.254.0.0/16', 'link-local'],
-  ['0.0.0.0/8', 'in 0.0.0.0/8'],
-  ['224.0.0.0/4', 'multicast or broadcast'],
-  ['255.255.255.255/32', 'multicast or broadcast'],
-].map(function (r) { return { mask: new Netmask(r[0]), why: r[1] } })
-
-// Port -> { any, masks, hosts } from the config's port -> { AnyAddress, Cidrs, Hosts }.
-function compilePorts(ports) {
-  var out = {}
-  Object.keys(ports).forEach(function (port) {
-    var p = ports[port]
-    out[port] = {
-      any: p.AnyAddress === true,
-      masks: (p.Cidrs || []).map(function (c) { return new Netmask(c) }),
-      hosts: decide.hostSet(p.Hosts || []),
-    }
-  })
-  return out
-}
-
-// The allow-lists of one config: { passthrough, refused, identities, union }.
-function compileLists(config) {
-  if (!config.Identities || !config.Listen) throw new Error('not an egressc gateway config')
-  var identities = {}
-  var merged = {}
-  Object.keys(config.Identities).forEach(function (id) {
-    var ports = config.Identities[id]
-    identities[id] = compilePorts(ports)
-    Object.keys(ports).forEach(function (port) {
-      var m = merged[port] || (merged[port] = { AnyAddress: false, Cidrs: [], Hosts: [] })
-      m.AnyAddress = m.AnyAddress || ports[port].AnyAddress === true
-      m.Cidrs = m.Cidrs.concat(ports[port].Cidrs || [])
-      m.Hosts = m.Hosts.concat(ports[port].Hosts || [])
-    })
-  })
-  return {
-    passthrough: config.Passthrough === true,
-    refused: config.Refused || {},
-    identities: identities,
-    union: compilePorts(merged),
-  }
-}
-
-var lists = compileLists(config)
+// The pod's own addresses (the downward API's status.podIPs), never a target.
+var podIPs = os.env['EGRESSC_POD_IPS'] || ''
+var lists = admit.compile(config, podIPs)
+var limits = lists.limits
+var connectOptions = { connectTimeout: limits.ConnectTimeout, idleTimeout: limits.IdleTimeout }
 
 function stamp() {
   return files.fileStamp(configPath)
@@ -93,7 +51,7 @@ function watchConfig(last) {
     var now = stamp()
     if (now !== last) {
       try {
-        lists = compileLists(readConfig())
+        lists = admit.compile(readConfig(), podIPs)
         console.log(JSON.stringify({ egressc: 'reload' }))
       } catch (e) {
         console.log(JSON.stringify({ egressc: 'error', reason: 'config does not load; the previous lists stay: ' + e.message }))
@@ -104,63 +62,18 @@ function watchConfig(last) {
 }
 if (configPath) watchConfig(stamp())
 
-function inMasks(masks, ip) {
-  for (var i = 0; i < masks.length; i++) {
-    if (masks[i].contains(ip)) return true
-  }
-  return false
-}
-
-// Why an address is refused as a target on `port` under the allow-list entry `a`, or null.
-function addressRefusal(a, ip, port) {
-  if (a && inMasks(a.masks, ip)) return null
-  for (var i = 0; i < REFUSED_RANGES.length; i++) {
-    if (REFUSED_RANGES[i].mask.contains(ip)) return ip + ' is ' + REFUSED_RANGES[i].why
-  }
-  var refused = lists.refused[ip + ':' + port]
-  if (refused) return 'in-mesh Service ' + refused
-  return null
-}
-
-// Why the gateway refuses a tunnel to `target` (`host:port`) under the allow-list `ports`,
-// or null when it admits it (a name, then, still has its addresses checked). Sets $host,
-// $port and $allow.
-function refusal(ports, target) {
-  var colon = target.lastIndexOf(':')
-  if (colon <= 0) return 'target has no port'
-  var host = target.substring(0, colon).toLowerCase()
-  var portText = target.substring(colon + 1)
-  var port = Number.parseInt(portText)
-  if (!(port >= 1 && port <= 65535) || String(port) !== portText) return 'bad port'
-  var a = ports[port]
-  $host = host
-  $port = port
-  $allow = a
-  if (decide.isIPv4(host)) {
-    if (a && inMasks(a.masks, host)) return null
-    var why = addressRefusal(a, host, port)
-    if (why !== null) return why
-    if (lists.passthrough || a && a.any) return null
-    return 'not on the allow-list'
-  }
-  if (!decide.isDnsName(host)) return 'target is not a DNS name'
-  if (a && decide.matches(a.hosts, host)) return null
-  if (host === 'localhost' || host.endsWith('.localhost')) return 'loopback name'
-  if (lists.passthrough) return null
-  return 'not on the allow-list'
-}
-
 // Resolve an admitted name target and check its addresses: a Promise of null when $dial
 // is set, or of the reason for refusing it.
 function resolveTarget() {
   var host = $host
   var port = $port
   var a = $allow
+  var local = $local
   return DNS.resolve(host).then(function (ips) {
     var v4 = (ips || []).filter(function (ip) { return decide.isIPv4(ip) })
     if (v4.length === 0) return host + ' has no IPv4 address'
     for (var i = 0; i < v4.length; i++) {
-      var why = addressRefusal(a, v4[i], port)
+      var why = admit.addressRefusal(lists, a, v4[i], port, local)
       if (why !== null) return host + ' resolves to ' + why
     }
     $dial = v4[0] + ':' + port
@@ -169,6 +82,7 @@ function resolveTarget() {
 }
 
 var $source
+var $local
 var $identity
 var $target
 var $host
@@ -204,6 +118,16 @@ function classify(evt) {
   return 'close'
 }
 
+// The gateway's decision on $target for `identity` (null: SOCKS5, the union): the reason
+// it refuses it, or null (then $host, $port and $allow are set for the dial).
+function refusal(identity) {
+  var d = admit.refusal(lists, identity, $target, $local)
+  $host = d.host
+  $port = d.port
+  $allow = d.allow
+  return d.why
+}
+
 // Waits for the target's check ($ready: true, or a Promise), then one line when a tunnel
 // opens and one when it closes. Bytes are not counted: that takes a script call for every
 // chunk each way, which costs more than a few percent of a tunnelled request.
@@ -213,7 +137,7 @@ var tunnel = pipeline($=>$
   .pipe(() => $dial ? 'open' : 'refused', {
     open: $=>$
       .onStart(() => { logTunnel('tunnel-open'); return new Data })
-      .connect(() => $dial, { connectTimeout: CONNECT_TIMEOUT })
+      .connect(() => $dial, connectOptions)
       .onEnd(() => logTunnel('tunnel-close')),
     refused: $=>$.replaceStreamStart(new StreamEnd).dummy(),
   })
@@ -225,14 +149,23 @@ function refused(why) {
 }
 
 config.Listen.forEach(function (port) {
-  pipy.listen(port, $=>$
-    .onStart(function (ib) { $source = ib.remoteAddress + ':' + ib.remotePort })
+  pipy.listen(port, {
+    maxConnections: limits.MaxConnections,
+    idleTimeout: limits.IdleTimeout,
+  }, $=>$
+    .onStart(function (ib) {
+      $source = ib.remoteAddress + ':' + ib.remotePort
+      // The address this tunnel arrived on: the gateway itself (an IPv4-mapped form is
+      // read as IPv4).
+      var local = String(ib.localAddress || '')
+      $local = local.startsWith('::ffff:') ? local.substring(7) : local
+    })
     .pipe(classify, {
       socks: $=>$
         .acceptSOCKS(function (req) {
           $kind = 'socks5'
           $target = (req.domain || req.ip) + ':' + req.port
-          var why = refusal(lists.union, $target)
+          var why = refusal(null)
           if (why !== null) {
             logTunnel('refuse', why)
             return false
@@ -263,7 +196,7 @@ config.Listen.forEach(function (port) {
                 $target = String(head.path || head.authority || '')
                 $identity = head.headers[IDENTITY_HEADER]
                 if (!$identity) return refused('the CONNECT names no identity')
-                var why = refusal(lists.identities[$identity] || {}, $target)
+                var why = refusal($identity)
                 if (why !== null) return refused(why)
                 $ready = true
                 if (decide.isIPv4($host)) {

@@ -17,6 +17,9 @@
                                      `upgrade`: an HTTP/1.1 request with Upgrade: h2c, whose
                                      answer comes on stream 1); prints STATUS and the body, the
                                      HTTP/1 status line if there was no upgrade, or EOF/RESET
+  client.py cap HOST PORT K X S       K+X SOCKS5 greetings at once to a server capped at K
+                                     connections; waits S seconds idle; prints SERVED n OF K+X,
+                                     then IDLE CLOSED m; THEN SERVED w (those that waited)
   client.py ws HOST PORT H N         a WebSocket upgrade with Host H, then "ping\n" once a second,
                                      N times; prints TUNNEL UP FOR N MESSAGES, or CLOSED after k
 Every text argument takes Python escapes and `((N*S))`, S repeated N times (long strings).
@@ -458,6 +461,42 @@ def main():
             print("COMPLETE")
             return
         wait_closed(s, 1, start)
+    elif mode == "cap":
+        # N connections more than the cap K (all open at once, each a SOCKS5 greeting): how
+        # many are served within a second; then, after they idle past the idle bound, how
+        # many the gateway closed, and whether a waiting one is served after.
+        k, extra = int(sys.argv[4]), int(sys.argv[5])
+        conns = [s] + [connect(host, port) for _ in range(k + extra - 1)]
+        served = []
+        for c in conns:
+            c.settimeout(1)
+            c.sendall(b"\x05\x01\x00")
+        for c in conns:
+            try:
+                served.append(c.recv(2) == b"\x05\x00")
+            except OSError:
+                served.append(False)
+        first = [c for c, ok in zip(conns, served) if ok]
+        waiting = [c for c, ok in zip(conns, served) if not ok]
+        print("SERVED %d OF %d" % (len(first), len(conns)), flush=True)
+        time.sleep(float(sys.argv[6]))
+        closed = 0
+        for c in first:
+            try:
+                c.settimeout(0.5)
+                closed += c.recv(1) == b""
+            except ConnectionResetError:
+                closed += 1
+            except OSError:
+                pass
+        late = 0
+        for c in waiting:
+            try:
+                c.settimeout(3)
+                late += c.recv(2) == b"\x05\x00"
+            except OSError:
+                pass
+        print("IDLE CLOSED %d; THEN SERVED %d" % (closed, late))
     elif mode == "hold":
         s.settimeout(30)
         for i in range(2):

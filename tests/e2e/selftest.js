@@ -1,10 +1,13 @@
 // Runs the shared decision vectors (tests/vectors/decisions.json, path in EGRESSC_VECTORS)
-// against the generated sidecar's decision module, inside Pipy. The e2e suite copies this
-// file next to a generated sidecar/decide.js and runs it, with the vectors file augmented by
-// `matchers` (the route regexes' matchers as egressc compiles them, by `path:`/`value:` key);
+// against the generated sidecar's decision module and the gateway's admission module, inside
+// Pipy. The e2e suite copies this file next to a generated sidecar/decide.js and
+// gateway/admit.js and runs it, with the vectors file augmented by `matchers` (the route
+// regexes' matchers as egressc compiles them, by `path:`/`value:` key) and each gateway
+// config by the RefusedRanges and Limits of a generated gateway/config.json;
 // it writes one line per failure and a closing count to the file EGRESSC_SELFTEST_OUT, and
 // exits 1 when a vector fails.
 import decide from './decide.js'
+import admit from './admit.js'
 
 // `((N*S))` in a string: S repeated N times.
 function expandText(s) {
@@ -125,6 +128,14 @@ v.route.forEach(function (c) {
   var q = head.path.indexOf('?')
   var path = q >= 0 ? head.path.substring(0, q) : head.path
   check('route ' + JSON.stringify(c), decide.routeAllows(route, head, path), c.match)
+})
+
+v.gatewayAdmission.forEach(function (g) {
+  g.tunnels.forEach(function (t) {
+    var lists = admit.compile(g.config, t.podIPs)
+    var d = admit.refusal(lists, t.identity, t.target, t.local)
+    check('gatewayAdmission ' + JSON.stringify(t) + ' (' + d.why + ')', d.why === null, t.ok)
+  })
 })
 
 // The report goes to a file (EGRESSC_SELFTEST_OUT): Pipy's log may not be flushed at exit.

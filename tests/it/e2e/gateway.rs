@@ -11,10 +11,15 @@ pub fn through_gateway(suite: &mut Suite, mode: &str) {
     let gw_in = copy_fixture(&suite.work.join(format!("in-{mode}")));
     set_passthrough(&gw_in, true);
     add_gateway(&gw_in, mode);
+    // Another identity may reach a loopback address: what a tunnel naming it must not give
+    // app/client.
+    add_policy(&gw_in, OTHER_LOOPBACK);
     let gw_out = suite.work.join(format!("out-{mode}"));
     let gw_plan = build_tree(&gw_in, &gw_out);
     let gw_log = format!("gateway-{mode}");
-    if !suite.start(&gw_log, &gw_out.join("gateway/main.js"), None) {
+    // The gateway's pod has its own address, as in a cluster (its Service is 10.77.0.30).
+    let pod_ips = [("EGRESSC_POD_IPS", GATEWAY_POD_IP)];
+    if !suite.start_env(&gw_log, &gw_out.join("gateway/main.js"), None, &pod_ips) {
         return;
     }
     if !suite.start(
@@ -26,6 +31,13 @@ pub fn through_gateway(suite: &mut Suite, mode: &str) {
         return;
     }
     suite.run(mode, "app/client", Some(&gw_plan), &via_gateway_cases());
+    // Explain cannot know the gateway pod's address: no comparison here.
+    suite.run(
+        &format!("{mode}, the gateway's pod"),
+        "app/client",
+        None,
+        &super::hardening::gateway_itself_cases(),
+    );
     let logged = tunnels_logged(&suite.ns, &gw_log, mode);
     suite.check(logged);
     if suite.ns.log(&gw_log).contains("10.77.0.60:9000") {
@@ -42,6 +54,53 @@ pub fn through_gateway(suite: &mut Suite, mode: &str) {
         &gateway_stopped_cases(),
     );
     suite.ns.stop("sidecar");
+}
+
+/// The gateway pod's address (its Service's is 10.77.0.30).
+pub const GATEWAY_POD_IP: &str = "10.77.0.31";
+
+/// app/other may reach the loopback origin anywhere-lo through the gateway.
+const OTHER_LOOPBACK: &str = "kind: Egress\napiVersion: policy.flomesh.io/v1alpha1\n\
+metadata: {name: other-loopback, namespace: app}\nspec:\n  sources:\n  \
+- {kind: ServiceAccount, name: other, namespace: app}\n  ipAddresses: [127.0.0.70/32]\n  \
+ports: [{number: 7500, protocol: tcp}]\n";
+
+/// The gateway's own bounds, with a config whose Limits are made small: connections over the
+/// cap wait, and a connection idle past the bound is closed (then a waiting one is served).
+pub fn gateway_bounds(suite: &mut Suite) {
+    let gw_in = copy_fixture(&suite.work.join("in-bounds"));
+    add_gateway(&gw_in, "sock5");
+    let gw_out = suite.work.join("out-bounds");
+    build_tree(&gw_in, &gw_out);
+    let config_path = gw_out.join("gateway/config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
+    config["Limits"]["MaxConnections"] = 2.into();
+    config["Limits"]["IdleTimeout"] = 2.into();
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    if !suite.start("gateway-bounds", &gw_out.join("gateway/main.js"), None) {
+        return;
+    }
+    exempt_gateway(&suite.ns, "-I");
+    let out = suite
+        .ns
+        .cmd("python3")
+        .arg(root().join("tests/e2e/client.py"))
+        .args(["cap", "10.77.0.30", "1080", "2", "1", "4"])
+        .output()
+        .unwrap();
+    exempt_gateway(&suite.ns, "-D");
+    suite.ns.stop("gateway-bounds");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let want = "SERVED 2 OF 3\nIDLE CLOSED 2; THEN SERVED 1\n";
+    suite.check(if text == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "[gateway bounds] a cap of 2 and an idle bound of 2 s: expected\n{want}got\n{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    });
 }
 
 fn via_gateway_cases() -> Vec<Case> {

@@ -239,3 +239,28 @@ pub fn self_dial_cases() -> Vec<Case> {
         ),
     ]
 }
+
+/// A workload that dials the gateway's pod (not its Service) through passthrough: the gateway
+/// would tunnel to itself, and inside that tunnel the workload would speak to the gateway
+/// directly, naming another identity (app/other, whose policy names a loopback address). The
+/// gateway refuses itself as a target.
+pub fn gateway_itself_cases() -> Vec<Case> {
+    let pod = super::gateway::GATEWAY_POD_IP;
+    vec![
+        case(
+            "gateway: a CONNECT through a tunnel to the gateway's own pod, naming another identity",
+            py(&["h2connect", pod, "1080", "127.0.0.70:7500", "other.app"]),
+            Denied(&["anywhere-lo"]),
+        ),
+        case(
+            "gateway: SOCKS5 through a tunnel to the gateway's own pod",
+            py(&["socks", pod, "1080", "127.0.0.70", "7500"]),
+            Denied(&["anywhere-lo"]),
+        ),
+        case(
+            "gateway: the gateway's own pod on another port",
+            py(&["tcp", pod, "7500"]),
+            Denied(&[]),
+        ),
+    ]
+}

@@ -162,11 +162,14 @@ impl Netns {
         }
     }
 
-    pub fn start_pipy(
+    /// Start a Pipy script as the proxy uid, with its config and more environment variables
+    /// (`EGRESSC_POD_IPS`), and wait until it listens.
+    pub fn start_pipy_env(
         &mut self,
         name: &str,
         script: &Path,
         config: Option<&Path>,
+        env: &[(&str, &str)],
     ) -> Result<(), String> {
         // A small stack, as the threads of the musl image that FSM deploys have: a regex that
         // recurses per character on request input crashes here as it would there.
@@ -175,6 +178,9 @@ impl Netns {
         cmd.args(["-c", &limit, "sh", "env"]);
         if let Some(c) = config {
             cmd.arg(format!("EGRESSC_CONFIG={}", c.display()));
+        }
+        for (k, v) in env {
+            cmd.arg(format!("{k}={v}"));
         }
         cmd.arg(pipy()).arg("--admin-port-off").arg(script);
         self.spawn(name, cmd);
@@ -238,6 +244,15 @@ pub fn exempt_gateway(ns: &Netns, op: &str) {
     ])
     .args(["-p", "tcp", "--dport", "1080", "-j", "RETURN"]);
     run_ok(&mut c);
+}
+
+/// Add Egress policies (a YAML document) to a copy of the e2e mesh.
+pub fn add_policy(dir: &Path, yaml: &str) {
+    let path = dir.join("egress.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("---\n");
+    text.push_str(yaml);
+    std::fs::write(path, text).unwrap();
 }
 
 /// A copy of the e2e mesh without the named Egress policies.

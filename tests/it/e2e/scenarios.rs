@@ -180,7 +180,18 @@ impl Suite {
 
     /// Start `script` (with an identity's config) as `name`; a failure to start is recorded.
     pub fn start(&mut self, name: &str, script: &Path, config: Option<&Path>) -> bool {
-        match self.ns.start_pipy(name, script, config) {
+        self.start_env(name, script, config, &[])
+    }
+
+    /// [`Suite::start`] with more environment variables.
+    pub fn start_env(
+        &mut self,
+        name: &str,
+        script: &Path,
+        config: Option<&Path>,
+        env: &[(&str, &str)],
+    ) -> bool {
+        match self.ns.start_pipy_env(name, script, config, env) {
             Ok(()) => true,
             Err(e) => {
                 self.failures.push(e);
@@ -223,6 +234,7 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
         super::gateway::through_gateway(&mut suite, mode);
     }
     super::gateway::gateway_with_passthrough_off(&mut suite);
+    super::gateway::gateway_bounds(&mut suite);
     let Suite {
         failures,
         passed,

@@ -72,13 +72,22 @@ fn decision_vectors_agree_in_pipy() {
         return;
     }
     let out = std::env::temp_dir().join(format!("egressc-vectors-{}", std::process::id()));
-    build_tree(&root().join("fixtures/good-defaults"), &out);
+    // A mesh with a gateway: its admission module and config are needed too.
+    build_tree(&root().join("fixtures/good-wildcards-socks"), &out);
     let dir = out.join("selftest");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(out.join("sidecar/decide.js"), dir.join("decide.js")).unwrap();
+    std::fs::copy(out.join("gateway/admit.js"), dir.join("admit.js")).unwrap();
     std::fs::copy(root().join("tests/e2e/selftest.js"), dir.join("main.js")).unwrap();
     let vectors = dir.join("vectors.json");
-    std::fs::write(&vectors, vectors_with_matchers().to_string()).unwrap();
+    let gateway: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("gateway/config.json")).unwrap()).unwrap();
+    let mut v = vectors_with_matchers();
+    for g in v["gatewayAdmission"].as_array_mut().unwrap() {
+        g["config"]["RefusedRanges"] = gateway["RefusedRanges"].clone();
+        g["config"]["Limits"] = gateway["Limits"].clone();
+    }
+    std::fs::write(&vectors, v.to_string()).unwrap();
     let report = dir.join("report.txt");
     // The stack of the proxies (the long vectors must not overflow it).
     let mut child = Command::new("sh")
