@@ -168,6 +168,10 @@ pub struct KubeArgs {
     /// Also write NetworkPolicies that let meshed pods send only to the gateway and cluster DNS.
     #[arg(long)]
     pub pin_egress: bool,
+    /// The sidecar container's memory limit, in MiB (at least 64, its request). Default:
+    /// derived from the largest identity config (64 MiB and 12 bytes per config byte).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
+    pub sidecar_memory_limit: Option<u32>,
 }
 
 fn parse_prefix(s: &str) -> Result<String, UsageError> {

@@ -215,6 +215,7 @@ pub fn build(
             inject_label: kube.inject_label.clone(),
             iptables_legacy: kube.iptables_legacy,
             pin_egress: kube.pin_egress,
+            sidecar_memory_limit_mib: kube.sidecar_memory_limit,
             ..run.kube()
         },
         gate: run.gate(),

@@ -130,6 +130,87 @@ fn identity_configs_are_split_across_configmaps_and_all_mounted() {
     }
 }
 
+#[test]
+fn the_sidecar_memory_limit_grows_with_the_largest_config_or_is_given() {
+    let limit = |out: &Path| -> u64 {
+        let patch = documents(&out.join("kubernetes/inject"))
+            .into_iter()
+            .find(|(f, _)| f.ends_with("deployment.yaml"))
+            .unwrap()
+            .1;
+        let sidecar = patch["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "egressc-sidecar")
+            .unwrap()
+            .clone();
+        let text = sidecar["resources"]["limits"]["memory"].as_str().unwrap();
+        text.strip_suffix("Mi").unwrap().parse().unwrap()
+    };
+    let small = scratch("mem-small");
+    build("example/mesh", &small, &[]);
+    // 64 MiB and 12 bytes per byte of the largest config (with the mesh data).
+    let largest = walkdir::WalkDir::new(small.join("configs"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().unwrap().len())
+        .chain([std::fs::metadata(small.join("sidecar/config.json"))
+            .unwrap()
+            .len()])
+        .max()
+        .unwrap();
+    let mesh = std::fs::metadata(small.join("sidecar/mesh.json"))
+        .unwrap()
+        .len();
+    assert_eq!(
+        limit(&small),
+        64 + ((largest + mesh) * 12).div_ceil(1 << 20)
+    );
+    // Many hosts in one identity's config: the limit grows with it.
+    let dir = scratch("mem-many-in");
+    let hosts: Vec<String> = (0..3000).map(|i| format!("h{i}.exact.test")).collect();
+    std::fs::write(
+        dir.join("mesh.yaml"),
+        format!(
+            "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: a, namespace: ns}}\n---\n\
+             apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e, namespace: ns}}\n\
+             spec:\n  sources: [{{kind: ServiceAccount, name: a, namespace: ns}}]\n  hosts: [{}]\n  \
+             ports: [{{number: 80, protocol: http}}]\n",
+            hosts.join(", ")
+        ),
+    )
+    .unwrap();
+    let many = scratch("mem-many");
+    build(dir.to_str().unwrap(), &many, &[]);
+    let config = std::fs::metadata(many.join("configs/ns/a.json"))
+        .unwrap()
+        .len();
+    assert!(config > 1 << 20, "{config} bytes");
+    assert!(
+        limit(&many) >= 64 + config * 12 / (1 << 20),
+        "{}",
+        limit(&many)
+    );
+    // The flag sets it; under the request (64 MiB) it is refused.
+    let given = scratch("mem-given");
+    build("example/mesh", &given, &["--sidecar-memory-limit", "300"]);
+    assert_eq!(limit(&given), 300);
+    let run = egressc(&[
+        "build",
+        "example/mesh",
+        "-o",
+        "/nonexistent/x",
+        "--sidecar-memory-limit",
+        "32",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    for d in [small, dir, many, given] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
+
 fn tool(name: &str) -> bool {
     let ok = Command::new(name)
         .arg("--help")

@@ -6,6 +6,7 @@
 use crate::emit::kubernetes::KubeOptions;
 use crate::emit::kubernetes::objects::{
     CONFIGS, MESHED_LABEL, SIDECAR, env, field, parts_volume, proxy_security, requests,
+    with_memory_limit,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, PodSpec, PodTemplateSpec, SecurityContext, VolumeMount,
@@ -96,7 +97,15 @@ fn init_container(opts: &KubeOptions) -> Container {
     }
 }
 
-fn sidecar_container(opts: &KubeOptions) -> Container {
+/// What the patches depend on beyond the options: how many ConfigMaps the volumes take at
+/// most, and the sidecar's memory limit.
+pub struct Sizing {
+    pub sidecar_parts: usize,
+    pub config_parts: usize,
+    pub memory_limit_mib: u32,
+}
+
+fn sidecar_container(opts: &KubeOptions, memory_limit_mib: u32) -> Container {
     Container {
         name: "egressc-sidecar".into(),
         image: Some(opts.pipy_image.clone()),
@@ -112,7 +121,7 @@ fn sidecar_container(opts: &KubeOptions) -> Container {
             field("metadata.namespace", "EGRESSC_NAMESPACE"),
             field("status.podIPs", "EGRESSC_POD_IPS"),
         ]),
-        resources: Some(requests("50m", "64Mi")),
+        resources: Some(with_memory_limit(requests("50m", "64Mi"), memory_limit_mib)),
         security_context: Some(proxy_security()),
         volume_mounts: Some(vec![
             mount("egressc-sidecar", CODEBASE_DIR),
@@ -124,7 +133,8 @@ fn sidecar_container(opts: &KubeOptions) -> Container {
 
 /// The pod template every patch adds: the meshed label, the two containers, the volumes (every
 /// part of the codebase, and of the configs, each optional — namespaces may have fewer).
-fn pod_template(opts: &KubeOptions, sidecar_parts: usize, config_parts: usize) -> PodTemplateSpec {
+fn pod_template(opts: &KubeOptions, sizing: &Sizing) -> PodTemplateSpec {
+    let (sidecar_parts, config_parts) = (sizing.sidecar_parts, sizing.config_parts);
     // Every configs part is optional (a namespace whose identities all run `_default` has
     // none); the codebase's first part is required.
     let configs = parts_volume("egressc-configs", CONFIGS, config_parts, 1);
@@ -138,7 +148,7 @@ fn pod_template(opts: &KubeOptions, sidecar_parts: usize, config_parts: usize) -
         }),
         spec: Some(PodSpec {
             init_containers: Some(vec![init_container(opts)]),
-            containers: vec![sidecar_container(opts)],
+            containers: vec![sidecar_container(opts, sizing.memory_limit_mib)],
             volumes: Some(vec![
                 parts_volume("egressc-sidecar", SIDECAR, sidecar_parts, 2),
                 configs,
@@ -149,13 +159,8 @@ fn pod_template(opts: &KubeOptions, sidecar_parts: usize, config_parts: usize) -
 }
 
 /// The Component and its patches: (file name, document).
-pub fn component(
-    opts: &KubeOptions,
-    sidecar_parts: usize,
-    config_parts: usize,
-) -> Vec<(String, Value)> {
-    let template =
-        serde_json::to_value(pod_template(opts, sidecar_parts, config_parts)).expect("json");
+pub fn component(opts: &KubeOptions, sizing: &Sizing) -> Vec<(String, Value)> {
+    let template = serde_json::to_value(pod_template(opts, sizing)).expect("json");
     let (key, value) = &opts.inject_label;
     let selector = format!("{key}={value}");
     let kinds = [

@@ -33,6 +33,18 @@ pub struct KubeOptions {
     /// The largest ConfigMap, in bytes of its JSON form (client-side `kubectl apply` copies the
     /// object into an annotation capped at 256 KiB).
     pub configmap_max_bytes: usize,
+    /// The sidecar container's memory limit, in MiB; `None`: derived from the largest config
+    /// ([`sidecar_memory_limit_mib`]).
+    pub sidecar_memory_limit_mib: Option<u32>,
+}
+
+/// The sidecar's memory limit for configs of at most `config_bytes` (an identity's config and
+/// the mesh data, the largest of the mesh): 64 MiB for Pipy, its buffers and traffic, and 12
+/// bytes per config byte (Pipy holds a 6.4 MiB config of 10,000 hosts in about 70 MiB, and a
+/// reload briefly holds two). 10,000 hosts: 142 MiB.
+pub fn sidecar_memory_limit_mib(config_bytes: usize) -> u32 {
+    let per_config = (config_bytes as u64 * 12).div_ceil(1 << 20);
+    u32::try_from(64 + per_config).unwrap_or(u32::MAX)
 }
 
 pub const DEFAULT_PIPY_IMAGE: &str = "flomesh/pipy:1.5.14";
@@ -50,6 +62,7 @@ impl Default for KubeOptions {
             iptables_legacy: false,
             pin_egress: false,
             configmap_max_bytes: (DEFAULT_CONFIGMAP_MAX_KIB as usize) << 10,
+            sidecar_memory_limit_mib: None,
         }
     }
 }
@@ -182,6 +195,8 @@ pub struct Kube<'a> {
     /// The most ConfigMaps a namespace's sidecar and configs volumes took.
     sidecar_parts: usize,
     config_parts: usize,
+    /// The largest identity config and the mesh data, in bytes (the sidecar's memory limit).
+    config_bytes: usize,
     /// The files of `kubernetes/` written so far (the kustomization's resources).
     resources: std::collections::BTreeSet<String>,
     problems: Vec<Diagnostic>,
@@ -196,9 +211,21 @@ impl<'a> Kube<'a> {
             sidecar: objects::sidecar_files(shared),
             sidecar_parts: 1,
             config_parts: 1,
+            config_bytes: ["sidecar/config.json", "sidecar/mesh.json"]
+                .iter()
+                .filter_map(|f| shared.files.get(*f).map(Vec::len))
+                .sum(),
             resources: Default::default(),
             problems: Vec::new(),
         }
+    }
+
+    /// The size of a file of the sidecar codebase.
+    fn sidecar_file_bytes(&self, name: &str) -> usize {
+        self.sidecar
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, text)| text.len())
     }
 
     /// Pack one volume, or say why it cannot be.
@@ -235,6 +262,10 @@ impl<'a> Kube<'a> {
             .iter()
             .map(|(k, b)| (k.clone(), String::from_utf8_lossy(b).into_owned()))
             .collect();
+        let mesh = self.sidecar_file_bytes("mesh.json");
+        for (_, bytes) in configs {
+            self.config_bytes = self.config_bytes.max(bytes.len() + mesh);
+        }
         let cfg = self.pack(
             format!("the identity configs of namespace {ns}"),
             CONFIGS,
@@ -300,7 +331,15 @@ impl<'a> Kube<'a> {
             "kubernetes/kustomization.yaml".into(),
             kustomization.into_bytes(),
         );
-        for (name, doc) in inject::component(self.opts, self.sidecar_parts, self.config_parts) {
+        let sizing = inject::Sizing {
+            sidecar_parts: self.sidecar_parts,
+            config_parts: self.config_parts,
+            memory_limit_mib: self
+                .opts
+                .sidecar_memory_limit_mib
+                .unwrap_or_else(|| sidecar_memory_limit_mib(self.config_bytes)),
+        };
+        for (name, doc) in inject::component(self.opts, &sizing) {
             let mut text = String::new();
             push_yaml(&mut text, &doc);
             sink.put(format!("kubernetes/inject/{name}"), text.into_bytes());

@@ -151,6 +151,15 @@ pub fn requests(cpu: &str, memory: &str) -> ResourceRequirements {
     }
 }
 
+/// `r` with a memory limit.
+pub fn with_memory_limit(mut r: ResourceRequirements, mib: u32) -> ResourceRequirements {
+    r.limits = Some(BTreeMap::from([(
+        "memory".to_owned(),
+        Quantity(format!("{mib}Mi")),
+    )]));
+    r
+}
+
 pub fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
