@@ -42,7 +42,7 @@ pub fn diff(a: &DiffArgs) -> Exit {
     let head_options = run.read_options();
     let mut base_options = head_options.clone();
     let tree = match a.base_git {
-        Some(rev) => match crate::cli::git::checkout(rev, a.head) {
+        Some(rev) => match crate::cli::git::checkout(rev, a.head, head_options.max_input_bytes) {
             Ok(t) => Some(t),
             Err(e) => return Exit::Usage(e),
         },

@@ -3,6 +3,7 @@
 mod build;
 mod check;
 mod diff;
+mod diff_git;
 mod e2e;
 mod explain;
 mod kubernetes;
