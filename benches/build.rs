@@ -1,6 +1,7 @@
 //! Benchmark: compile generated meshes and compare with only parsing the same YAML: the
 //! 2,000-identity mesh (5,000 Egress policies, 1,000 Services, one gateway), 10,000 policies of
-//! one identity on one port, and a mesh ten times the first (50,000 policies).
+//! one identity on one port, one host with 2,000 routes, and a mesh ten times the first
+//! (50,000 policies).
 //!
 //! Run with `cargo bench --bench build` (`EGRESSC_BENCH_SHAPES=mesh` for the first shape
 //! only; names are comma-separated). For each shape it prints the in-process time to only parse the YAML, the wall time
@@ -26,6 +27,10 @@ struct Shape {
     /// Every policy is for one identity and one port (https, a host of its own): the shape
     /// that was quadratic in the cross-policy checks.
     one_identity: bool,
+    /// One http policy of one host whose HTTPRouteGroup has `policies` literal routes: the
+    /// shape that was quadratic in `diff` (a regex compiled per pair of routes); its diff
+    /// adds one route.
+    routes: bool,
 }
 
 const SHAPES: &[Shape] = &[
@@ -35,6 +40,7 @@ const SHAPES: &[Shape] = &[
         policies: 5_000,
         services: 1_000,
         one_identity: false,
+        routes: false,
     },
     Shape {
         name: "one identity, one port",
@@ -42,6 +48,15 @@ const SHAPES: &[Shape] = &[
         policies: 10_000,
         services: 0,
         one_identity: true,
+        routes: false,
+    },
+    Shape {
+        name: "one host, 2,000 routes",
+        service_accounts: 1,
+        policies: 2_000,
+        services: 0,
+        one_identity: true,
+        routes: true,
     },
     Shape {
         name: "mesh x10",
@@ -49,6 +64,7 @@ const SHAPES: &[Shape] = &[
         policies: 50_000,
         services: 10_000,
         one_identity: false,
+        routes: false,
     },
 ];
 
@@ -94,8 +110,23 @@ apiVersion: v1\nkind: Service\nmetadata:\n  name: fsm-egress-gateway\n  namespac
             i % 250 + 1
         );
     }
+    if shape.routes {
+        let _ = write!(
+            files[1],
+            "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata:\n  name: api\n  namespace: team-0\nspec:\n  sources:\n  - kind: ServiceAccount\n    name: sa-0\n    namespace: team-0\n  hosts:\n  - api-0.example.com\n  ports:\n  - number: 80\n    protocol: http\n  matches:\n  - apiGroup: specs.smi-spec.io/v1alpha4\n    kind: HTTPRouteGroup\n    name: routes\n---\napiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata:\n  name: routes\n  namespace: team-0\nspec:\n  matches:\n"
+        );
+        for i in 0..policies {
+            let _ = writeln!(
+                files[1],
+                "  - {{name: r{i}, pathRegex: /api/v1/item{i}, methods: [GET]}}"
+            );
+        }
+    }
     for i in 0..policies {
         let f = &mut files[i % FILES];
+        if shape.routes {
+            break;
+        }
         if shape.one_identity {
             let _ = write!(
                 f,
@@ -257,11 +288,12 @@ fn bench(shape: &Shape, base: &Path) {
     let parse = median(parse);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "== {}: {docs} documents, {:.1} MiB in {FILES} files ({} ServiceAccounts, {} Egress, {} Services); {files_out} files out",
+        "== {}: {docs} documents, {:.1} MiB in {FILES} files ({} ServiceAccounts, {} {}, {} Services); {files_out} files out",
         shape.name,
         bytes as f64 / 1048576.0,
         shape.service_accounts,
         shape.policies,
+        if shape.routes { "routes" } else { "Egress" },
         shape.services
     );
     println!(
@@ -287,26 +319,36 @@ fn bench(shape: &Shape, base: &Path) {
         "peak memory of the build process: {:.0} MiB",
         peak as f64 / 1024.0
     );
-    bench_diff(&input, base, runs);
+    bench_diff(&input, base, runs, shape.routes);
 }
 
 /// `egressc check` of the mesh, and `egressc diff` of the mesh against a copy with one
-/// policy changed (its first host renamed): the diff must take under 2.5 checks.
-fn bench_diff(input: &Path, base: &Path, runs: usize) {
+/// policy changed (its first host renamed; with many routes, one route added): the diff
+/// must take under 2.5 checks (2 with many routes).
+fn bench_diff(input: &Path, base: &Path, runs: usize, routes: bool) {
     let head = base.join("mesh-head");
     std::fs::create_dir_all(&head).unwrap();
     for e in std::fs::read_dir(input).unwrap() {
         let p = e.unwrap().path();
         std::fs::copy(&p, head.join(p.file_name().unwrap())).unwrap();
     }
-    let first = head.join("mesh-00.yaml");
+    let first = head.join(if routes {
+        "mesh-01.yaml"
+    } else {
+        "mesh-00.yaml"
+    });
     let text = std::fs::read_to_string(&first).unwrap();
     assert!(text.contains("api-0.example"), "the first policy's host");
-    std::fs::write(
-        &first,
-        text.replacen("api-0.example", "api-0.changed.example", 1),
-    )
-    .unwrap();
+    let changed = if routes {
+        text.replacen(
+            "  - {name: r0,",
+            "  - {name: added, pathRegex: /api/v2/added, methods: [GET]}\n  - {name: r0,",
+            1,
+        )
+    } else {
+        text.replacen("api-0.example", "api-0.changed.example", 1)
+    };
+    std::fs::write(&first, changed).unwrap();
     let os = |v: &[&str]| -> Vec<std::ffi::OsString> { v.iter().map(Into::into).collect() };
     let mut check_args = os(&["check", "--allow", "W0405", "--color", "never"]);
     check_args.push(input.into());
@@ -332,9 +374,15 @@ fn bench_diff(input: &Path, base: &Path, runs: usize) {
         check_peak as f64 / 1024.0
     );
     println!(
-        "diff against one policy changed (process, median): {:.0} ms = {:.2}x check (target < 2.5x); CPU {:.0} ms user, {:.0} ms system; peak {:.0} MiB",
+        "diff against {} (process, median): {:.0} ms = {:.2}x check (target < {}); CPU {:.0} ms user, {:.0} ms system; peak {:.0} MiB",
+        if routes {
+            "one route added"
+        } else {
+            "one policy changed"
+        },
         ms(diff),
         diff.as_secs_f64() / check.as_secs_f64(),
+        if routes { "2x" } else { "2.5x" },
         du * 1000.0,
         ds * 1000.0,
         diff_peak as f64 / 1024.0

@@ -58,7 +58,20 @@ pub struct Atom {
 pub struct Access {
     /// Sorted by key, then route.
     pub atoms: Vec<Atom>,
-    index: HashMap<(u16, Dest), Vec<usize>>,
+    index: HashMap<(u16, Dest), Slot>,
+}
+
+/// The atoms of one port and destination, by what their route's path can cover: a route
+/// with a literal path covers only requests for that literal, so those are found by value
+/// (a diff of thousands of literal routes costs what a check does, not a regex per pair).
+#[derive(Debug, Default)]
+struct Slot {
+    /// No route, or not a host destination: any request.
+    any: Vec<usize>,
+    /// By the one path their regex matches.
+    literal: HashMap<String, Vec<usize>>,
+    /// Other path regexes.
+    regex: Vec<usize>,
 }
 
 fn prefix_mask(len: u8) -> u32 {
@@ -178,19 +191,32 @@ fn literal(path: &str) -> Option<String> {
     }
 }
 
+/// Whether a path regex matches the whole of `text` (each regex compiled once a thread).
+fn whole_match(regex: &str, text: &str) -> bool {
+    thread_local! {
+        static COMPILED: std::cell::RefCell<HashMap<String, Option<regex::Regex>>> =
+            Default::default();
+    }
+    COMPILED.with(|c| {
+        c.borrow_mut()
+            .entry(regex.to_owned())
+            .or_insert_with(|| regex::Regex::new(&format!("^(?:{regex})$")).ok())
+            .as_ref()
+            .is_some_and(|re| re.is_match(text))
+    })
+}
+
 /// Whether every request route `a` admits is admitted by `b` (provably: same or fewer
 /// methods, the same path regex or a literal path that `b` matches, `b`'s headers required
 /// with the same regexes).
 pub fn route_within(a: &RouteAtom, b: &RouteAtom) -> bool {
+    #[cfg(test)]
+    tests::ROUTE_CHECKS.with(|n| n.set(n.get() + 1));
     let methods = b.methods.is_empty()
         || (!a.methods.is_empty() && a.methods.iter().all(|m| b.methods.contains(m)));
     let headers = b.headers.iter().all(|(n, v)| a.headers.get(n) == Some(v));
-    let path = || {
-        a.path == b.path
-            || literal(&a.path).is_some_and(|lit| {
-                regex::Regex::new(&format!("^(?:{})$", b.path)).is_ok_and(|re| re.is_match(&lit))
-            })
-    };
+    let path =
+        || a.path == b.path || literal(&a.path).is_some_and(|lit| whole_match(&b.path, &lit));
     methods && headers && path()
 }
 
@@ -312,12 +338,16 @@ impl Access {
     }
 
     fn indexed(atoms: Vec<Atom>) -> Access {
-        let mut index: HashMap<(u16, Dest), Vec<usize>> = HashMap::new();
+        let mut index: HashMap<(u16, Dest), Slot> = HashMap::new();
         for (i, a) in atoms.iter().enumerate() {
-            index
-                .entry((a.key.port, a.key.dest.clone()))
-                .or_default()
-                .push(i);
+            let slot = index.entry((a.key.port, a.key.dest.clone())).or_default();
+            match &a.route {
+                None => slot.any.push(i),
+                Some(r) => match literal(&r.path) {
+                    Some(lit) => slot.literal.entry(lit).or_default().push(i),
+                    None => slot.regex.push(i),
+                },
+            }
         }
         Access { atoms, index }
     }
@@ -327,9 +357,18 @@ impl Access {
     pub fn covering(&self, a: &Atom, skip: &dyn Fn(usize) -> bool) -> Option<Vec<usize>> {
         let port = a.key.port;
         let mut candidates: Vec<usize> = Vec::new();
+        // A literal route is covered by a route of the same literal, or by a regex; any
+        // other route only by a regex (the same one) or by no route at all.
+        let lit = a.route.as_ref().and_then(|r| literal(&r.path));
         let mut look = |dest: Dest| {
-            if let Some(v) = self.index.get(&(port, dest)) {
-                candidates.extend(v.iter().copied().filter(|&i| !skip(i)));
+            if let Some(slot) = self.index.get(&(port, dest)) {
+                let same = lit.as_ref().and_then(|l| slot.literal.get(l));
+                let all = slot
+                    .any
+                    .iter()
+                    .chain(&slot.regex)
+                    .chain(same.into_iter().flatten());
+                candidates.extend(all.copied().filter(|&i| !skip(i)));
             }
         };
         look(Dest::AnyAddress);

@@ -235,3 +235,40 @@ fn a_host_restriction_is_covered_by_the_union_of_other_tuples() {
     let wider = atom(ProtocolClass::Https, exact, &["0.0.0.0/1"]);
     assert!(side.covering(&wider, &|_| false).is_none());
 }
+
+thread_local! {
+    /// How many times `route_within` ran on this thread.
+    pub static ROUTE_CHECKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+#[test]
+fn literal_routes_are_found_by_value_not_compared_pairwise() {
+    // One host, 2,000 literal routes: each route's coverage looks at the routes of its own
+    // literal (and regexes), not at all 2,000 (a regex compiled per pair took minutes).
+    let mut routes = String::from(
+        "kind: HTTPRouteGroup\napiVersion: specs.smi-spec.io/v1alpha4\nmetadata: {name: r, namespace: a}\nspec:\n  matches:\n",
+    );
+    for i in 0..2000 {
+        routes.push_str(&format!(
+            "  - {{name: r{i}, pathRegex: /item{i}, methods: [GET]}}\n"
+        ));
+    }
+    routes.push_str("  - {name: any, pathRegex: /other/.*}\n---\n");
+    let spec = "  hosts: [api.example.com]\n  ports: [{number: 80, protocol: http}]\n  matches: [{apiGroup: specs.smi-spec.io/v1alpha4, kind: HTTPRouteGroup, name: r}]\n";
+    ROUTE_CHECKS.with(|n| n.set(0));
+    let a = access(&format!("{routes}{}", egress("p", spec)), "a/s");
+    assert_eq!(a.atoms.len(), 2001);
+    let checks = ROUTE_CHECKS.with(|n| n.get());
+    assert!(
+        checks <= 3 * 2001,
+        "{checks} route comparisons for 2,001 routes"
+    );
+    // The regex still covers a literal inside it, and not one outside.
+    let probe = |path: &str| Atom {
+        route: Some(route(path, &["GET"], &[])),
+        ..a.atoms[0].clone()
+    };
+    assert!(a.covering(&probe("/other/x"), &|_| false).is_some());
+    assert!(a.covering(&probe("/item7"), &|_| false).is_some());
+    assert!(a.covering(&probe("/item7x"), &|_| false).is_none());
+}
