@@ -460,6 +460,12 @@ pub(crate) mod testing {
             .collect()
     }
 
+    /// The plan of inputs without errors; `None` when they have some.
+    pub fn try_plan(yaml: &str) -> Option<Plan> {
+        let a = analysis(yaml);
+        (!a.has_errors()).then(|| a.lower())
+    }
+
     /// The plan of inputs that must have no errors.
     pub fn plan(yaml: &str) -> Plan {
         let a = analysis(yaml);

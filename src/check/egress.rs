@@ -284,8 +284,10 @@ fn check_cidrs(doc: &Document, spec: &EgressSpec, diags: &mut Vec<Diagnostic>) -
         if parsed.is_some_and(|c| c.0.network_length() == 0) {
             diags.push(allows_everything(
                 doc.span(p),
-                format!("`{c}` contains every address: `ipAddresses` restricts nothing"),
-                "list the networks the policy may reach, or leave `ipAddresses` out on purpose",
+                format!(
+                    "`{c}` contains every address: it restricts nothing, and through an egress gateway it also names loopback, link-local (cloud metadata at 169.254.169.254) and the other ranges the gateway refuses unless a policy names them"
+                ),
+                "list the networks the policy may reach; leaving `ipAddresses` out allows every address but those ranges",
             ));
         }
         cidrs.extend(parsed);

@@ -59,6 +59,25 @@ pub struct Access {
     /// Sorted by key, then route.
     pub atoms: Vec<Atom>,
     index: HashMap<(u16, Dest), Slot>,
+    /// Whether this side has a global egress gateway: it refuses loopback, link-local and the
+    /// other refused ranges unless a listed CIDR names them, so any-address does not cover
+    /// a CIDR that overlaps one (README, "Security model").
+    gateway: bool,
+}
+
+/// Whether a CIDR shares an address with a range the gateway refuses unless named.
+pub fn names_refused(c: &Cidr) -> bool {
+    crate::net::refused_ranges()
+        .iter()
+        .any(|(r, _)| overlaps(c, r))
+}
+
+/// `0.0.0.0/0`.
+fn everything() -> Cidr {
+    supernet(
+        Cidr(cidr::Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 32).expect("a host")),
+        0,
+    )
 }
 
 /// The atoms of one port and destination, by what their route's path can cover: a route
@@ -161,7 +180,10 @@ fn expand(rule: &Rule, out: &mut Vec<Atom>) {
     };
     if rule.hosts.is_empty() {
         // tcp, or https without hosts: the address decides (http rules always have hosts).
-        if addresses.is_empty() {
+        // A listed `0.0.0.0/0` is not the same as none: it names every refused range.
+        if rule.cidrs.iter().any(|c| c.0.network_length() == 0) {
+            out.push(atom(Dest::Cidr(everything()), Vec::new(), None));
+        } else if addresses.is_empty() {
             out.push(atom(Dest::AnyAddress, Vec::new(), None));
         }
         for c in addresses {
@@ -256,8 +278,8 @@ type Granted = Vec<Provenance>;
 type Restriction = Option<Vec<Cidr>>;
 
 impl Access {
-    /// The canonical access of an identity's rules.
-    pub fn of(id: &IdentityPlan) -> Access {
+    /// The canonical access of an identity's rules, on a side with or without a gateway.
+    pub fn of(id: &IdentityPlan, gateway: bool) -> Access {
         let mut raw = Vec::new();
         for rule in &id.rules {
             expand(rule, &mut raw);
@@ -287,11 +309,7 @@ impl Access {
         // Destination CIDRs: one canonical set per port and protocol.
         for ((port, protocol), items) in cidr_dests {
             for (c, by) in canonical(items) {
-                let dest = if c.0.network_length() == 0 {
-                    Dest::AnyAddress
-                } else {
-                    Dest::Cidr(c)
-                };
+                let dest = Dest::Cidr(c);
                 let slot = merged
                     .entry((
                         Key {
@@ -318,7 +336,7 @@ impl Access {
                 }
             })
             .collect();
-        let all = Access::indexed(atoms);
+        let all = Access::indexed(atoms, gateway);
         // Drop what the rest of the side covers (the later of two equivalent atoms stays).
         let mut dropped = vec![false; all.atoms.len()];
         for i in 0..all.atoms.len() {
@@ -334,10 +352,11 @@ impl Access {
                 .filter(|(_, d)| !d)
                 .map(|(a, _)| a)
                 .collect(),
+            gateway,
         )
     }
 
-    fn indexed(atoms: Vec<Atom>) -> Access {
+    fn indexed(atoms: Vec<Atom>, gateway: bool) -> Access {
         let mut index: HashMap<(u16, Dest), Slot> = HashMap::new();
         for (i, a) in atoms.iter().enumerate() {
             let slot = index.entry((a.key.port, a.key.dest.clone())).or_default();
@@ -349,7 +368,11 @@ impl Access {
                 },
             }
         }
-        Access { atoms, index }
+        Access {
+            atoms,
+            index,
+            gateway,
+        }
     }
 
     /// The atoms of this side that together admit every connection `a` admits (`None` when
@@ -373,13 +396,14 @@ impl Access {
         };
         look(Dest::AnyAddress);
         match &a.key.dest {
-            Dest::AnyAddress => {}
+            Dest::AnyAddress => look(Dest::Cidr(everything())),
             Dest::Cidr(c) => {
                 for len in 0..=c.0.network_length() {
                     look(Dest::Cidr(supernet(*c, len)));
                 }
             }
             Dest::Host(h) => {
+                look(Dest::Cidr(everything()));
                 for p in covering_patterns(h) {
                     look(Dest::Host(p));
                 }
@@ -394,8 +418,14 @@ impl Access {
                 continue;
             }
             match (&b.key.dest, &a.key.dest) {
+                // Through a gateway, any address is not a refused one: only a CIDR names it.
+                (Dest::AnyAddress, Dest::Cidr(c)) if self.gateway && names_refused(c) => {}
+                // A host rule admits a connection dialled to any address, a refused one too.
+                (Dest::AnyAddress, Dest::Host(_)) if self.gateway => {}
                 (Dest::AnyAddress, _) => any.push(i),
-                // A host rule dials the name, wherever it resolves: no CIDR covers it.
+                // A host rule dials the name, wherever it resolves: no CIDR covers it but
+                // every address.
+                (Dest::Cidr(c), Dest::Host(_)) if c.0.network_length() == 0 => any.push(i),
                 (Dest::Cidr(_), Dest::Host(_)) => {}
                 (Dest::Cidr(c), _) => parts.push((*c, vec![i])),
                 (Dest::Host(_), _) if b.key.protocol != a.key.protocol => {}
@@ -415,7 +445,7 @@ impl Access {
             return Some(any);
         }
         let need: Vec<Cidr> = match &a.key.dest {
-            Dest::AnyAddress => return None,
+            Dest::AnyAddress => vec![everything()],
             Dest::Cidr(c) => vec![*c],
             Dest::Host(_) if a.addresses.is_empty() => return None,
             Dest::Host(_) => a.addresses.clone(),

@@ -26,7 +26,7 @@ fn route(path: &str, methods: &[&str], headers: &[(&str, &str)]) -> RouteAtom {
 /// The canonical access of `ns/sa` in a mesh with passthrough off.
 fn access(yaml: &str, who: &str) -> Access {
     let p = plan(&enforced(yaml));
-    Access::of(p.identities.iter().find(|i| i.name == who).unwrap())
+    Access::of(p.identities.iter().find(|i| i.name == who).unwrap(), false)
 }
 
 fn egress(name: &str, spec: &str) -> String {
@@ -159,7 +159,7 @@ fn equal_tuples_merge_and_covered_ones_drop() {
 }
 
 #[test]
-fn every_address_is_any_address() {
+fn every_address_covers_narrower_addresses() {
     let yaml = egress(
         "open",
         "  ipAddresses: [0.0.0.0/0]\n  ports: [{number: 22, protocol: tcp}]\n",
@@ -167,10 +167,11 @@ fn every_address_is_any_address() {
         "narrow",
         "  ipAddresses: [10.0.0.0/8]\n  ports: [{number: 22, protocol: tcp}]\n",
     );
-    // 0.0.0.0/0 is any address, which covers the narrower rule.
+    // 0.0.0.0/0 covers the narrower rule; it stays apart from any address (no
+    // `ipAddresses`): through a gateway it also names the refused ranges.
     assert_eq!(
         described(&access(&yaml, "a/s")),
-        ["tcp any:22 [] None [\"a/open\"]"]
+        ["tcp 0.0.0.0/0:22 [] None [\"a/narrow\", \"a/open\"]"]
     );
 }
 
@@ -190,7 +191,7 @@ fn atom(protocol: ProtocolClass, dest: Dest, addresses: &[&str]) -> Atom {
 #[test]
 fn a_host_is_covered_by_any_address_but_not_by_a_cidr() {
     let host = || Dest::Host(HostPattern::Exact("api.example.com".into()));
-    let side = |atoms: Vec<Atom>| Access::indexed(atoms);
+    let side = |atoms: Vec<Atom>| Access::indexed(atoms, false);
     let cidr = side(vec![atom(
         ProtocolClass::Https,
         Dest::Cidr(c("10.0.0.0/8")),
@@ -226,10 +227,13 @@ fn a_host_is_covered_by_any_address_but_not_by_a_cidr() {
 fn a_host_restriction_is_covered_by_the_union_of_other_tuples() {
     let exact = Dest::Host(HostPattern::Exact("api.example.com".into()));
     let wild = Dest::Host(HostPattern::Wildcard("example.com".into()));
-    let side = Access::indexed(vec![
-        atom(ProtocolClass::Https, exact.clone(), &["10.0.0.0/9"]),
-        atom(ProtocolClass::Https, wild, &["10.128.0.0/9"]),
-    ]);
+    let side = Access::indexed(
+        vec![
+            atom(ProtocolClass::Https, exact.clone(), &["10.0.0.0/9"]),
+            atom(ProtocolClass::Https, wild, &["10.128.0.0/9"]),
+        ],
+        false,
+    );
     let wanted = atom(ProtocolClass::Https, exact.clone(), &["10.0.0.0/8"]);
     assert_eq!(side.covering(&wanted, &|_| false), Some(vec![0, 1]));
     let wider = atom(ProtocolClass::Https, exact, &["0.0.0.0/1"]);

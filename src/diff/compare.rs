@@ -2,15 +2,14 @@
 //! under other constraints. Compared by coverage, not equality: a head tuple that the base
 //! already covers is no gain, a base tuple that the head still covers is no loss.
 
-use crate::diff::access::{Access, Atom, Dest, Key, overlaps};
+use crate::diff::access::{Access, Atom, Dest, Key, names_refused, overlaps};
 use crate::diff::{AccessEntry, Change, Effect};
-use crate::net::HostPattern;
 use crate::plan::Plan;
 use std::collections::BTreeMap;
 
-fn names_localhost(h: &HostPattern) -> bool {
-    let (HostPattern::Exact(n) | HostPattern::Wildcard(n)) = h;
-    n == "localhost" || n.ends_with(".localhost")
+/// `127.0.0.0/8`.
+fn loopback() -> crate::net::Cidr {
+    crate::net::parse_cidr("127.0.0.0/8").expect("a CIDR")
 }
 
 /// Whether passthrough on `plan` already lets every identity reach everything `a` admits.
@@ -20,22 +19,71 @@ pub fn passthrough_reaches(plan: &Plan, a: &Atom) -> bool {
     if !plan.settings.enable_egress {
         return false;
     }
+    // Passthrough never relays to a loopback address (the pod itself), nor does the gateway
+    // admit one; a rule does. A host rule admits a connection dialled to any address (it
+    // connects to the name), loopback ones too: passthrough never covers it.
     if plan.gateways.is_empty() {
-        return true;
+        return match &a.key.dest {
+            Dest::AnyAddress | Dest::Host(_) => false,
+            Dest::Cidr(c) => !overlaps(c, &loopback()),
+        };
     }
     match &a.key.dest {
-        Dest::AnyAddress => true,
-        Dest::Host(h) => !names_localhost(h),
+        Dest::AnyAddress | Dest::Host(_) => false,
         Dest::Cidr(c) => {
-            !crate::net::refused_ranges()
-                .iter()
-                .any(|(r, _)| overlaps(c, r))
+            !names_refused(c)
                 && !plan
                     .mesh
                     .iter()
                     .chain(&plan.gateway_addresses)
                     .any(|d| d.port == a.key.port && c.contains(d.ip))
         }
+    }
+}
+
+/// Whether, through `plan`'s gateway, an address rule of `access` on `key`'s port may take
+/// a connection before a host rule does: the sidecar applies the first rule that matches,
+/// so a connection dialled to a refused address with the host's SNI goes to the address
+/// rule and the gateway refuses it. A host destination new on that side is then a gain
+/// even when another host pattern covers it.
+fn shadow(plan: &Plan, access: &Access, key: &Key) -> bool {
+    matches!(key.dest, Dest::Host(_))
+        && !plan.gateways.is_empty()
+        && access
+            .atoms
+            .iter()
+            .any(|b| b.key.port == key.port && b.key.dest == Dest::AnyAddress)
+}
+
+/// What an entry does: it widens when a head tuple it gains is not reached by the base's
+/// passthrough (or an address rule that shadowed host rules is gone), narrows when a base
+/// tuple it loses is not reached by the head's, else changes nothing reachable.
+fn effect(
+    (base, base_plan, lost): (&Access, &Plan, &[usize]),
+    (head, head_plan, gained): (&Access, &Plan, &[usize]),
+    key: &Key,
+) -> Effect {
+    let gain = gained
+        .iter()
+        .any(|&i| !passthrough_reaches(base_plan, &head.atoms[i]));
+    let loss = lost
+        .iter()
+        .any(|&j| !passthrough_reaches(head_plan, &base.atoms[j]));
+    // An address rule gone from a port with host rules, through a gateway: connections
+    // it took first (and the gateway refused) now reach the host rules.
+    let unshadows = key.dest == Dest::AnyAddress
+        && !lost.is_empty()
+        && !head_plan.gateways.is_empty()
+        && head
+            .atoms
+            .iter()
+            .any(|h| h.key.port == key.port && matches!(h.key.dest, Dest::Host(_)));
+    if gain || unshadows {
+        Effect::Widens
+    } else if loss {
+        Effect::Narrows
+    } else {
+        Effect::Neutral
     }
 }
 
@@ -88,7 +136,9 @@ pub fn identity_entries(
         let gained: Vec<usize> = hi
             .iter()
             .copied()
-            .filter(|&i| head_in_base[i].is_none())
+            .filter(|&i| {
+                head_in_base[i].is_none() || (bi.is_empty() && shadow(base_plan, base, key))
+            })
             .collect();
         let lost: Vec<usize> = bi
             .iter()
@@ -103,19 +153,7 @@ pub fn identity_entries(
             (true, _) => Change::Added,
             (_, true) => Change::Removed,
         };
-        let gain = gained
-            .iter()
-            .any(|&i| !passthrough_reaches(base_plan, &head.atoms[i]));
-        let loss = lost
-            .iter()
-            .any(|&j| !passthrough_reaches(head_plan, &base.atoms[j]));
-        let effect = if gain {
-            Effect::Widens
-        } else if loss {
-            Effect::Narrows
-        } else {
-            Effect::Neutral
-        };
+        let effect = effect((base, base_plan, &lost), (head, head_plan, &gained), key);
         // What the base allowed elsewhere and this destination's head tuples now cover, and
         // what the head allows elsewhere that its base tuples covered.
         let gather = |idx: &[usize], inverse: &[Vec<usize>], atoms: &[Atom]| {

@@ -104,7 +104,7 @@ fn tcp_on_a_port_covers_https_there_by_address_only() {
     let base = enforced(&tcp("raw", "0.0.0.0/0", 443));
     let head = enforced(&https("api", "api.example.com"));
     let d = diff_of(&base, &head);
-    assert_eq!(entries(&d), ["narrows removed tcp any address, port 443"]);
+    assert_eq!(entries(&d), ["narrows removed tcp 0.0.0.0/0 port 443"]);
     assert_eq!(d.identities[0].entries[0].still.len(), 1);
     // A CIDR does not cover a host rule: that dials the name, wherever it resolves.
     let base = enforced(&tcp("raw", "10.0.0.0/8", 443));

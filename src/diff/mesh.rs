@@ -2,8 +2,8 @@
 //! destinations and DNS. Each applies to every identity at once.
 
 use crate::diff::access::canonical;
-use crate::diff::{Change, Effect, MeshEntry, MeshWide, everything_reachable};
-use crate::model::DnsResolvers;
+use crate::diff::{Change, Effect, MeshEntry, MeshWide};
+use crate::model::{DnsResolvers, GatewayMode};
 use crate::net::Cidr;
 use crate::plan::Plan;
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,145 +39,174 @@ fn dns(d: &DnsResolvers) -> Option<Vec<Ipv4Addr>> {
     }
 }
 
-/// Every mesh-wide entry from `base` to `head`, widening first.
+/// Mesh-wide entries as they are found: what changed, its effect, the subject.
+type Found = Vec<(Change, Effect, MeshWide)>;
+
+/// Every mesh-wide entry from `base` to `head`, widening first. Passthrough never reaches
+/// everything (not loopback, which a rule or an uncaught range does), so a mesh-wide gain
+/// is a gain whatever passthrough is.
 pub fn mesh_entries(base: &Plan, head: &Plan) -> Vec<MeshEntry> {
-    let (bs, hs) = (&base.settings, &head.settings);
-    let mut out = Vec::new();
-    let mut push = |change, effect, what| {
-        out.push(MeshEntry {
+    let mut found = Found::new();
+    switches(base, head, &mut found);
+    interception(base, head, &mut found);
+    mesh_and_ports(base, head, &mut found);
+    gateways(base, head, &mut found);
+    resolvers(base, head, &mut found);
+    let mut out: Vec<MeshEntry> = found
+        .into_iter()
+        .map(|(change, effect, what)| MeshEntry {
             change,
             effect,
             what,
-            base_at: bs.mesh_config.clone(),
-            head_at: hs.mesh_config.clone(),
+            base_at: base.settings.mesh_config.clone(),
+            head_at: head.settings.mesh_config.clone(),
         })
-    };
-    // Gaining is real unless passthrough already reached every address directly; losing,
-    // unless it still does.
-    let widens = if everything_reachable(base) {
-        Effect::Neutral
-    } else {
-        Effect::Widens
-    };
-    let narrows = if everything_reachable(head) {
-        Effect::Neutral
-    } else {
-        Effect::Narrows
-    };
+        .collect();
+    out.sort_by_key(|e| e.effect);
+    out
+}
+
+/// `traffic.enableEgress` and `featureFlags.enableEgressPolicy`.
+fn switches(base: &Plan, head: &Plan, out: &mut Found) {
+    let (bs, hs) = (&base.settings, &head.settings);
+    let effect = |on: bool| if on { Effect::Widens } else { Effect::Narrows };
     if bs.enable_egress != hs.enable_egress {
-        let effect = if hs.enable_egress {
-            Effect::Widens
-        } else {
-            Effect::Narrows
-        };
         let head = hs.enable_egress;
-        push(Change::Changed, effect, MeshWide::Passthrough { head });
+        out.push((
+            Change::Changed,
+            effect(head),
+            MeshWide::Passthrough { head },
+        ));
     }
     if bs.enable_egress_policy != hs.enable_egress_policy {
         let head = hs.enable_egress_policy;
-        let effect = if head { widens } else { narrows };
-        push(Change::Changed, effect, MeshWide::Policies { head });
+        out.push((Change::Changed, effect(head), MeshWide::Policies { head }));
     }
+}
+
+/// The address exclusion and inclusion lists.
+fn interception(base: &Plan, head: &Plan, out: &mut Found) {
+    let (bs, hs) = (&base.settings, &head.settings);
     let (bx, hx) = (
         cidr_set(&bs.outbound_ip_range_exclusions),
         cidr_set(&hs.outbound_ip_range_exclusions),
     );
+    // An excluded range lets every protocol out (UDP, ICMP…), which passthrough never does.
     for c in missing(&hx, &bx) {
-        push(Change::Added, widens, MeshWide::Excluded(c));
+        out.push((Change::Added, Effect::Widens, MeshWide::Excluded(c)));
     }
     for c in missing(&bx, &hx) {
-        push(Change::Removed, narrows, MeshWide::Excluded(c));
+        out.push((Change::Removed, Effect::Narrows, MeshWide::Excluded(c)));
     }
     let (bi, hi) = (
         cidr_set(&bs.outbound_ip_range_inclusions),
         cidr_set(&hs.outbound_ip_range_inclusions),
     );
     match (bi.is_empty(), hi.is_empty()) {
-        (true, false) => push(Change::Added, widens, MeshWide::InclusionList(hi)),
-        (false, true) => push(Change::Removed, narrows, MeshWide::InclusionList(bi)),
+        (true, false) => out.push((Change::Added, Effect::Widens, MeshWide::InclusionList(hi))),
+        (false, true) => out.push((
+            Change::Removed,
+            Effect::Narrows,
+            MeshWide::InclusionList(bi),
+        )),
         (false, false) => {
             // More in the inclusion list: more is intercepted.
             for c in missing(&hi, &bi) {
-                push(Change::Added, narrows, MeshWide::Included(c));
+                out.push((Change::Added, Effect::Narrows, MeshWide::Included(c)));
             }
             for c in missing(&bi, &hi) {
-                push(Change::Removed, widens, MeshWide::Included(c));
+                out.push((Change::Removed, Effect::Widens, MeshWide::Included(c)));
             }
         }
         (true, true) => {}
     }
-    // What only one side has: added in the head (gained), or removed from it (lost).
+}
+
+/// Port exclusions and in-mesh destinations: added in the head (gained), or removed from it.
+fn mesh_and_ports(base: &Plan, head: &Plan, out: &mut Found) {
     let addresses =
         |p: &Plan| -> BTreeSet<(Ipv4Addr, u16)> { p.mesh.iter().map(|d| (d.ip, d.port)).collect() };
     let sides = [
-        (Change::Added, widens, head, base),
-        (Change::Removed, narrows, base, head),
+        (Change::Added, Effect::Widens, head, base),
+        (Change::Removed, Effect::Narrows, base, head),
     ];
     for (change, effect, this, other) in sides {
         let in_other = addresses(other);
         let ports = &other.settings.outbound_port_exclusions;
         for p in &this.settings.outbound_port_exclusions {
             if !ports.contains(p) {
-                push(change, effect, MeshWide::ExcludedPort(*p));
+                out.push((change, effect, MeshWide::ExcludedPort(*p)));
             }
         }
         for d in &this.mesh {
             if !in_other.contains(&(d.ip, d.port)) {
                 let (ip, port, service) = (d.ip, d.port, d.service.clone());
-                push(change, effect, MeshWide::InMesh { ip, port, service });
+                out.push((change, effect, MeshWide::InMesh { ip, port, service }));
             }
         }
     }
-    // Gateways: the first one makes egress pass its refusals, the last one gone removes them.
-    let gateways = |p: &Plan| -> BTreeMap<String, crate::plan::Gateway> {
+}
+
+/// Gateways: the first one makes egress pass its refusals, the last one gone removes them;
+/// one that becomes SOCKS5 admits the union of every identity's list.
+fn gateways(base: &Plan, head: &Plan, out: &mut Found) {
+    let by_cluster = |p: &Plan| -> BTreeMap<String, crate::plan::Gateway> {
         p.gateways
             .iter()
             .map(|g| (g.cluster.clone(), g.clone()))
             .collect()
     };
-    let (bg, hg) = (gateways(base), gateways(head));
+    let (bg, hg) = (by_cluster(base), by_cluster(head));
+    let socks = |g: &Option<crate::plan::Gateway>| {
+        g.as_ref().is_some_and(|g| g.mode == GatewayMode::Socks5)
+    };
     let clusters: BTreeSet<&String> = bg.keys().chain(hg.keys()).collect();
     for cluster in clusters {
         let (b, h) = (bg.get(cluster).cloned(), hg.get(cluster).cloned());
         let (change, effect) = match (&b, &h) {
+            (Some(x), Some(y)) if x == y => continue,
+            _ if socks(&h) && !socks(&b) => {
+                let change = if b.is_none() {
+                    Change::Added
+                } else {
+                    Change::Changed
+                };
+                (change, Effect::Widens)
+            }
             (None, Some(_)) if bg.is_empty() => (Change::Added, Effect::Narrows),
             (Some(_), None) if hg.is_empty() => (Change::Removed, Effect::Widens),
             (None, _) => (Change::Added, Effect::Neutral),
             (_, None) => (Change::Removed, Effect::Neutral),
-            (Some(x), Some(y)) if x == y => continue,
             _ => (Change::Changed, Effect::Neutral),
         };
-        let cluster = cluster.clone();
-        push(
-            change,
-            effect,
-            MeshWide::Gateway {
-                cluster,
-                base: b.map(Box::new),
-                head: h.map(Box::new),
-            },
-        );
+        let what = MeshWide::Gateway {
+            cluster: cluster.clone(),
+            base: b.map(Box::new),
+            head: h.map(Box::new),
+        };
+        out.push((change, effect, what));
     }
+}
+
+/// The DNS resolvers. The pod's resolv.conf is known only in the cluster: a change to or
+/// from it may name another address, so it widens; UDP is never passed through.
+fn resolvers(base: &Plan, head: &Plan, out: &mut Found) {
     let (bd, hd) = (dns(&base.dns), dns(&head.dns));
-    if bd != hd {
-        // The pod's resolv.conf is known only in the cluster: a change to or from it may
-        // name another address, so it widens. UDP is never passed through: passthrough does
-        // not make this neutral.
-        let subset = |a: &Option<Vec<_>>, b: &Option<Vec<_>>| match (a, b) {
-            (Some(a), Some(b)) => a.iter().all(|ip| b.contains(ip)),
-            _ => false,
-        };
-        let effect = if subset(&hd, &bd) {
-            Effect::Narrows
-        } else {
-            Effect::Widens
-        };
-        push(
-            Change::Changed,
-            effect,
-            MeshWide::Dns { base: bd, head: hd },
-        );
+    if bd == hd {
+        return;
     }
-    out.sort_by_key(|e| e.effect);
-    out
+    let subset = match (&hd, &bd) {
+        (Some(h), Some(b)) => h.iter().all(|ip| b.contains(ip)),
+        _ => false,
+    };
+    let effect = if subset {
+        Effect::Narrows
+    } else {
+        Effect::Widens
+    };
+    out.push((
+        Change::Changed,
+        effect,
+        MeshWide::Dns { base: bd, head: hd },
+    ));
 }

@@ -102,6 +102,9 @@ pub enum MeshWide {
         port: u16,
         service: String,
     },
+    /// A SOCKS5 gateway admits the union of every identity's allow-list: what these
+    /// identities gain, every identity gains through it.
+    SocksUnion { identities: Vec<String> },
     /// The resolvers workload DNS may reach (`None`: the pod's `/etc/resolv.conf` nameservers).
     Dns {
         base: Option<Vec<Ipv4Addr>>,
@@ -210,12 +213,6 @@ impl Diff {
     }
 }
 
-/// Whether passthrough on this side already lets every identity reach every address
-/// directly (no gateway refuses anything).
-pub fn everything_reachable(plan: &Plan) -> bool {
-    plan.settings.enable_egress && plan.gateways.is_empty()
-}
-
 fn by_name(plan: &Plan) -> BTreeMap<&str, &IdentityPlan> {
     plan.identities
         .iter()
@@ -250,7 +247,8 @@ fn same_rules(a: &IdentityPlan, b: &IdentityPlan) -> bool {
 pub fn diff(base: &Plan, head: &Plan) -> Diff {
     let mesh = mesh::mesh_entries(base, head);
     let (bs, hs) = (by_name(base), by_name(head));
-    let default = |p: &Plan| Access::of(p.default_identity());
+    let gw = |p: &Plan| !p.gateways.is_empty();
+    let default = |p: &Plan| Access::of(p.default_identity(), gw(p));
     let names: BTreeSet<&str> = bs.keys().chain(hs.keys()).copied().collect();
     let mut identities = Vec::new();
     for name in names {
@@ -265,8 +263,8 @@ pub fn diff(base: &Plan, head: &Plan) -> Diff {
             (None, _) => Presence::New,
             (_, None) => Presence::Gone,
         };
-        let ba = b.map_or_else(|| default(base), |i| Access::of(i));
-        let ha = h.map_or_else(|| default(head), |i| Access::of(i));
+        let ba = b.map_or_else(|| default(base), |i| Access::of(i, gw(base)));
+        let ha = h.map_or_else(|| default(head), |i| Access::of(i, gw(head)));
         let entries = compare::identity_entries(&ba, &ha, base, head);
         if presence != Presence::Both || !entries.is_empty() {
             identities.push(IdentityDiff {
@@ -280,9 +278,39 @@ pub fn diff(base: &Plan, head: &Plan) -> Diff {
         let widens = i.entries.iter().any(|e| e.effect == Effect::Widens);
         (!widens, i.name.clone())
     });
+    let mut mesh = mesh;
+    mesh.extend(socks_union(head, &identities));
+    mesh.sort_by_key(|e| e.effect);
     Diff { mesh, identities }
+}
+
+/// With a SOCKS5 gateway in the head, an identity's widening is every identity's: the
+/// gateway learns no identity and admits the union of the lists.
+fn socks_union(head: &Plan, identities: &[IdentityDiff]) -> Option<MeshEntry> {
+    let socks = head
+        .gateways
+        .iter()
+        .any(|g| g.mode == crate::model::GatewayMode::Socks5);
+    let gaining: Vec<String> = identities
+        .iter()
+        .filter(|i| i.entries.iter().any(|e| e.effect == Effect::Widens))
+        .map(|i| i.name.clone())
+        .collect();
+    (socks && !gaining.is_empty()).then_some(MeshEntry {
+        change: Change::Changed,
+        effect: Effect::Widens,
+        what: MeshWide::SocksUnion {
+            identities: gaining,
+        },
+        base_at: None,
+        head_at: None,
+    })
 }
 
 #[cfg(test)]
 #[path = "diff_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "soundness_tests.rs"]
+mod soundness;

@@ -211,11 +211,21 @@ fn in_mesh_by_name(plan: &Plan, name: &str, port: u16) -> Option<String> {
 
 /// The gateway leg: a connection the sidecar lets out through a gateway is denied when the
 /// gateway refuses its target (the first gateway's mode decides which allow-list applies).
-fn through_gateway(plan: &Plan, id: &IdentityPlan, mut v: Verdict) -> Verdict {
+fn through_gateway(plan: &Plan, id: &IdentityPlan, q: &Query, mut v: Verdict) -> Verdict {
     let (Some(g), Some(target)) = (plan.gateways.first(), &v.target) else {
         return v;
     };
     if let Err(why) = gateway::admits(plan, id, g.mode, target) {
+        // The sidecar tunnels the address the client dialled, which a name does not give
+        // offline: the gateway decides on it, not on the name.
+        if matches!(q.dest, Dest::Name(_)) && *target == q.destination() {
+            v.reason = format!(
+                "the sidecar tunnels the dialled address to the gateway {}:{}, which decides on the address (give an IP): by the name it would refuse: {why}",
+                g.host, g.port
+            );
+            v.verdict = Outcome::NeedsAddress;
+            return v;
+        }
         v.reason = format!(
             "the sidecar tunnels it to the gateway {}:{}, which refuses it: {why}",
             g.host, g.port
@@ -291,7 +301,7 @@ fn decide(plan: &Plan, q: &Query) -> Verdict {
         return v;
     }
     let needs_address = match apply_rules(plan, id, q, &mut v) {
-        Ok(()) => return through_gateway(plan, id, v),
+        Ok(()) => return through_gateway(plan, id, q, v),
         Err(needs_address) => needs_address,
     };
     // 4. Passthrough, but never to the pod itself.
@@ -308,7 +318,7 @@ fn decide(plan: &Plan, q: &Query) -> Verdict {
         v.reason = "passthrough: traffic.enableEgress is true".into();
         v.target = Some(q.destination());
         v.via = Some(via(plan));
-        return through_gateway(plan, id, v);
+        return through_gateway(plan, id, q, v);
     }
     // 5. Denied, or undecidable offline.
     denied(plan, id, q, v, needs_address)

@@ -201,7 +201,11 @@ fn swapping_the_sides_swaps_added_and_removed() {
                 .unwrap();
             let ok = match (e["effect"].as_str(), twin["effect"].as_str()) {
                 (Some("narrows"), Some(t)) => t == "widens",
-                (Some("widens"), Some(t)) => t == "narrows" || e["change"] == "changed",
+                // A SOCKS5 gateway added widens (the union of every list) and narrows
+                // (its refusals) at once; removed, its refusals go: both ways widen.
+                (Some("widens"), Some(t)) => {
+                    t == "narrows" || e["change"] == "changed" || e["subject"] == "gateway"
+                }
                 (Some("neutral"), Some(t)) => t == "neutral",
                 _ => false,
             };
@@ -219,8 +223,10 @@ fn fail_on_widen_and_any() {
     for (name, widen, any) in [
         ("host-added", 6, 6),
         ("wildcard-narrowed", 0, 6),
-        ("gateway-mode", 0, 6),
-        ("under-passthrough", 0, 6),
+        ("gateway-mode", 6, 6),
+        ("gateway-weight", 0, 6),
+        ("under-passthrough", 6, 6),
+        ("under-passthrough-cidr", 0, 6),
         ("rename", 0, 0),
         ("passthrough-on", 6, 6),
     ] {

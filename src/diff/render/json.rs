@@ -120,6 +120,9 @@ pub enum MeshSubject {
     InMesh,
     /// The resolvers workload DNS (UDP and TCP port 53) may reach.
     Dns,
+    /// Through a SOCKS5 gateway, what some identities gain every identity gains (`head`:
+    /// those identities).
+    SocksUnion,
 }
 
 /// A mesh-wide change: `base` and `head` are the values on each side (null: not there).
@@ -360,6 +363,10 @@ fn mesh_values(e: &MeshEntry) -> (MeshSubject, Option<MeshValue>, Option<MeshVal
                 address: format!("{ip}:{port}"),
                 service: service.clone(),
             }),
+        ),
+        MeshWide::SocksUnion { identities } => (
+            MeshSubject::SocksUnion,
+            (None, Some(MeshValue::List(identities.clone()))),
         ),
         MeshWide::Dns { base, head } => {
             let v = |d: &Option<Vec<std::net::Ipv4Addr>>| {

@@ -7,7 +7,7 @@ pub mod markdown;
 
 use crate::diff::access::{Atom, Dest, Key, RouteAtom};
 use crate::diff::{AccessEntry, Change, Diff, Effect, IdentityDiff, MeshEntry, MeshWide, Presence};
-use crate::model::{ProtocolClass, Provenance};
+use crate::model::{GatewayMode, ProtocolClass, Provenance};
 use crate::plan::Gateway;
 use std::fmt::Write as _;
 
@@ -99,6 +99,9 @@ pub fn tuple_text(a: &Atom) -> String {
     }
 }
 
+/// Why a SOCKS5 gateway widens.
+const SOCKS_UNION: &str = "SOCKS5 names no identity, so the gateway admits the union of every identity's allow-list: a pod that reaches it directly gets what any identity may";
+
 pub fn gateway_text(g: &Gateway) -> String {
     format!(
         "{} at {}:{}, weight {}",
@@ -146,7 +149,9 @@ pub fn mesh_text(e: &MeshEntry) -> String {
             head,
         } => match (base, head) {
             (None, Some(h)) => {
-                let why = if e.effect == Effect::Narrows {
+                let why = if e.effect == Effect::Widens && h.mode == GatewayMode::Socks5 {
+                    SOCKS_UNION
+                } else if e.effect == Effect::Narrows {
                     "egress now leaves through it, and it refuses loopback, link-local and in-mesh targets"
                 } else {
                     "egress may now leave through it"
@@ -175,12 +180,17 @@ pub fn mesh_text(e: &MeshEntry) -> String {
                 if b.listen_port != h.listen_port {
                     what.push(format!("listens on {} → {}", b.listen_port, h.listen_port));
                 }
-                format!("gateway {cluster}: {}", what.join(", "))
+                let why = if e.effect == Effect::Widens && h.mode == GatewayMode::Socks5 {
+                    format!(": {SOCKS_UNION}")
+                } else {
+                    String::new()
+                };
+                format!("gateway {cluster}: {}{why}", what.join(", "))
             }
             (None, None) => format!("gateway {cluster}"),
         },
         MeshWide::Excluded(c) if added => format!(
-            "outboundIPRangeExclusionList: {c} added: traffic to it is no longer intercepted (it leaves directly; no policy applies)"
+            "outboundIPRangeExclusionList: {c} added: traffic to it is no longer intercepted (it leaves directly; no policy applies), and UDP, ICMP and every other protocol may reach it"
         ),
         MeshWide::Excluded(c) => {
             format!("outboundIPRangeExclusionList: {c} removed: traffic to it is intercepted again")
@@ -211,11 +221,24 @@ pub fn mesh_text(e: &MeshEntry) -> String {
         MeshWide::InMesh { ip, port, service } => format!(
             "in-mesh destination {ip}:{port} removed (Service {service}): policies decide it again"
         ),
+        MeshWide::Dns { .. } | MeshWide::SocksUnion { .. } => reach_text(&e.what),
+    }
+}
+
+/// The subjects that are not MeshConfig fields: DNS and the SOCKS5 union.
+fn reach_text(what: &MeshWide) -> String {
+    match what {
         MeshWide::Dns { base, head } => format!(
             "DNS resolvers the workload may reach: {} → {}",
             dns_text(base),
             dns_text(head)
         ),
+        MeshWide::SocksUnion { identities } => format!(
+            "through the SOCKS5 gateway every identity gains what {} gain{}: SOCKS5 names no identity, so the gateway admits the union of every allow-list",
+            identities.join(", "),
+            if identities.len() == 1 { "s" } else { "" }
+        ),
+        _ => String::new(),
     }
 }
 
@@ -223,7 +246,10 @@ pub fn mesh_text(e: &MeshEntry) -> String {
 pub fn from_mesh_config(e: &MeshEntry) -> bool {
     !matches!(
         e.what,
-        MeshWide::Gateway { .. } | MeshWide::InMesh { .. } | MeshWide::Dns { .. }
+        MeshWide::Gateway { .. }
+            | MeshWide::InMesh { .. }
+            | MeshWide::Dns { .. }
+            | MeshWide::SocksUnion { .. }
     )
 }
 
