@@ -51,7 +51,7 @@ const SHAPES: &[Shape] = &[
         routes: false,
     },
     Shape {
-        name: "one host, 2,000 routes",
+        name: "many routes",
         service_accounts: 1,
         policies: 2_000,
         services: 0,
