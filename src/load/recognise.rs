@@ -56,7 +56,13 @@ pub fn recognise(
         );
         return Recognised::Invalid;
     }
+    // One of the mesh kinds under another group (`apiVersion: v1, kind: MeshConfig`, as in
+    // FSM's own demo): kubectl refuses it, and skipping it would lose the mesh's settings.
+    let ours_elsewhere = Kind::ALL
+        .iter()
+        .any(|k| !k.group().is_empty() && k.name() == kind);
     if !is_mesh_group(group)
+        && !ours_elsewhere
         || OTHER_KNOWN_KINDS
             .iter()
             .any(|(g, k)| *g == group && *k == kind)
@@ -89,7 +95,11 @@ pub fn recognise(
     diags.push(
         Diagnostic::new(
             Code::E0104,
-            format!("unknown kind `{kind}` in group `{group}`"),
+            if group.is_empty() {
+                format!("`{kind}` is not a kind of the core apiVersion `{api_version}`")
+            } else {
+                format!("unknown kind `{kind}` in group `{group}`")
+            },
         )
         .at(kind_span())
         .help(help),
