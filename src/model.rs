@@ -456,6 +456,8 @@ pub struct Checked {
 pub struct CheckOptions {
     /// Egress policies without a MeshConfig are an error.
     pub require_meshconfig: bool,
+    /// `--strict`: a MeshConfig key FSM does not define is an error (`E0109`, not `W0412`).
+    pub strict: bool,
     /// The cluster's Service CIDRs (`--service-cidr`).
     pub service_cidrs: Vec<Cidr>,
     /// The DNS resolvers workload DNS (UDP and TCP port 53) may reach (`--dns`); empty: see [`DnsResolvers`].

@@ -196,6 +196,7 @@ pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: &ReadOpti
     }
     let check = CheckOptions {
         require_meshconfig: opts.require_meshconfig || opts.strict,
+        strict: opts.strict,
         service_cidrs: opts.service_cidrs.clone(),
         dns: opts.dns.clone(),
     };

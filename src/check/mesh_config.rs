@@ -47,6 +47,8 @@ pub fn check_mesh_config(
                 diags.push(unknown_mode(text, span, false));
             }
         }
+        unknown_keys(doc, &m.spec.unknown_keys, options.strict, diags);
+        passthrough_unset(doc, traffic, diags);
         if i > 0 {
             // A second MeshConfig is an error (E0312); only the first one counts.
             continue;
@@ -94,6 +96,76 @@ pub fn check_mesh_config(
     }
     policies_enforced(inputs, options, diags);
     settings
+}
+
+/// W0413: a MeshConfig that leaves `traffic.enableEgress` to FSM's default (passthrough on).
+fn passthrough_unset(
+    doc: &crate::load::loaded::Document,
+    traffic: Option<&crate::load::kinds::TrafficSpec>,
+    diags: &mut Vec<Diagnostic>,
+) {
+    if traffic.and_then(|t| t.enable_egress).is_some() {
+        return;
+    }
+    let at = if traffic.is_some() {
+        doc.key_span(path!["spec", "traffic"])
+    } else {
+        doc.key_span(path!["spec"])
+    };
+    diags.push(
+        Diagnostic::new(
+            Code::W0413,
+            "`traffic.enableEgress` is not set: FSM's default, passthrough on, lets every destination through",
+        )
+        .at(at)
+        .help("set `traffic: {enableEgress: false}` to enforce the Egress policies (FSM's CRD requires the field)"),
+    );
+}
+
+/// W0412 (E0109 with `--strict`): keys FSM's CRD does not define, with "did you mean".
+fn unknown_keys(
+    doc: &crate::load::loaded::Document,
+    keys: &[crate::load::kinds::UnknownKey],
+    strict: bool,
+    diags: &mut Vec<Diagnostic>,
+) {
+    for k in keys {
+        let (place, at) = if k.section.is_empty() {
+            (
+                format!("`spec.{}`", k.key),
+                doc.key_span(path!["spec", k.key.as_str()]),
+            )
+        } else {
+            (
+                format!("`{}.{}`", k.section, k.key),
+                doc.key_span(path!["spec", k.section, k.key.as_str()]),
+            )
+        };
+        let help = match crate::load::schema::closest(&k.key, &k.known) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if k.section.is_empty() => {
+                "use apiVersion `config.flomesh.io/v1alpha3`, which has it".to_owned()
+            }
+            None => format!("FSM's {} defines {}", k.version, k.known.join(", ")),
+        };
+        let what = if k.section.is_empty() {
+            "FSM ignores it (egressc reads it as v1alpha3 has it)"
+        } else {
+            "it is ignored, and FSM's default stays in force"
+        };
+        let code = if strict { Code::E0109 } else { Code::W0412 };
+        diags.push(
+            Diagnostic::new(
+                code,
+                format!(
+                    "{place} is not a field of FSM's MeshConfig {}: {what}",
+                    k.version
+                ),
+            )
+            .at(at)
+            .help(help),
+        );
+    }
 }
 
 /// W0401 and W0402: policies that the MeshConfig switches off, or that restrict nothing.

@@ -258,8 +258,8 @@ mod tests {
     #[test]
     fn defined_twice_and_second_mesh_config() {
         let sa = "apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: a, namespace: ns}\n";
-        let mc = "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\n";
+        let mc = "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {name: m, namespace: fsm}\nspec: {traffic: {enableEgress: false}}\n";
         let yaml = format!("{sa}---\n{sa}---\n{mc}---\n{mc}");
-        assert_eq!(places(&yaml), ["E0311 7:18", "E0311 15:18", "E0312 15:18"]);
+        assert_eq!(places(&yaml), ["E0311 7:18", "E0311 16:18", "E0312 16:18"]);
     }
 }

@@ -76,6 +76,8 @@ codes! {
         "a symlink in a walked folder that points outside every input, or a loop of links", "`config/mesh.yaml -> /etc/other.yaml`";
     E0108 Error "Egress policies without a MeshConfig",
         "Egress policies but no MeshConfig, with `--require-meshconfig` or `--strict` (FSM's defaults would let everything through)", "policies alone, checked with `--strict`";
+    E0109 Error "a MeshConfig key FSM does not define (--strict)",
+        "with `--strict`, a key of `traffic`, `featureFlags`, `sidecar` or `egressGateway` that FSM's MeshConfig CRD does not define for the document's apiVersion (`W0412` without it)", "`traffic: {enableEgres: false}` checked with `--strict`";
     E0201 Error "schema violation",
         "schema violation: wrong type, missing required field, bad enum value", "`ports: 80`; `methods: [FETCH]`";
     E0202 Error "unknown field",
@@ -152,6 +154,10 @@ codes! {
         "an Egress policy with `ports: []` or `sources: []`: it allows nothing", "`sources: []`";
     W0411 Warning "the gateway Service selects no pods",
         "a gateway Service without a `selector`: the gateway Deployment of `kubernetes/` gets the labels `app.kubernetes.io/name: <service>`, which that Service does not select", "a gateway Service with `ports` but no `selector`";
+    W0412 Warning "a MeshConfig key FSM does not define",
+        "a key of `traffic`, `featureFlags`, `sidecar` or `egressGateway` that FSM's MeshConfig CRD does not define for the document's apiVersion: a typo that leaves FSM's default in force (an error, `E0109`, with `--strict`); keys FSM defines but egressc does not read stay quiet", "`traffic: {enableEgres: false}` (help: did you mean `enableEgress`?)";
+    W0413 Warning "the MeshConfig does not set enableEgress",
+        "a MeshConfig whose `traffic` does not set `enableEgress`: FSM's default, passthrough on, lets every destination through", "`spec: {featureFlags: {enableEgressPolicy: true}}` alone";
     N0001 Note "documents of other kinds were skipped",
         "documents of other kinds were skipped (one note with the count per kind)", "";
 }

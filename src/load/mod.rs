@@ -288,7 +288,19 @@ fn type_document(
         }};
     }
     match doc.kind {
-        Kind::MeshConfig => push!(mesh_configs, MeshConfigSpec),
+        Kind::MeshConfig => {
+            let version = json["apiVersion"]
+                .as_str()
+                .and_then(|a| a.rsplit_once('/'))
+                .map_or("", |(_, v)| v)
+                .to_owned();
+            let unknown = unknown_keys(&json["spec"], &version);
+            let before = inputs.mesh_configs.len();
+            push!(mesh_configs, MeshConfigSpec);
+            if let Some(m) = inputs.mesh_configs.get_mut(before) {
+                m.spec.unknown_keys = unknown;
+            }
+        }
         Kind::Service => push!(services, ServiceSpec),
         Kind::ServiceAccount => {
             inputs.service_accounts.push(Res {

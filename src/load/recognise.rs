@@ -61,8 +61,7 @@ pub fn recognise(
     let ours_elsewhere = Kind::ALL
         .iter()
         .any(|k| !k.group().is_empty() && k.name() == kind);
-    if !is_mesh_group(group)
-        && !ours_elsewhere
+    if !is_mesh_group(group) && !ours_elsewhere
         || OTHER_KNOWN_KINDS
             .iter()
             .any(|(g, k)| *g == group && *k == kind)
