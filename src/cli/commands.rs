@@ -406,17 +406,37 @@ pub fn test(cases_path: &Path, inputs: &[String], args: &ReportArgs) -> Exit {
     if from_stdin && inputs.iter().any(|i| i == "-") {
         return usage("the cases and the inputs cannot both be read from stdin");
     }
-    let text = if from_stdin {
-        let mut t = String::new();
-        match std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut t) {
-            Ok(_) => t,
-            Err(e) => return usage(format!("cannot read the cases from stdin: {e}")),
-        }
+    // The cases file is held to the input size limit, as every INPUT is (E0002).
+    let limit = args.input.max_input_mib << 20;
+    let read = if from_stdin {
+        crate::input::source::read_limited(std::io::stdin().lock(), limit, 0)
     } else {
-        match std::fs::read_to_string(cases_path) {
+        std::fs::File::open(cases_path).and_then(|f| {
+            let size = f.metadata().map_or(0, |m| m.len());
+            crate::input::source::read_limited(f, limit, size)
+        })
+    };
+    let name = if from_stdin {
+        "<stdin>".to_owned()
+    } else {
+        cases_path.display().to_string()
+    };
+    let text = match read {
+        Ok(Some(bytes)) => match String::from_utf8(bytes) {
             Ok(t) => t,
-            Err(e) => return usage(format!("cannot read `{}`: {e}", cases_path.display())),
+            Err(_) => return usage(format!("`{name}` is not UTF-8")),
+        },
+        Ok(None) => {
+            write_out(
+                std::io::stderr().lock(),
+                &format!(
+                    "error[E0002]: `{name}` is larger than the input limit of {} MiB\n  = help: raise the limit with `--max-input-mib`, or split the cases\n",
+                    limit >> 20
+                ),
+            );
+            return Exit::InputErrors;
         }
+        Err(e) => return usage(format!("cannot read `{name}`: {e}")),
     };
     let case_error = |e: &dyn std::fmt::Display| {
         write_out(

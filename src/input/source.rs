@@ -205,7 +205,7 @@ fn bad_link(name: &str, why: &str) -> Diagnostic {
 }
 
 /// Read at most `limit` bytes; `None` when there is more. `size` is a hint (a file's length).
-fn read_limited(mut r: impl Read, limit: u64, size: u64) -> std::io::Result<Option<Vec<u8>>> {
+pub fn read_limited(mut r: impl Read, limit: u64, size: u64) -> std::io::Result<Option<Vec<u8>>> {
     let mut buf = Vec::with_capacity(size.min(limit) as usize + 1);
     r.by_ref().take(limit + 1).read_to_end(&mut buf)?;
     buf.shrink_to_fit();

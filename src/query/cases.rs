@@ -102,19 +102,28 @@ impl<'de> Deserialize<'de> for Outcome {
 }
 
 pub fn parse(text: &str) -> Result<CaseFile, QueryError> {
-    serde_saphyr::from_str_with_options(text, crate::input::yaml::options()).map_err(|e| {
+    let file: CaseFile = serde_saphyr::from_str_with_options(text, crate::input::yaml::options())
+        .map_err(|e| {
+        let text = e.to_string();
+        let mut msg = first_line(&text);
+        if let Some(pos) = msg.rfind(" at line ") {
+            msg = &msg[..pos];
+        }
+        // The YAML library's own advice names its options, not the user's file.
+        if let Some(pos) = msg.find(", set DuplicateKeyPolicy") {
+            msg = &msg[..pos];
+        }
         QueryError(match e.location() {
-            Some(l) => {
-                let text = e.to_string();
-                let mut msg = first_line(&text);
-                if let Some(pos) = msg.rfind(" at line ") {
-                    msg = &msg[..pos];
-                }
-                format!("line {}, column {}: {msg}", l.line(), l.column())
-            }
-            None => e.to_string(),
+            Some(l) => format!("line {}, column {}: {msg}", l.line(), l.column()),
+            None => msg.to_owned(),
         })
-    })
+    })?;
+    if file.cases.is_empty() {
+        return Err(QueryError(
+            "`cases` is empty: a cases file that checks nothing would always pass".into(),
+        ));
+    }
+    Ok(file)
 }
 
 fn first_line(s: &str) -> &str {

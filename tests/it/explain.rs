@@ -69,6 +69,26 @@ fn a_failing_case_exits_5_with_a_diff_and_bad_files_exit_1() {
     let run = egressc(&["test", typo.to_str().unwrap(), "example/mesh"]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("alowed"), "{}", run.stderr);
+    // No case at all, a duplicated key (in the user's words), a cases file over the input
+    // limit (E0002, as for INPUTs: `/dev/zero` used to grow without bound): exit 1.
+    for (name, text, says) in [
+        ("empty.yaml", "cases: []\n", "`cases` is empty"),
+        (
+            "dup.yaml",
+            "cases:\n- name: x\n  name: y\n  from: a/b\n  to: h.test:80\n  expect: allowed\n",
+            "duplicate",
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let run = egressc(&["test", path.to_str().unwrap(), "example/mesh"]);
+        assert_eq!(run.code, 1, "{name}: {}", run.stderr);
+        assert!(run.stderr.contains(says), "{name}: {}", run.stderr);
+        assert!(!run.stderr.contains("DuplicateKeyPolicy"), "{}", run.stderr);
+    }
+    let big = egressc(&["test", "/dev/zero", "example/mesh", "--max-input-mib", "1"]);
+    assert_eq!(big.code, 1, "{}", big.stderr);
+    assert!(big.stderr.contains("E0002"), "{}", big.stderr);
     // Input errors are exit 1 too.
     let run = egressc(&[
         "test",
