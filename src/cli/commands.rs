@@ -277,8 +277,9 @@ pub fn publish(out: &Path, url: &str, prefix: &str, check_only: bool) -> Exit {
         write_out(
             std::io::stderr().lock(),
             &format!(
-                "egressc: published `{}` to {url}: {commits} of {} codebases changed\n",
+                "egressc: published `{}` to {}: {commits} of {} codebases changed\n",
                 out.display(),
+                repo.shown(),
                 cbs.len()
             ),
         );

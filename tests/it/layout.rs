@@ -25,7 +25,7 @@ const STAGES: &[&str] = &[
     "src/plan.rs",
     "src/emit/",
     "src/write.rs",
-    "src/publish.rs",
+    "src/publish/",
     "src/query/",
     "src/diff/",
     "src/diagnostics/render.rs",

@@ -109,3 +109,96 @@ fn e2e_publish_to_a_pipy_repo() {
     ns.stop("repo");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Copy a fixture folder (every file) into `to`.
+fn copy_dir(from: &Path, to: &Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+#[test]
+fn e2e_publish_retries_a_failed_commit_and_shows_no_password() {
+    if !enabled("publishing through a repo proxy that fails the first commit") {
+        return;
+    }
+    let mut ns = Netns::new(HOSTS);
+    let work = ns.dir.clone();
+    let with_gw = work.join("in-gw");
+    copy_dir(&root().join("fixtures/good-wildcards-socks"), &with_gw);
+    let out_gw = work.join("out-gw");
+    build_tree(&with_gw, &out_gw);
+    let no_gw = work.join("in-nogw");
+    copy_dir(&with_gw, &no_gw);
+    std::fs::remove_file(no_gw.join("gateway.yaml")).unwrap();
+    let out_nogw = work.join("out-nogw");
+    build_tree(&no_gw, &out_nogw);
+
+    let mut repo = ns.cmd(pipy().to_str().unwrap());
+    repo.arg("--admin-port=127.0.0.1:6060");
+    ns.spawn("repo", repo);
+    assert!(ns.wait_for("repo", "6060"), "{}", ns.log("repo"));
+    let mut proxy = ns.cmd("python3");
+    proxy
+        .arg(root().join("tests/e2e/failing_proxy.py"))
+        .args(["6061", "6060"]);
+    ns.spawn("proxy", proxy);
+    assert!(ns.wait_for("proxy", "ready"), "{}", ns.log("proxy"));
+
+    let via = ["--repo", "http://admin:hunter2@127.0.0.1:6061"];
+    let run = |out: &Path, check: bool| {
+        let mut args = via.to_vec();
+        if check {
+            args.push("--check");
+        }
+        let mut cmd = ns.cmd(env!("CARGO_BIN_EXE_egressc"));
+        let o = cmd.arg("publish").arg(out).args(args).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.code().unwrap_or(-1), text)
+    };
+    let mut failures = Vec::new();
+    let mut expect = |what: &str, (code, text): (i32, String), want: i32, has: &str| {
+        if code != want || !text.contains(has) || text.contains("hunter2") {
+            failures.push(format!(
+                "{what}: exit {code} (want {want}, `{has}`):\n{text}"
+            ));
+        }
+    };
+    // The first commit fails: the error names the repo without its password.
+    expect(
+        "the failed commit",
+        run(&out_gw, false),
+        2,
+        "http://***@127.0.0.1:6061",
+    );
+    // Its edits are staged but not committed: --check must not call the repo in sync.
+    expect(
+        "--check after it",
+        run(&out_gw, true),
+        3,
+        "commit  /egressc/_base",
+    );
+    expect("the retry", run(&out_gw, false), 0, "published");
+    expect("--check after the retry", run(&out_gw, true), 0, "");
+    // The gateway goes: its codebase goes too.
+    expect(
+        "without the gateway",
+        run(&out_nogw, false),
+        0,
+        "remove  /egressc/_gateway",
+    );
+    expect("--check without it", run(&out_nogw, true), 0, "");
+    ns.stop("proxy");
+    ns.stop("repo");
+    if failures.is_empty() {
+        say("publish: a failed commit is committed by the next run; no password shown");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

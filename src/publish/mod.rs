@@ -12,6 +12,8 @@
 //! versions are bumped, base first — a failure before the bumps leaves every published
 //! version as it was. Identities gone from OUT are deleted last.
 
+mod safe;
+
 use crate::emit::manifest::MANIFEST;
 use crate::emit::output::sha256_hex;
 use serde::Serialize;
@@ -64,6 +66,13 @@ pub fn codebases(out: &Path, prefix: &str) -> Result<Vec<Codebase>, PublishError
         .map_err(|_| fail(format!("{} has no file list", manifest_path.display())))?;
     let mut files = BTreeMap::new();
     for (rel, hash) in &listed {
+        if !safe::is_out_path(rel) {
+            return Err(fail(format!(
+                "{} lists `{}`, which is not a plain path inside OUT; rebuild OUT",
+                manifest_path.display(),
+                safe::shown(rel)
+            )));
+        }
         let bytes = std::fs::read(out.join(rel))
             .map_err(|e| fail(format!("cannot read `{}`: {e}", out.join(rel).display())))?;
         if &sha256_hex(&bytes) != hash {
@@ -91,6 +100,12 @@ pub fn codebases(out: &Path, prefix: &str) -> Result<Vec<Codebase>, PublishError
             continue;
         };
         let sa = file.trim_end_matches(".json");
+        if !safe::is_k8s_name(ns) || !safe::is_k8s_name(sa) {
+            return Err(fail(format!(
+                "`configs/{}` does not name a namespace and a ServiceAccount; rebuild OUT",
+                safe::shown(rest)
+            )));
+        }
         out_cbs.push(Codebase {
             path: format!("/{prefix}/{ns}/{sa}"),
             base: Some(base.clone()),
@@ -191,6 +206,8 @@ impl std::fmt::Display for Step {
 pub struct Repo {
     agent: ureq::Agent,
     url: String,
+    /// The URL as messages show it: without user and password.
+    shown: String,
 }
 
 impl Repo {
@@ -198,17 +215,26 @@ impl Repo {
         let url = url.trim_end_matches('/').to_owned();
         if !url.starts_with("http://") {
             return Err(fail(format!(
-                "`{url}` is not an http:// URL (egressc speaks plain HTTP to the repo's admin port)"
+                "`{}` is not an http:// URL (egressc speaks plain HTTP to the repo's admin port)",
+                safe::redacted(&url)
             )));
         }
+        // Redirects are not followed: a repo that sends egressc elsewhere is refused.
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .max_redirects(0)
             .timeout_global(Some(std::time::Duration::from_secs(30)))
             .build();
         Ok(Repo {
             agent: config.new_agent(),
+            shown: safe::redacted(&url),
             url,
         })
+    }
+
+    /// The URL as messages show it (without user and password).
+    pub fn shown(&self) -> &str {
+        &self.shown
     }
 
     fn request(
@@ -218,7 +244,7 @@ impl Repo {
         body: Option<&[u8]>,
     ) -> Result<(u16, Vec<u8>), PublishError> {
         let uri = format!("{}{path}", self.url);
-        let what = || format!("{method} {uri}");
+        let what = || format!("{method} {}{path}", self.shown);
         let result = match (method, body) {
             ("GET", _) => self.agent.get(&uri).call(),
             ("DELETE", _) => self.agent.delete(&uri).call(),
@@ -226,8 +252,25 @@ impl Repo {
             ("PATCH", b) => self.agent.patch(&uri).send(b.unwrap_or_default()),
             _ => unreachable!("only the methods above"),
         };
-        let mut resp = result.map_err(|e| fail(format!("{}: {e}", what())))?;
+        let mut resp = result.map_err(|e| {
+            let e = e.to_string().replace(&self.url, &self.shown);
+            fail(format!("{}: {e}", what()))
+        })?;
         let status = resp.status().as_u16();
+        if (300..400).contains(&status) {
+            let to = resp
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("");
+            let elsewhere = safe::host_of(to).is_some_and(|h| Some(h) != safe::host_of(&self.url));
+            return Err(fail(format!(
+                "{}: HTTP {status}: the repo redirects to `{}`{}; egressc follows no redirect",
+                what(),
+                safe::shown(&safe::redacted(to)),
+                if elsewhere { ", another host" } else { "" }
+            )));
+        }
         let bytes = resp
             .body_mut()
             .read_to_vec()
@@ -247,8 +290,8 @@ impl Repo {
         } else {
             Err(fail(format!(
                 "{method} {}{path}: HTTP {status} {}",
-                self.url,
-                String::from_utf8_lossy(&bytes).trim()
+                self.shown,
+                safe::shown(String::from_utf8_lossy(&bytes).trim())
             )))
         }
     }
@@ -328,6 +371,13 @@ pub fn steps(repo: &Repo, cbs: &[Codebase], prefix: &str) -> Result<Vec<Step>, P
             .chain(published.keys().cloned())
             .collect();
         for name in own {
+            if !safe::is_file_name(&name) {
+                return Err(fail(format!(
+                    "the repo lists a file `{}` in {}: not a plain file name, refused",
+                    safe::shown(&name),
+                    cb.path
+                )));
+            }
             if !cb.files.contains_key(&name) {
                 staged.push(Step::Delete {
                     codebase: cb.path.clone(),
@@ -336,7 +386,14 @@ pub fn steps(repo: &Repo, cbs: &[Codebase], prefix: &str) -> Result<Vec<Step>, P
                 changed = true;
             }
         }
-        if changed || info.is_none() {
+        // Edits staged but never committed (a run that failed at its commit): what they
+        // hold was compared above as if published; commit them now.
+        let pending = info.as_ref().is_some_and(|i| {
+            ["editFiles", "erasedFiles"]
+                .iter()
+                .any(|k| i[*k].as_array().is_some_and(|a| !a.is_empty()))
+        });
+        if changed || pending || info.is_none() {
             staged.push(Step::Upload {
                 codebase: cb.path.clone(),
                 file: CODEBASE_MANIFEST.into(),
@@ -351,10 +408,15 @@ pub fn steps(repo: &Repo, cbs: &[Codebase], prefix: &str) -> Result<Vec<Step>, P
         .list()?
         .into_iter()
         .filter(|p| {
-            // An identity codebase of this prefix: /PREFIX/NS/SA.
-            p.strip_prefix(&format!("/{prefix}/"))
-                .is_some_and(|rest| rest.split('/').count() == 2 && !rest.starts_with('_'))
-                && !wanted.contains(p.as_str())
+            // An identity codebase of this prefix (/PREFIX/NS/SA, both Kubernetes names: a
+            // name the server made up is never deleted), or the gateway's when OUT has none.
+            let ours = p.strip_prefix(&format!("/{prefix}/")).is_some_and(|rest| {
+                rest == "_gateway"
+                    || rest
+                        .split_once('/')
+                        .is_some_and(|(ns, sa)| safe::is_k8s_name(ns) && safe::is_k8s_name(sa))
+            });
+            ours && !wanted.contains(p.as_str())
         })
         .map(|codebase| Step::Remove { codebase });
     staged.extend(commits);
