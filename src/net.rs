@@ -148,6 +148,14 @@ pub fn parse_host(s: &str) -> Result<HostPattern, HostError> {
         return Ok(HostPattern::Wildcard(rest.to_owned()));
     }
     check_dns_name(&lower)?;
+    // The proxies match names only (an IPv4 SNI or Host is never a DNS name): such a host
+    // would allow nothing while its author believes it allows the address.
+    if Ipv4Addr::from_str(&lower).is_ok() {
+        return Err(invalid(
+            "an IP address never matches a host rule",
+            "hosts are matched by name (SNI, Host); list the address in `ipAddresses`",
+        ));
+    }
     Ok(HostPattern::Exact(lower))
 }
 

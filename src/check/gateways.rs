@@ -78,7 +78,8 @@ pub fn check_gateways(
                 .unwrap_or(settings.gateway_port);
             let listen_port = match first_port.and_then(|p| p.target_port.as_ref()) {
                 Some(IntOrString::Int(i)) => u16::try_from(*i).unwrap_or(port),
-                _ => port,
+                Some(IntOrString::Str(n)) => named(n, svc.map(|s| inputs.doc(s)), port, diags),
+                None => port,
             };
             let mode = svc
                 .and_then(|s| s.meta.annotation(MODE_ANNOTATION))
@@ -106,6 +107,26 @@ pub fn check_gateways(
         }
     }
     out
+}
+
+/// E0323: a gateway Service whose targetPort is a name. The generated gateway container
+/// names no port, so the name would resolve to nothing, and guessing a number is wrong.
+fn named(
+    name: &str,
+    doc: Option<&crate::load::loaded::Document>,
+    port: u16,
+    diags: &mut Vec<Diagnostic>,
+) -> u16 {
+    let d = Diagnostic::new(
+        Code::E0323,
+        format!("the gateway Service's targetPort is the name `{name}`"),
+    )
+    .help("give the port number the gateway listens on (`targetPort: 1080`)");
+    diags.push(match doc {
+        Some(doc) => d.at(doc.span(path!["spec", "ports", 0, "targetPort"])),
+        None => d,
+    });
+    port
 }
 
 #[cfg(test)]

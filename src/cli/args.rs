@@ -153,11 +153,11 @@ pub enum Command {
 #[derive(clap::Args)]
 pub struct KubeArgs {
     /// The Pipy image of the sidecar and the gateway.
-    #[arg(long, value_name = "IMAGE", default_value = kubernetes::DEFAULT_PIPY_IMAGE)]
+    #[arg(long, value_name = "IMAGE", default_value = kubernetes::DEFAULT_PIPY_IMAGE, value_parser = parse_image)]
     pub pipy_image: String,
     /// The image of the init container that applies the iptables rules (needs `sh`,
     /// `iptables-restore` and `ip6tables-restore`).
-    #[arg(long, value_name = "IMAGE", default_value = kubernetes::DEFAULT_INIT_IMAGE)]
+    #[arg(long, value_name = "IMAGE", default_value = kubernetes::DEFAULT_INIT_IMAGE, value_parser = parse_image)]
     pub init_image: String,
     /// The label that selects the workloads the injection Component patches.
     #[arg(long, value_name = "KEY=VALUE", default_value = kubernetes::DEFAULT_INJECT_LABEL, value_parser = parse_label)]
@@ -205,9 +205,36 @@ fn parse_header(s: &str) -> Result<(String, String), UsageError> {
     Ok((k.trim().to_owned(), v.to_owned()))
 }
 
+/// An image reference: not empty, no whitespace or control characters.
+fn parse_image(s: &str) -> Result<String, UsageError> {
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(UsageError(format!(
+            "`{}` is not an image reference (no blanks; e.g. `flomesh/pipy:1.5.14`)",
+            s.escape_debug()
+        )));
+    }
+    Ok(s.to_owned())
+}
+
 fn parse_label(s: &str) -> Result<(String, String), UsageError> {
     let (k, v) = key_value(s, "KEY=VALUE")?;
-    let name = k.rsplit('/').next().unwrap_or(k);
+    // `[prefix/]name`: at most one `/`, and the prefix a DNS subdomain (lower-case).
+    let (prefix, name) = match k.split_once('/') {
+        Some((p, n)) => (Some(p), n),
+        None => (None, k),
+    };
+    let prefix_ok = prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            })
+    });
     let ok = |t: &str, max: usize| {
         t.len() <= max
             && t.bytes()
@@ -215,9 +242,9 @@ fn parse_label(s: &str) -> Result<(String, String), UsageError> {
             && t.bytes().next().is_none_or(|b| b.is_ascii_alphanumeric())
             && t.bytes().last().is_none_or(|b| b.is_ascii_alphanumeric())
     };
-    if name.is_empty() || !ok(name, 63) || !ok(v, 63) || k.len() > 253 + 1 + 63 {
+    if name.is_empty() || name.contains('/') || !prefix_ok || !ok(name, 63) || !ok(v, 63) {
         return Err(UsageError(format!(
-            "`{s}` is not a Kubernetes label (KEY=VALUE, each part alphanumeric with `-_.`, at most 63 characters)"
+            "`{s}` is not a Kubernetes label (KEY=VALUE: KEY is [PREFIX/]NAME with PREFIX a lower-case DNS subdomain; NAME and VALUE alphanumeric with `-_.`, at most 63 characters)"
         )));
     }
     Ok((k.to_owned(), v.to_owned()))

@@ -126,6 +126,8 @@ codes! {
         "two Services with the same TCP `clusterIP:port`", "two Services on `10.96.0.10:80`";
     E0322 Error "a name too long to be a file name",
         "a ServiceAccount name whose config file name (`<name>.json`) would be longer than 255 bytes", "a 253-character ServiceAccount name";
+    E0323 Error "a gateway Service's targetPort is a name",
+        "the first port of a gateway Service has a named `targetPort`: the generated gateway container names no port, so it would resolve to nothing", "`targetPort: tunnel`";
     E0601 Error "a file of the Kubernetes output does not fit a ConfigMap",
         "a file of `kubernetes/` that does not fit a ConfigMap of `--configmap-max-kib` (default 256, what client-side `kubectl apply` accepts) even split into parts: a script larger than the limit (JSON files are split), or a limit that leaves no room for a part", "`--configmap-max-kib=1`";
     W0101 Warning "a file in a walked directory is not YAML; skipped",

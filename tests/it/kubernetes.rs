@@ -377,3 +377,37 @@ fn large_json_files_are_split_into_parts_that_join_back() {
         std::fs::remove_dir_all(d).ok();
     }
 }
+
+#[test]
+fn labels_and_images_that_kubernetes_would_refuse_are_usage_errors() {
+    let out = scratch("bad-flags");
+    for (flag, value) in [
+        ("--inject-label", "A/b=c"),
+        ("--inject-label", "x/y/z=1"),
+        ("--inject-label", "/b=c"),
+        ("--inject-label", "ok.io/b=c d"),
+        ("--pipy-image", ""),
+        ("--pipy-image", "flomesh/pipy 1.5"),
+        ("--init-image", " "),
+    ] {
+        let run = egressc(&[
+            "build",
+            "example/mesh",
+            "-o",
+            out.to_str().unwrap(),
+            flag,
+            value,
+        ]);
+        assert_eq!(run.code, 2, "{flag} {value:?}: {}", run.stderr);
+    }
+    let ok = egressc(&[
+        "build",
+        "example/mesh",
+        "-o",
+        out.to_str().unwrap(),
+        "--inject-label",
+        "team.example.com/egress=on",
+    ]);
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    std::fs::remove_dir_all(&out).ok();
+}
