@@ -103,21 +103,22 @@ pub fn check_reference(
     diags.extend(check_name("namespace", namespace, NameRule::Label, ns_span));
 }
 
-/// E0322: an identity's config is written as `configs/<ns>/<sa>.json`; a file name holds at
-/// most 255 bytes.
+/// E0322: an identity's config is written as `configs/<ns>/<sa>.json`, and in the
+/// ConfigMaps under the key `<sa>.json` or, split, `<sa>.json.part-N`: a ConfigMap key holds
+/// at most 253 characters (room is kept for a four-digit part number).
 pub fn check_file_name(service_account: &str, span: Span) -> Option<Diagnostic> {
-    const MAX_FILE_NAME: usize = 255;
-    let file = format!("{service_account}.json");
-    (file.len() > MAX_FILE_NAME).then(|| {
+    const MAX_KEY: usize = 253;
+    let longest = format!("{service_account}.json.part-9999");
+    (longest.len() > MAX_KEY).then(|| {
         Diagnostic::new(
             Code::E0322,
             format!(
-                "ServiceAccount name of {} characters: its config file `<name>.json` would be longer than {MAX_FILE_NAME} bytes",
+                "ServiceAccount name of {} characters: its ConfigMap key `<name>.json.part-N` would be longer than {MAX_KEY} characters",
                 service_account.len()
             ),
         )
         .at(span)
-        .help("shorten the ServiceAccount name to at most 250 characters")
+        .help("shorten the ServiceAccount name to at most 238 characters")
     })
 }
 

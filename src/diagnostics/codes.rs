@@ -124,8 +124,8 @@ codes! {
         "a Service `clusterIP` that is globally routable or link-local: every identity would reach it as in-mesh", "`clusterIP: 8.8.8.8`, `169.254.169.254`";
     E0321 Error "two Services claim one clusterIP:port",
         "two Services with the same TCP `clusterIP:port`", "two Services on `10.96.0.10:80`";
-    E0322 Error "a name too long to be a file name",
-        "a ServiceAccount name whose config file name (`<name>.json`) would be longer than 255 bytes", "a 253-character ServiceAccount name";
+    E0322 Error "a name too long for a ConfigMap key",
+        "a ServiceAccount name longer than 238 characters: its config's ConfigMap key (`<name>.json.part-N`) would be longer than the 253 the API server takes", "a 245-character ServiceAccount name";
     E0323 Error "a gateway Service's targetPort is a name",
         "the first port of a gateway Service has a named `targetPort`: the generated gateway container names no port, so it would resolve to nothing", "`targetPort: tunnel`";
     E0601 Error "a file of the Kubernetes output does not fit a ConfigMap",

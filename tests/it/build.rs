@@ -601,14 +601,16 @@ fn an_output_inside_an_input_folder_is_never_read_back() {
 
 #[test]
 fn the_longest_names_check_accepts_build() {
-    // 250 characters: the longest ServiceAccount name whose `<name>.json` fits a file name.
+    // 238 characters: the longest ServiceAccount name whose ConfigMap key
+    // `<name>.json.part-NNNN` fits the API server's 253.
     let name = [
         &"b".repeat(62)[..],
         &"b".repeat(62),
         &"b".repeat(62),
-        &"b".repeat(61),
+        &"b".repeat(49),
     ]
     .join(".");
+    assert_eq!(name.len(), 238);
     let ns = "n".repeat(63);
     let dir = tmp("long-names");
     std::fs::create_dir_all(&dir).unwrap();
@@ -624,6 +626,22 @@ fn the_longest_names_check_accepts_build() {
     let run = build(&[input.to_string_lossy().into_owned()], &out);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(out.join(format!("configs/{ns}/{name}.json")).is_file());
+    // Every ConfigMap key the output has fits the API server's 253 characters.
+    for e in walkdir::WalkDir::new(out.join("kubernetes")) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            for line in text.lines() {
+                let key = line.trim_start().split(':').next().unwrap_or("");
+                assert!(
+                    key.len() <= 253,
+                    "a key of {} characters in {}",
+                    key.len(),
+                    e.path().display()
+                );
+            }
+        }
+    }
     std::fs::remove_dir_all(&dir).ok();
 }
 

@@ -69,18 +69,37 @@ impl Default for KubeOptions {
 
 /// The size of a ConfigMap as `kubectl apply` stores it (compact JSON).
 fn json_size(cm: &ConfigMap) -> usize {
-    serde_json::to_vec(cm).map_or(usize::MAX, |v| v.len())
+    let Ok(v) = serde_json::to_vec(cm) else {
+        return usize::MAX;
+    };
+    // What the API server stores for a client-side apply: the object as Go's encoding/json
+    // writes it (`<`, `>`, `&`, U+2028 and U+2029 as six-byte escapes) in the annotation
+    // whose key counts against the same limit.
+    let text = String::from_utf8_lossy(&v);
+    let go_extra: usize = text
+        .chars()
+        .map(|c| match c {
+            '<' | '>' | '&' => 5,
+            '\u{2028}' | '\u{2029}' => 3,
+            _ => 0,
+        })
+        .sum();
+    v.len() + go_extra + LAST_APPLIED.len()
 }
 
-/// The length of `s` as a JSON string, quotes included (serde_json's escapes: two bytes for
-/// `"`, `\\` and the short control escapes, six for other control bytes).
+/// The annotation client-side `kubectl apply` copies the object into.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// The length of `s` as a JSON string, quotes included, as Go's encoding/json writes it (what
+/// the API server keeps): two bytes for `"`, `\\` and the short control escapes, six for
+/// other control bytes and for `<`, `>`, `&`, U+2028 and U+2029.
 fn json_str_len(s: &str) -> usize {
     2 + s
-        .bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0..=0x1f => 6,
-            _ => 1,
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' | '\n' | '\r' | '\t' | '\u{8}' | '\u{c}' => 2,
+            '\u{0}'..='\u{1f}' | '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => 6,
+            c => c.len_utf8(),
         })
         .sum::<usize>()
 }
@@ -374,7 +393,7 @@ mod tests {
     }
 
     #[test]
-    fn json_str_len_is_serde_jsons() {
+    fn json_str_len_is_gos() {
         for s in [
             "",
             "plain",
@@ -390,5 +409,8 @@ mod tests {
                 "{s:?}"
             );
         }
+        // Go escapes these as \u003c, \u003e, \u0026, \u2028, \u2029.
+        assert_eq!(super::json_str_len("<a&b>"), 2 + 6 + 1 + 6 + 1 + 6);
+        assert_eq!(super::json_str_len("\u{2028}"), 2 + 6);
     }
 }
