@@ -300,6 +300,11 @@ fn decide(plan: &Plan, q: &Query) -> Verdict {
         v.reason = format!("request refused: {why}");
         return v;
     }
+    if q.http.is_some() && first_candidate(id, q).is_some_and(|r| r.protocol == Protocol::Https) {
+        // The sidecar reads a TLS ClientHello on this port and closes anything else.
+        v.reason = "not a TLS ClientHello: an https rule decides this port, and the sidecar closes an HTTP request on it".into();
+        return v;
+    }
     let needs_address = match apply_rules(plan, id, q, &mut v) {
         Ok(()) => return through_gateway(plan, id, q, v),
         Err(needs_address) => needs_address,
@@ -370,6 +375,22 @@ fn refused_request(id: &IdentityPlan, q: &Query) -> Option<&'static str> {
         return None;
     }
     request_problem(q.http.as_ref()?, &REQUEST_LIMITS)
+}
+
+/// The first rule the sidecar considers for the connection (`rules.candidates`): on its
+/// port, and admitting its address (a name, offline: the first on the port). Its protocol
+/// decides how the sidecar reads the connection.
+fn first_candidate<'p>(id: &'p IdentityPlan, q: &Query) -> Option<&'p Rule> {
+    id.rules
+        .iter()
+        .find(|r| {
+            r.port == q.port
+                && match &q.dest {
+                    Dest::Ip(ip) => r.cidrs.is_empty() || r.cidrs.iter().any(|c| c.contains(*ip)),
+                    Dest::Name(_) => true,
+                }
+        })
+        .map(|r| &**r)
 }
 
 /// The Host a request names: its `host` field (explain's `--http-host`), else its last Host

@@ -131,3 +131,24 @@ fn ambiguous_framing_is_refused_before_any_rule() {
         "request refused: cleartext HTTP/2 is refused on http ports"
     );
 }
+
+#[test]
+fn an_http_request_on_an_https_port_is_closed_as_the_sidecar_closes_it() {
+    // The sidecar reads a TLS ClientHello on a port an https rule decides and closes other
+    // bytes, passthrough or not: explain used to call the request allowed.
+    for passthrough in [false, true] {
+        let mesh = enforced(
+            "apiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {name: e, namespace: ns}\nspec:\n  sources: [{kind: ServiceAccount, name: a, namespace: ns}]\n  hosts: [api.example.com]\n  ports: [{number: 443, protocol: https}]\n",
+        )
+        .replace("enableEgress: false", &format!("enableEgress: {passthrough}"));
+        let p = plan(&mesh);
+        let mut q = http_query("api.example.com", "GET", "/");
+        q.port = 443;
+        let v = evaluate(&p, &q);
+        assert_eq!(v.verdict, Outcome::Denied, "{v:?}");
+        assert!(v.reason.contains("not a TLS ClientHello"), "{}", v.reason);
+        q.http = None;
+        q.sni = Some("api.example.com".into());
+        assert_eq!(evaluate(&p, &q).verdict, Outcome::Allowed);
+    }
+}

@@ -824,6 +824,31 @@ fn publish_refuses_what_is_not_a_build_or_not_http() {
         "{}",
         run.stderr
     );
+    // A manifest that lists a path out of OUT (its hash right, as a hostile tree would have
+    // it) is refused before anything is read or sent; so is a password in the output.
+    let outside = out.with_extension("secret");
+    std::fs::write(&outside, "secret").unwrap();
+    let manifest = out.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    let name = format!("../{}", outside.file_name().unwrap().to_string_lossy());
+    m["files"][&name] =
+        serde_json::json!("2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b");
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let run = egressc(&[
+        "publish",
+        out.to_str().unwrap(),
+        "--repo",
+        "http://user:hunter2@127.0.0.1:9",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not a plain path inside OUT"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("hunter2"), "{}", run.stderr);
+    std::fs::remove_file(&outside).ok();
     std::fs::remove_dir_all(&out).ok();
 }
 
