@@ -12,9 +12,11 @@ fn loopback() -> crate::net::Cidr {
     crate::net::parse_cidr("127.0.0.0/8").expect("a CIDR")
 }
 
-/// Whether passthrough on `plan` already lets every identity reach everything `a` admits.
-/// With a gateway, passthrough does not reach what the gateway refuses and only a policy
-/// admits: refused address ranges and in-mesh targets named by a CIDR, `localhost` names.
+/// Whether passthrough on `plan` already lets every identity reach everything `a` admits:
+/// only an address range, and never one with loopback in it (passthrough does not relay
+/// there) or, with a gateway, one the gateway refuses unless a policy names it (refused
+/// ranges, in-mesh targets). Any-address and host tuples admit connections dialled to such
+/// addresses, so passthrough never covers them.
 pub fn passthrough_reaches(plan: &Plan, a: &Atom) -> bool {
     if !plan.settings.enable_egress {
         return false;
