@@ -411,3 +411,47 @@ fn labels_and_images_that_kubernetes_would_refuse_are_usage_errors() {
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn configmaps_are_measured_as_the_api_server_keeps_them() {
+    // Header regexes full of `&`: Go's JSON encoding (what a client-side apply stores in the
+    // last-applied annotation) writes each as six bytes. Every ConfigMap must fit the limit
+    // measured that way, with the annotation's key; serde's size alone passed 30% over.
+    let mut routes = String::new();
+    for i in 0..400 {
+        routes.push_str(&format!(
+            "  - {{name: r{i}, pathRegex: /p{i}, methods: [GET], headers: {{x-t: \"^{i}{}$\"}}}}\n",
+            "&".repeat(40)
+        ));
+    }
+    let dir = scratch("amp-in");
+    std::fs::write(
+        dir.join("mesh.yaml"),
+        format!(
+            "apiVersion: config.flomesh.io/v1alpha3\nkind: MeshConfig\nmetadata: {{name: m, namespace: fsm}}\nspec: {{traffic: {{enableEgress: false}}}}\n---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e, namespace: ns}}\nspec:\n  sources: [{{kind: ServiceAccount, name: a, namespace: ns}}]\n  hosts: [api.example.com]\n  ports: [{{number: 80, protocol: http}}]\n  matches: [{{apiGroup: specs.smi-spec.io/v1alpha4, kind: HTTPRouteGroup, name: g}}]\n---\napiVersion: specs.smi-spec.io/v1alpha4\nkind: HTTPRouteGroup\nmetadata: {{name: g, namespace: ns}}\nspec:\n  matches:\n{routes}"
+        ),
+    )
+    .unwrap();
+    let out = scratch("amp-out");
+    build(dir.to_str().unwrap(), &out, &["--configmap-max-kib=64"]);
+    let mut checked = 0;
+    for (file, d) in documents(&out.join("kubernetes")) {
+        if d["kind"] != "ConfigMap" {
+            continue;
+        }
+        let text = serde_json::to_string(&d).unwrap();
+        let go = text.len()
+            + 5 * text.matches(['<', '>', '&']).count()
+            + "kubectl.kubernetes.io/last-applied-configuration".len();
+        assert!(
+            go <= 64 << 10,
+            "{}: {go} bytes as the API server keeps it",
+            file.display()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 3, "{checked} ConfigMaps");
+    for d in [dir, out] {
+        std::fs::remove_dir_all(d).ok();
+    }
+}
