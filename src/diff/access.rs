@@ -109,32 +109,27 @@ pub fn overlaps(a: &Cidr, b: &Cidr) -> bool {
 }
 
 /// The smallest set of CIDRs with the same addresses (contained ones dropped, siblings
-/// merged), each with what the CIDRs merged into it carried.
-pub fn canonical<T: Ord>(mut items: Vec<(Cidr, Vec<T>)>) -> Vec<(Cidr, Vec<T>)> {
-    items.sort_by_key(|(c, _)| *c);
-    let mut out: Vec<(Cidr, Vec<T>)> = Vec::with_capacity(items.len());
+/// merged: `ipnet`'s aggregation), each with what the CIDRs merged into it carried.
+pub fn canonical<T: Ord>(items: Vec<(Cidr, Vec<T>)>) -> Vec<(Cidr, Vec<T>)> {
+    let nets: Vec<ipnet::Ipv4Net> = items
+        .iter()
+        .map(|(c, _)| {
+            ipnet::Ipv4Net::new(c.0.first_address(), c.0.network_length())
+                .expect("a CIDR's prefix length is at most 32")
+        })
+        .collect();
+    // Disjoint and sorted by address: each CIDR lies in the one that ends at or after its start.
+    let mut out: Vec<(Cidr, Vec<T>)> = ipnet::Ipv4Net::aggregate(&nets)
+        .into_iter()
+        .map(|n| {
+            let c = cidr::Ipv4Cidr::new(n.network(), n.prefix_len()).expect("an aggregated net");
+            (Cidr(c), Vec::new())
+        })
+        .collect();
     for (c, by) in items {
-        if let Some(last) = out.last_mut()
-            && c.is_within(&last.0)
-        {
-            last.1.extend(by);
-            continue;
-        }
-        out.push((c, by));
-        while out.len() >= 2 {
-            let (a, b) = (out[out.len() - 2].0, out[out.len() - 1].0);
-            let len = a.0.network_length();
-            let siblings = len > 0
-                && b.0.network_length() == len
-                && supernet(a, len - 1) == supernet(b, len - 1);
-            if !siblings {
-                break;
-            }
-            let (_, upper) = out.pop().expect("two");
-            let (_, mut lower) = out.pop().expect("two");
-            lower.extend(upper);
-            out.push((supernet(a, len - 1), lower));
-        }
+        let first = c.0.first_address();
+        let i = out.partition_point(|(a, _)| a.0.last_address() < first);
+        out[i].1.extend(by);
     }
     for (_, by) in &mut out {
         by.sort();
