@@ -81,6 +81,14 @@ pub struct Findings {
 }
 
 impl Findings {
+    /// Findings about something read outside the inputs (a cases file): no sources.
+    pub fn of(diagnostics: Vec<Diagnostic>) -> Findings {
+        Findings {
+            sources: Sources::default(),
+            diagnostics,
+            documents: 0,
+        }
+    }
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }

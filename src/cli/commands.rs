@@ -428,14 +428,9 @@ pub fn test(cases_path: &Path, inputs: &[String], args: &ReportArgs) -> Exit {
             Err(_) => return usage(format!("`{name}` is not UTF-8")),
         },
         Ok(None) => {
-            write_out(
-                std::io::stderr().lock(),
-                &format!(
-                    "error[E0002]: `{name}` is larger than the input limit of {} MiB\n  = help: raise the limit with `--max-input-mib`, or split the cases\n",
-                    limit >> 20
-                ),
-            );
-            return Exit::InputErrors;
+            let too_large = crate::input::source::too_large(&name, limit);
+            let mut findings = crate::pipeline::Findings::of(vec![too_large]);
+            return CheckRun::answering(args).report(&mut findings, None);
         }
         Err(e) => return usage(format!("cannot read `{name}`: {e}")),
     };

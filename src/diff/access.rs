@@ -74,10 +74,7 @@ pub fn names_refused(c: &Cidr) -> bool {
 
 /// `0.0.0.0/0`.
 fn everything() -> Cidr {
-    supernet(
-        Cidr(cidr::Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 32).expect("a host")),
-        0,
-    )
+    Cidr(cidr::Ipv4Cidr::new(Ipv4Addr::UNSPECIFIED, 0).expect("a network address"))
 }
 
 /// The atoms of one port and destination, by what their route's path can cover: a route

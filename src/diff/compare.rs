@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 /// `127.0.0.0/8`.
 fn loopback() -> crate::net::Cidr {
-    crate::net::parse_cidr("127.0.0.0/8").expect("a CIDR")
+    let net = cidr::Ipv4Cidr::new(std::net::Ipv4Addr::new(127, 0, 0, 0), 8);
+    crate::net::Cidr(net.expect("a network address"))
 }
 
 /// Whether passthrough on `plan` already lets every identity reach everything `a` admits:

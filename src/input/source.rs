@@ -138,14 +138,16 @@ impl Sources {
     }
 }
 
-fn is_input_file(path: &Path) -> bool {
+/// Whether the walker reads a file found in a folder, by its name.
+pub fn is_input_file(path: &Path) -> bool {
     matches!(
         path.extension().and_then(|e| e.to_str()),
         Some("yaml" | "yml" | "json")
     )
 }
 
-fn is_hidden(name: &std::ffi::OsStr) -> bool {
+/// A hidden name (`.git`, `.env`): the walker skips it and all below it.
+pub fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_str()
         .is_some_and(|s| s.starts_with('.') && s != "." && s != "..")
 }
@@ -186,7 +188,8 @@ pub fn limit_exceeded(message: String, help: &str) -> Diagnostic {
     Diagnostic::new(Code::E0002, message).help(help)
 }
 
-fn too_large(name: &str, limit: u64) -> Diagnostic {
+/// E0002: `name` is over the input size limit.
+pub fn too_large(name: &str, limit: u64) -> Diagnostic {
     limit_exceeded(
         format!(
             "`{name}` is larger than the input limit of {} MiB",

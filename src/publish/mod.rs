@@ -16,6 +16,7 @@ mod safe;
 
 use crate::emit::manifest::MANIFEST;
 use crate::emit::output::sha256_hex;
+use crate::model::Identity;
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -100,7 +101,7 @@ pub fn codebases(out: &Path, prefix: &str) -> Result<Vec<Codebase>, PublishError
             continue;
         };
         let sa = file.trim_end_matches(".json");
-        if !safe::is_k8s_name(ns) || !safe::is_k8s_name(sa) {
+        if Identity::parse(&format!("{ns}/{sa}")).is_err() {
             return Err(fail(format!(
                 "`configs/{}` does not name a namespace and a ServiceAccount; rebuild OUT",
                 safe::shown(rest)
@@ -408,14 +409,12 @@ pub fn steps(repo: &Repo, cbs: &[Codebase], prefix: &str) -> Result<Vec<Step>, P
         .list()?
         .into_iter()
         .filter(|p| {
-            // An identity codebase of this prefix (/PREFIX/NS/SA, both Kubernetes names: a
-            // name the server made up is never deleted), or the gateway's when OUT has none.
-            let ours = p.strip_prefix(&format!("/{prefix}/")).is_some_and(|rest| {
-                rest == "_gateway"
-                    || rest
-                        .split_once('/')
-                        .is_some_and(|(ns, sa)| safe::is_k8s_name(ns) && safe::is_k8s_name(sa))
-            });
+            // An identity codebase of this prefix (/PREFIX/NS/SA, an identity as Kubernetes
+            // names it: a name the server made up is never deleted), or the gateway's when OUT
+            // has none.
+            let ours = p
+                .strip_prefix(&format!("/{prefix}/"))
+                .is_some_and(|rest| rest == "_gateway" || Identity::parse(rest).is_ok());
             ours && !wanted.contains(p.as_str())
         })
         .map(|codebase| Step::Remove { codebase });

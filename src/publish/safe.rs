@@ -22,17 +22,6 @@ pub fn host_of(url: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
 }
 
-/// A Kubernetes name (DNS-1123 label or subdomain: lower-case letters, digits, `-`, `.`),
-/// the only names an identity codebase may have.
-pub fn is_k8s_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
-        && !s.starts_with(['-', '.'])
-        && !s.ends_with(['-', '.'])
-}
-
 /// A file name inside a codebase: one plain name of letters, digits, `.`, `-`, `_` (not
 /// `.` or `..`), or a `name.part-N` of one.
 pub fn is_file_name(s: &str) -> bool {
@@ -93,7 +82,9 @@ mod tests {
         ] {
             assert!(!is_out_path(bad), "{bad:?}");
         }
-        assert!(is_k8s_name("team-1.a") && !is_k8s_name("..") && !is_k8s_name("A"));
+        // Identity codebases are named as `model::Identity::parse` takes them.
+        let id = |s: &str| crate::model::Identity::parse(s).is_ok();
+        assert!(id("team-1/a.b") && !id("../x") && !id("ns/A") && !id("ns/a/b"));
         assert!(!is_file_name("x\ny") && !is_file_name("..") && is_file_name("config.json"));
         assert_eq!(shown("a\nb"), "a\\nb");
     }

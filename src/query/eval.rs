@@ -363,14 +363,10 @@ fn in_mesh(plan: &Plan, q: &Query) -> Option<String> {
 /// request (an http rule of this port admits the address), and the request is one it refuses
 /// whatever the rules say (`request::request_problem`).
 fn refused_request(id: &IdentityPlan, q: &Query) -> Option<&'static str> {
-    let per_request = id.rules.iter().any(|r| {
-        r.port == q.port
-            && r.protocol == Protocol::Http
-            && match &q.dest {
-                Dest::Ip(ip) => r.cidrs.is_empty() || r.cidrs.iter().any(|c| c.contains(*ip)),
-                Dest::Name(_) => true,
-            }
-    });
+    let per_request = id
+        .rules
+        .iter()
+        .any(|r| r.protocol == Protocol::Http && candidate(r, q));
     if !per_request {
         return None;
     }
@@ -381,16 +377,17 @@ fn refused_request(id: &IdentityPlan, q: &Query) -> Option<&'static str> {
 /// port, and admitting its address (a name, offline: the first on the port). Its protocol
 /// decides how the sidecar reads the connection.
 fn first_candidate<'p>(id: &'p IdentityPlan, q: &Query) -> Option<&'p Rule> {
-    id.rules
-        .iter()
-        .find(|r| {
-            r.port == q.port
-                && match &q.dest {
-                    Dest::Ip(ip) => r.cidrs.is_empty() || r.cidrs.iter().any(|c| c.contains(*ip)),
-                    Dest::Name(_) => true,
-                }
-        })
-        .map(|r| &**r)
+    id.rules.iter().find(|r| candidate(r, q)).map(|r| &**r)
+}
+
+/// Whether the sidecar considers a rule for the connection: its port, and its address
+/// ranges admit the destination (a name, offline: any rule of the port).
+fn candidate(r: &Rule, q: &Query) -> bool {
+    r.port == q.port
+        && match &q.dest {
+            Dest::Ip(ip) => r.cidrs.is_empty() || r.cidrs.iter().any(|c| c.contains(*ip)),
+            Dest::Name(_) => true,
+        }
 }
 
 /// The Host a request names: its `host` field (explain's `--http-host`), else its last Host

@@ -188,17 +188,22 @@ impl Drop for CatFile {
     }
 }
 
+/// Create a folder of the scratch folder and those on the way, private to this user.
+fn private_dirs(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
 /// Create `path` (inside the scratch folder: every folder on the way is one this run made)
 /// as a new file, never through a link, and stream the blob into it.
 fn write_blob(cat: &mut CatFile, path: &Path, oid: &str, limit: u64) -> Result<(), String> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
     let fail = |e: std::io::Error| format!("cannot write `{}`: {e}", path.display());
     if let Some(parent) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(fail)?;
+        private_dirs(parent).map_err(fail)?;
     }
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -269,12 +274,8 @@ pub fn checkout(rev: &str, inputs: &[String], max_bytes: u64) -> Result<BaseTree
     }
     // A folder input with no file to read is still a folder.
     for input in &base.inputs {
-        use std::os::unix::fs::DirBuilderExt;
         if !Path::new(input).exists() {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(input)
+            private_dirs(Path::new(input))
                 .map_err(|e| usage(format!("cannot create `{input}`: {e}")))?;
         }
     }

@@ -197,9 +197,10 @@ impl Tree {
     }
 }
 
-/// Whether a name is read from a walked folder (as `input::source` decides on disk).
-pub fn is_input_name(name: &str) -> bool {
-    [".yaml", ".yml", ".json"].iter().any(|e| name.ends_with(e))
+/// Whether the walker reads a file of this name from a walked folder
+/// (`input::source::is_input_file`, the rule it applies on disk).
+fn is_input_name(name: &str) -> bool {
+    crate::input::source::is_input_file(std::path::Path::new(name))
 }
 
 /// Whether `real` is `root` or inside it.
@@ -265,7 +266,10 @@ fn walk(
     let skip = if real.is_empty() { 0 } else { real.len() + 1 };
     for (path, node) in tree.below(real) {
         let rel = &path[skip..];
-        if rel.split('/').any(|c| c.starts_with('.')) {
+        if rel
+            .split('/')
+            .any(|c| crate::input::source::is_hidden(c.as_ref()))
+        {
             continue;
         }
         let at = if named == "." {
