@@ -296,6 +296,24 @@ struct Bed {
     decode_floor: Option<(f64, u64)>,
 }
 
+impl Bed {
+    /// Start a proxy running `script` as uid 1500 (under valgrind when `counted`), wait until
+    /// it listens and count its CPU: its pid and start-up time.
+    fn start_proxy(
+        &mut self,
+        name: &str,
+        script: &Path,
+        env: &[(String, String)],
+        counted: Option<&Path>,
+    ) -> (u32, f64) {
+        let cmd = proxy_cmd(&self.ns, &[script.to_str().unwrap()], env, counted);
+        let (pid, log) = spawn(&self.ns, &self.dir, name, cmd, &mut self.children);
+        let secs = wait_listening(&log);
+        self.proxies.push(pid);
+        (pid, secs)
+    }
+}
+
 impl Drop for Bed {
     fn drop(&mut self) {
         for c in &mut self.children {
@@ -425,24 +443,8 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
             let analysis =
                 egressc::analyze_texts(vec![("m.yaml".into(), MESH.replace("PASS", "true"))]);
             egressc::write_output(&analysis.compile(), &out).unwrap();
-            let (pid, log) = spawn(
-                &ns,
-                &dir,
-                "proxy",
-                proxy_cmd(
-                    &ns,
-                    &[root()
-                        .join("benches/runtime")
-                        .join(script)
-                        .to_str()
-                        .unwrap()],
-                    &[],
-                    counted.as_deref(),
-                ),
-                &mut bed.children,
-            );
-            bed.start_secs = wait_listening(&log);
-            bed.proxies.push(pid);
+            let script = root().join("benches/runtime").join(script);
+            bed.start_secs = bed.start_proxy("proxy", &script, &[], counted.as_deref()).1;
             Some(out.join("iptables/outbound.rules"))
         }
         Proxy::Sidecar {
@@ -461,23 +463,9 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
             run(Command::new("chmod").args(["-R", "a+rX"]).arg(&out));
             let config = out.join("configs/bench/client.json");
             if *gateway {
-                let (pid, log) = spawn(
-                    &ns,
-                    &dir,
-                    "gateway",
-                    proxy_cmd(
-                        &ns,
-                        &[out.join("gateway/main.js").to_str().unwrap()],
-                        &[],
-                        counted
-                            .as_ref()
-                            .map(|c| c.with_file_name("gateway.out"))
-                            .as_deref(),
-                    ),
-                    &mut bed.children,
-                );
-                wait_listening(&log);
-                bed.proxies.push(pid);
+                let gateway_counted = counted.as_ref().map(|c| c.with_file_name("gateway.out"));
+                let script = out.join("gateway/main.js");
+                bed.start_proxy("gateway", &script, &[], gateway_counted.as_deref());
             }
             let env = if *watched {
                 vec![("EGRESSC_CONFIG".to_owned(), config.display().to_string())]
@@ -485,21 +473,10 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
                 std::fs::copy(&config, out.join("sidecar/config.json")).unwrap();
                 Vec::new()
             };
-            let (pid, log) = spawn(
-                &ns,
-                &dir,
-                "sidecar",
-                proxy_cmd(
-                    &ns,
-                    &[out.join("sidecar/main.js").to_str().unwrap()],
-                    &env,
-                    counted.as_deref(),
-                ),
-                &mut bed.children,
-            );
-            bed.start_secs = wait_listening(&log);
+            let script = out.join("sidecar/main.js");
+            let (pid, secs) = bed.start_proxy("sidecar", &script, &env, counted.as_deref());
+            bed.start_secs = secs;
             bed.rss_kib = rss_kib(pid);
-            bed.proxies.push(pid);
             if counted.is_none() {
                 bed.decode_floor = Some(decode_floor(&ns, &dir, &config));
             }
@@ -510,21 +487,10 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
             run(Command::new("chmod").args(["-R", "a+rX"]).arg(&out));
             let config = out.join("configs/bench/client.json");
             let env = vec![("EGRESSC_CONFIG".to_owned(), config.display().to_string())];
-            let (pid, log) = spawn(
-                &ns,
-                &dir,
-                "sidecar",
-                proxy_cmd(
-                    &ns,
-                    &[out.join("sidecar/main.js").to_str().unwrap()],
-                    &env,
-                    counted.as_deref(),
-                ),
-                &mut bed.children,
-            );
-            bed.start_secs = wait_listening(&log);
+            let script = out.join("sidecar/main.js");
+            let (pid, secs) = bed.start_proxy("sidecar", &script, &env, counted.as_deref());
+            bed.start_secs = secs;
             bed.rss_kib = rss_kib(pid);
-            bed.proxies.push(pid);
             Some(out.join("iptables/outbound.rules"))
         }
     };
@@ -763,16 +729,26 @@ fn main() {
         .arg(&cert));
     run(Command::new("chmod").arg("644").arg(&key));
     // `EGRESSC_BENCH_CASES=NAME,…`: only the cases whose names hold one of these (and the
-    // references they are compared with).
+    // references they are compared with, and theirs: a gateway case's reference, sidecar
+    // passthrough, is reported against the bare relay).
     let mut cases = cases();
     if let Ok(only) = std::env::var("EGRESSC_BENCH_CASES") {
         let wanted = |name: &str| only.split(',').any(|w| !w.is_empty() && name.contains(w));
-        let keep: Vec<&'static str> = cases
+        let mut keep: Vec<&'static str> = cases
             .iter()
             .filter(|c| wanted(c.name))
-            .flat_map(|c| [Some(c.name), c.reference])
-            .flatten()
+            .map(|c| c.name)
             .collect();
+        for i in 0.. {
+            let Some(name) = keep.get(i) else { break };
+            let reference = cases
+                .iter()
+                .find(|c| c.name == *name)
+                .and_then(|c| c.reference);
+            if let Some(r) = reference.filter(|r| !keep.contains(r)) {
+                keep.push(r);
+            }
+        }
         cases.retain(|c| keep.contains(&c.name));
     }
     if counting() {

@@ -775,12 +775,8 @@ fn every_write_error_fails_the_run() {
 
 #[test]
 fn publish_refuses_what_is_not_a_build_or_not_http() {
-    let run = egressc(&[
-        "publish",
-        "fixtures/good-defaults",
-        "--repo",
-        "http://127.0.0.1:9",
-    ]);
+    let publish = |out: &str, repo: &str| egressc(&["publish", out, "--repo", repo]);
+    let run = publish("fixtures/good-defaults", "http://127.0.0.1:9");
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("is not egressc's output"),
@@ -799,26 +795,16 @@ fn publish_refuses_what_is_not_a_build_or_not_http() {
         .code,
         0
     );
-    let run = egressc(&["publish", out.to_str().unwrap(), "--repo", "https://repo"]);
+    let run = publish(out.to_str().unwrap(), "https://repo");
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("not an http:// URL"), "{}", run.stderr);
     // Nothing listens on port 9: a clear error, exit 2.
-    let run = egressc(&[
-        "publish",
-        out.to_str().unwrap(),
-        "--repo",
-        "http://127.0.0.1:9",
-    ]);
+    let run = publish(out.to_str().unwrap(), "http://127.0.0.1:9");
     assert_eq!(run.code, 2);
     assert!(run.stderr.contains("127.0.0.1:9"), "{}", run.stderr);
     // An edited OUT is refused.
     std::fs::write(out.join("sidecar/mesh.json"), "{}").unwrap();
-    let run = egressc(&[
-        "publish",
-        out.to_str().unwrap(),
-        "--repo",
-        "http://127.0.0.1:9",
-    ]);
+    let run = publish(out.to_str().unwrap(), "http://127.0.0.1:9");
     assert!(
         run.stderr.contains("differs from its manifest"),
         "{}",
@@ -835,12 +821,7 @@ fn publish_refuses_what_is_not_a_build_or_not_http() {
     m["files"][&name] =
         serde_json::json!("2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b");
     std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
-    let run = egressc(&[
-        "publish",
-        out.to_str().unwrap(),
-        "--repo",
-        "http://user:hunter2@127.0.0.1:9",
-    ]);
+    let run = publish(out.to_str().unwrap(), "http://user:hunter2@127.0.0.1:9");
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stderr.contains("not a plain path inside OUT"),

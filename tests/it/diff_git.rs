@@ -6,8 +6,16 @@ use crate::support::*;
 use std::collections::BTreeSet;
 use std::path::Path;
 
+/// Run git in `dir` (no user or system configuration); it must succeed.
 pub fn git(dir: &Path, args: &[&str]) {
-    let out = std::process::Command::new("git")
+    git_out(dir, args, b"");
+}
+
+/// Run git in `dir` with `input` on stdin; it must succeed: its output, trimmed.
+fn git_out(dir: &Path, args: &[&str], input: &[u8]) -> String {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new("git")
         .args([
             "-c",
             "user.name=egressc",
@@ -24,13 +32,19 @@ pub fn git(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("git runs");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
         "git {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// Whether git can be run; says what is skipped when not.
@@ -148,20 +162,6 @@ fn base_git_reads_the_same_inputs_at_a_revision() {
     std::fs::remove_dir_all(&repo).ok();
 }
 
-/// Copy a folder of the repository into `to`.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let target = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_tree(&p, &target);
-        } else {
-            std::fs::copy(&p, target).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_readme_example_is_real_output() {
     if !have_git("the README example") {
@@ -209,28 +209,9 @@ fn the_readme_example_is_real_output() {
     );
 }
 
-/// Run git in `dir` with `input` on stdin; its output, trimmed.
-fn git_out(dir: &Path, args: &[&str], input: &[u8]) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("git")
-        .args(["-c", "user.name=egressc", "-c", "user.email=e@example.com"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("git runs");
-    child.stdin.take().unwrap().write_all(input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-/// A commit whose tree is `deploy/` with the given `MODE TYPE OID\tNAME` lines (`{blob:TEXT}`
-/// in an OID place is replaced by a blob of TEXT), made with plumbing: Git's own checks of
-/// a checkout never see it, as with a fetched pull request.
+/// A commit whose tree is `deploy/` with the given entries `(MODE, TYPE, "NAME=CONTENT")` (a
+/// blob of CONTENT, or for a `commit` entry the commit CONTENT names), made with plumbing:
+/// Git's own checks of a checkout never see it, as with a fetched pull request.
 fn hostile_commit(repo: &Path, deploy: &[(&str, &str, &str)]) -> String {
     let mut lines = String::new();
     for (mode, kind, what) in deploy {

@@ -127,3 +127,17 @@ pub fn many_identities(gateway: bool) -> String {
     }
     yaml
 }
+
+/// Copy a folder (and the folders in it) into `to`.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let target = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &target);
+        } else {
+            std::fs::copy(&p, target).unwrap();
+        }
+    }
+}

@@ -110,16 +110,6 @@ fn e2e_publish_to_a_pipy_repo() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// Copy a fixture folder (every file) into `to`.
-fn copy_dir(from: &Path, to: &Path) {
-    let _ = std::fs::remove_dir_all(to);
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-    }
-}
-
 #[test]
 fn e2e_publish_retries_a_failed_commit_and_shows_no_password() {
     if !enabled("publishing through a repo proxy that fails the first commit") {
@@ -128,11 +118,11 @@ fn e2e_publish_retries_a_failed_commit_and_shows_no_password() {
     let mut ns = Netns::new(HOSTS);
     let work = ns.dir.clone();
     let with_gw = work.join("in-gw");
-    copy_dir(&root().join("fixtures/good-wildcards-socks"), &with_gw);
+    copy_tree(&root().join("fixtures/good-wildcards-socks"), &with_gw);
     let out_gw = work.join("out-gw");
     build_tree(&with_gw, &out_gw);
     let no_gw = work.join("in-nogw");
-    copy_dir(&with_gw, &no_gw);
+    copy_tree(&with_gw, &no_gw);
     std::fs::remove_file(no_gw.join("gateway.yaml")).unwrap();
     let out_nogw = work.join("out-nogw");
     build_tree(&no_gw, &out_nogw);
