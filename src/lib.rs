@@ -21,6 +21,7 @@ mod plan;
 mod publish;
 mod query;
 mod span;
+mod spiffe;
 mod write;
 
 pub use cli::run;
@@ -31,7 +32,7 @@ pub use emit::kubernetes::KubeOptions;
 pub use emit::output::Output;
 pub use input::source::Sources;
 pub use input::yaml::parse_documents;
-pub use model::{DnsResolvers, Identity};
+pub use model::{AuthMode, DnsResolvers, GatewayAuth, Identity};
 pub use net::Cidr;
 pub use pipeline::{
     Analysis, BuildOutcome, BuildRequest, Built, Findings, Gate, Judgement, ReadOptions, Written,
@@ -42,4 +43,5 @@ pub use query::eval::evaluate;
 pub use query::question::{
     Dest, HttpRequest, Outcome, Query, QueryError, Verdict, parse_destination,
 };
+pub use spiffe::{certificate_identity, uri_sans};
 pub use write::{Change, WriteError};

@@ -89,6 +89,8 @@ impl GatewayMode {
     }
 }
 
+pub use crate::spiffe::{AuthMode, DEFAULT_TRUST_DOMAIN, GatewayAuth};
+
 /// A workload identity: a ServiceAccount.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Identity {
@@ -112,21 +114,7 @@ impl Identity {
     }
 }
 
-/// A DNS-1123 label: lower-case letters, digits and `-`, at most 63, no `-` at either end
-/// (Kubernetes namespaces).
-pub fn is_dns1123_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// A DNS-1123 subdomain: dot-separated labels, at most 253 (most Kubernetes object names).
-pub fn is_dns1123_subdomain(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns1123_label)
-}
+pub use crate::net::{is_dns1123_label, is_dns1123_subdomain};
 
 impl std::fmt::Display for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -449,6 +437,8 @@ pub struct Checked {
     pub dns: DnsResolvers,
     /// The matcher of every route regex of the HTTPRouteGroups.
     pub matchers: Matchers,
+    /// How the gateway authenticates tunnels (`--gateway-auth`, `--trust-domain`).
+    pub auth: GatewayAuth,
 }
 
 /// What the user tells `check` beyond the inputs.
@@ -462,4 +452,6 @@ pub struct CheckOptions {
     pub service_cidrs: Vec<Cidr>,
     /// The DNS resolvers workload DNS (UDP and TCP port 53) may reach (`--dns`); empty: see [`DnsResolvers`].
     pub dns: Vec<Ipv4Addr>,
+    /// `--gateway-auth`, `--trust-domain`.
+    pub auth: GatewayAuth,
 }

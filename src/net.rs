@@ -305,6 +305,22 @@ pub fn parse_cidr(s: &str) -> Result<Cidr, CidrError> {
     }
 }
 
+/// A DNS-1123 label: lower-case letters, digits and `-`, at most 63, no `-` at either end
+/// (Kubernetes namespaces).
+pub fn is_dns1123_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253 (most Kubernetes object names).
+pub fn is_dns1123_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns1123_label)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,9 +18,8 @@ use std::path::{Path, PathBuf};
 /// How inputs are read and checked.
 #[derive(Clone, Debug)]
 pub struct ReadOptions {
-    /// Treat files found by walking a directory like files named on the command line:
-    /// a file that does not parse, or holds no Kubernetes document, is an error; Egress
-    /// policies without a MeshConfig are an error.
+    /// Walked files are read like named ones (one that does not parse, or holds no Kubernetes
+    /// document, is an error); Egress policies without a MeshConfig are an error.
     pub strict: bool,
     /// Egress policies without a MeshConfig are an error (FSM's defaults let all through).
     pub require_meshconfig: bool,
@@ -28,14 +27,14 @@ pub struct ReadOptions {
     pub max_input_bytes: u64,
     /// Folders never read as input (a build's own output folder).
     pub exclude: Vec<PathBuf>,
-    /// The cluster's Service CIDRs: a clusterIP outside them (and outside the private
-    /// ranges) gets a warning.
+    /// The cluster's Service CIDRs: a clusterIP outside them (and the private ranges) warns.
     pub service_cidrs: Vec<Cidr>,
     /// The DNS resolvers workload DNS (UDP and TCP port 53) may reach (`--dns`).
     pub dns: Vec<std::net::Ipv4Addr>,
-    /// How names are shown: a file name that starts with the first string is shown with the
-    /// second instead (`diff --base-git` reads the base from a temporary folder and shows it
-    /// as `REV:path`).
+    /// How the gateway authenticates tunnels (`--gateway-auth`, `--trust-domain`).
+    pub auth: crate::model::GatewayAuth,
+    /// A file name that starts with the first string is shown with the second instead
+    /// (`diff --base-git` reads the base from a temporary folder, shown as `REV:path`).
     pub relabel: Option<(String, String)>,
 }
 
@@ -48,6 +47,7 @@ impl Default for ReadOptions {
             exclude: Vec::new(),
             service_cidrs: Vec::new(),
             dns: Vec::new(),
+            auth: crate::model::GatewayAuth::default(),
             relabel: None,
         }
     }
@@ -207,6 +207,7 @@ pub fn analyze(inputs: &[String], stdin: &mut dyn std::io::Read, opts: &ReadOpti
         strict: opts.strict,
         service_cidrs: opts.service_cidrs.clone(),
         dns: opts.dns.clone(),
+        auth: opts.auth.clone(),
     };
     analyze_sources(sources, diagnostics, &check)
 }

@@ -4,8 +4,8 @@
 //! sorted, so that the plan does not depend on input order.
 
 use crate::model::{
-    Checked, ConnectionSettings, DnsResolvers, GatewayMode, Identity, Matchers, MeshDestination,
-    Protocol, ProtocolClass, Provenance, Route, Settings,
+    Checked, ConnectionSettings, DnsResolvers, GatewayAuth, GatewayMode, Identity, Matchers,
+    MeshDestination, Protocol, ProtocolClass, Provenance, Route, Settings,
 };
 use crate::net::{Cidr, HostPattern};
 use std::collections::BTreeMap;
@@ -82,6 +82,8 @@ pub struct Plan {
     pub dns: DnsResolvers,
     /// The matcher of every route regex (by `MatchMode::key`).
     pub matchers: Matchers,
+    /// How the gateway authenticates tunnels.
+    pub auth: GatewayAuth,
 }
 
 impl Plan {
@@ -241,6 +243,7 @@ pub fn lower(checked: &Checked) -> Plan {
         gateways: gateways(checked),
         dns: checked.dns.clone(),
         matchers: checked.matchers.clone(),
+        auth: checked.auth.clone(),
         settings,
     }
 }

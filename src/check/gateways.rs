@@ -5,7 +5,7 @@ use crate::check::names::{NameRule, check_reference};
 use crate::diagnostics::{Code, Diagnostic};
 use crate::load::kinds::{IntOrString, ServiceSpec};
 use crate::load::loaded::{Loaded, Res};
-use crate::model::{GatewayMode, GatewayTarget, MODE_ANNOTATION, Settings};
+use crate::model::{AuthMode, GatewayAuth, GatewayMode, GatewayTarget, MODE_ANNOTATION, Settings};
 use crate::path;
 use std::collections::HashMap;
 
@@ -109,6 +109,60 @@ pub fn check_gateways(
     out
 }
 
+/// How the gateways authenticate (`--gateway-auth`): E0324 for a ServiceAccount that is a
+/// gateway's own (a ServiceAccount document, or an Egress source), W0414 under `header`, N0002
+/// under `mtls` (what the cluster needs), once per EgressGateway with global entries.
+pub fn check_gateway_auth(
+    inputs: &Loaded,
+    gateways: &[GatewayTarget],
+    auth: &GatewayAuth,
+    diags: &mut Vec<Diagnostic>,
+) {
+    let own = |ns: &str, name: &str| {
+        gateways
+            .iter()
+            .any(|g| g.namespace == ns && g.service == name)
+    };
+    let e0324 = |ns: &str, name: &str| {
+        Diagnostic::new(
+            Code::E0324,
+            format!("ServiceAccount `{ns}/{name}` is the egress gateway's own: a workload running as it would hold the gateway's identity"),
+        )
+        .help("the gateway runs as the ServiceAccount named after its Service (egressc's kustomize base creates it); give the workload another ServiceAccount")
+    };
+    for sa in inputs
+        .service_accounts
+        .iter()
+        .filter(|sa| own(sa.ns(), sa.name()))
+    {
+        diags.push(e0324(sa.ns(), sa.name()).at(inputs.doc(sa).span(path!["metadata", "name"])));
+    }
+    for e in &inputs.egresses {
+        for (i, s) in e.spec.sources.iter().enumerate() {
+            if own(&s.namespace, &s.name) {
+                let at = inputs.doc(e).span(path!["spec", "sources", i, "name"]);
+                diags.push(e0324(&s.namespace, &s.name).at(at));
+            }
+        }
+    }
+    let Some(g) = inputs.gateways.iter().find(|g| !g.spec.global().is_empty()) else {
+        return;
+    };
+    let at = inputs.doc(g).span(path!["spec", "global"]);
+    diags.push(match auth.mode {
+        AuthMode::Header => Diagnostic::new(
+            Code::W0414,
+            "under `--gateway-auth header` the gateway applies the list of whatever identity a tunnel's `egressc-identity` header names, and gives SOCKS5 every identity's list: the identity is a label, not authentication".to_owned(),
+        )
+        .help("install cert-manager's csi-driver-spiffe and build with `--gateway-auth mtls` (the default): the gateway then reads the identity from each sidecar's certificate"),
+        AuthMode::Mtls => Diagnostic::new(
+            Code::N0002,
+            format!("the gateway authenticates sidecars by their SPIFFE certificates (trust domain `{}`): the cluster needs cert-manager and csi-driver-spiffe with its approver, or every tunnel through the gateway fails", auth.trust_domain),
+        )
+        .help("see the README's \"Deploy\" section; `--gateway-auth header` keeps the previous behaviour (identity by header) for clusters without them"),
+    }.at(at));
+}
+
 /// E0323: a gateway Service whose targetPort is a name. The generated gateway container
 /// names no port, so the name would resolve to nothing, and guessing a number is wrong.
 fn named(
@@ -138,9 +192,12 @@ mod tests {
 
     #[test]
     fn a_gateway_service_should_be_in_the_inputs_with_a_selector() {
-        assert_eq!(places(GATEWAY), ["W0406 6:15"]);
+        assert_eq!(places(GATEWAY), ["N0002 6:5", "W0406 6:15"]);
         let service = "---\napiVersion: v1\nkind: Service\nmetadata: {name: gw, namespace: fsm}\nspec: {clusterIP: 10.96.0.10, ports: [{port: 1080}]}\n";
-        assert_eq!(places(&format!("{GATEWAY}{service}")), ["W0411 10:18"]);
+        assert_eq!(
+            places(&format!("{GATEWAY}{service}")),
+            ["N0002 6:5", "W0411 10:18"]
+        );
     }
 
     #[test]
@@ -157,6 +214,58 @@ mod tests {
         assert_eq!(
             (g.port, g.listen_port, g.mode),
             (1080, 1080, GatewayMode::Http2Tunnel)
+        );
+    }
+
+    /// The codes of a check of `yaml` under `mode`.
+    fn codes(yaml: &str, mode: crate::model::AuthMode) -> Vec<String> {
+        let mut sources = crate::input::source::Sources::default();
+        let file = crate::input::source::SourceFile::new("t.yaml".into(), yaml.into(), true);
+        sources.add(file);
+        let mut diags = Vec::new();
+        let inputs = crate::load::load(&sources, &mut diags);
+        let auth = crate::model::GatewayAuth {
+            mode,
+            ..Default::default()
+        };
+        let options = crate::model::CheckOptions {
+            auth,
+            ..Default::default()
+        };
+        let (_, more) = crate::check::check(&inputs, &options);
+        more.iter().map(|d| d.code.to_string()).collect()
+    }
+
+    #[test]
+    fn the_gateways_own_service_account_is_refused_and_the_mode_is_said() {
+        use crate::model::AuthMode::{Header, Mtls};
+        let svc = "---\napiVersion: v1\nkind: Service\nmetadata: {name: gw, namespace: fsm}\nspec: {clusterIP: 10.96.0.9, selector: {app: gw}, ports: [{port: 1080}]}\n";
+        let base = format!("{GATEWAY}{svc}");
+        assert!(codes(&base, Mtls).contains(&"N0002".to_owned()));
+        assert!(!codes(&base, Mtls).contains(&"W0414".to_owned()));
+        assert!(codes(&base, Header).contains(&"W0414".to_owned()));
+        let sa = format!(
+            "{base}---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: gw, namespace: fsm}}\n"
+        );
+        assert!(codes(&sa, Mtls).contains(&"E0324".to_owned()));
+        let source = format!(
+            "{base}---\napiVersion: policy.flomesh.io/v1alpha1\nkind: Egress\nmetadata: {{name: e, namespace: fsm}}\nspec:\n  sources: [{{kind: ServiceAccount, name: gw, namespace: fsm}}]\n  hosts: [a.example]\n  ports: [{{number: 443, protocol: https}}]\n"
+        );
+        assert!(
+            places(&source).iter().any(|p| p.starts_with("E0324 ")),
+            "{:?}",
+            places(&source)
+        );
+        // Another namespace's ServiceAccount of the same name is not the gateway's.
+        let other = format!(
+            "{base}---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: gw, namespace: app}}\n"
+        );
+        assert!(!codes(&other, Mtls).contains(&"E0324".to_owned()));
+        // No gateway: nothing said.
+        assert!(
+            !codes(svc, Mtls)
+                .iter()
+                .any(|c| c == "N0002" || c == "W0414")
         );
     }
 }

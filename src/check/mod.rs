@@ -31,6 +31,7 @@ pub fn check(inputs: &Loaded, options: &CheckOptions) -> (Checked, Vec<Diagnosti
         upstream_settings: routes::check_upstream_settings(inputs, &mut diags),
     };
     let gateways = gateways::check_gateways(inputs, &settings, &mut diags);
+    gateways::check_gateway_auth(inputs, &gateways, &options.auth, &mut diags);
     let valid = egress::check_egresses(inputs, &targets, &mut diags);
     overlap::check_port_protocols(inputs, &valid, &mut diags);
     overlap::check_redundant(inputs, &valid, &mut diags);
@@ -49,6 +50,7 @@ pub fn check(inputs: &Loaded, options: &CheckOptions) -> (Checked, Vec<Diagnosti
         gateways,
         dns: services::dns_resolvers(inputs, options),
         matchers,
+        auth: options.auth.clone(),
     };
     (checked, diags)
 }

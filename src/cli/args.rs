@@ -289,6 +289,15 @@ pub struct InputArgs {
     /// nameservers of the pod's /etc/resolv.conf, read by iptables/init.sh at start.
     #[arg(long, value_name = "IP")]
     pub dns: Vec<std::net::Ipv4Addr>,
+    /// How the egress gateway learns who is calling: `mtls` (the SPIFFE ID of the sidecar's
+    /// certificate, from cert-manager's csi-driver-spiffe) or `header` (the
+    /// `egressc-identity` header: a label, not authentication; SOCKS5 gets every identity's
+    /// list).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = GatewayAuthArg::Mtls)]
+    pub gateway_auth: GatewayAuthArg,
+    /// The SPIFFE trust domain of the workload certificates (`--gateway-auth mtls`).
+    #[arg(long, value_name = "DOMAIN", default_value = crate::model::DEFAULT_TRUST_DOMAIN, value_parser = parse_trust_domain)]
+    pub trust_domain: String,
     /// The largest ConfigMap of `kubernetes/`, in KiB (256: what client-side `kubectl apply`
     /// accepts; up to 1024 for server-side apply).
     #[arg(long, value_name = "KIB", default_value_t = kubernetes::DEFAULT_CONFIGMAP_MAX_KIB, value_parser = clap::value_parser!(u64).range(1..=1024))]
@@ -296,6 +305,15 @@ pub struct InputArgs {
     /// The largest input file (and stdin) read, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_input_mib: u64,
+}
+
+/// `--gateway-auth`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum GatewayAuthArg {
+    /// Mutual TLS with SPIFFE identities.
+    Mtls,
+    /// The `egressc-identity` header (today's behaviour, for clusters without csi-driver-spiffe).
+    Header,
 }
 
 /// The output of `diff`.
@@ -340,6 +358,18 @@ fn parse_allow(s: &str) -> Result<Code, UsageError> {
             "`{s}` is an error and cannot be allowed"
         ))),
         Some(c) => Ok(c),
+    }
+}
+
+/// `--trust-domain DOMAIN`.
+fn parse_trust_domain(s: &str) -> Result<String, UsageError> {
+    if crate::spiffe::is_trust_domain(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(UsageError(format!(
+            "`{}` is not a SPIFFE trust domain (lower-case letters, digits, `.`, `-`, `_`)",
+            s.escape_debug()
+        )))
     }
 }
 

@@ -1,6 +1,6 @@
 //! Each subcommand: read and check the inputs, do its work, say how it ended.
 
-use crate::cli::args::{Color, Format, InputArgs, KubeArgs, ReportArgs};
+use crate::cli::args::{Color, Format, GatewayAuthArg, InputArgs, KubeArgs, ReportArgs};
 use crate::cli::exit::{Exit, usage};
 use crate::diagnostics::render::{
     ErrorKind, render_error, render_human, render_json, render_sarif,
@@ -98,6 +98,13 @@ impl<'a> CheckRun<'a> {
             exclude: Vec::new(),
             service_cidrs: self.args.service_cidr.clone(),
             dns: self.args.dns.clone(),
+            auth: crate::model::GatewayAuth {
+                mode: match self.args.gateway_auth {
+                    GatewayAuthArg::Mtls => crate::model::AuthMode::Mtls,
+                    GatewayAuthArg::Header => crate::model::AuthMode::Header,
+                },
+                trust_domain: self.args.trust_domain.clone(),
+            },
             relabel: None,
         }
     }

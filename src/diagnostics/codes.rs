@@ -128,6 +128,8 @@ codes! {
         "a ServiceAccount name longer than 238 characters: its config's ConfigMap key (`<name>.json.part-N`) would be longer than the 253 the API server takes", "a 245-character ServiceAccount name";
     E0323 Error "a gateway Service's targetPort is a name",
         "the first port of a gateway Service has a named `targetPort`: the generated gateway container names no port, so it would resolve to nothing", "`targetPort: tunnel`";
+    E0324 Error "a ServiceAccount is the egress gateway's own",
+        "a ServiceAccount document or an Egress source with the name and namespace of a gateway Service: the gateway runs as that ServiceAccount (`--gateway-auth mtls` names it in its certificate), so a workload running as it would hold the gateway's identity", "`kind: ServiceAccount` `fsm/fsm-egress-gateway`";
     E0601 Error "a file of the Kubernetes output does not fit a ConfigMap",
         "a file of `kubernetes/` that does not fit a ConfigMap of `--configmap-max-kib` (default 256, what client-side `kubectl apply` accepts) even split into parts: a script larger than the limit (JSON files are split), or a limit that leaves no room for a part", "`--configmap-max-kib=1`";
     W0101 Warning "a file in a walked directory is not YAML; skipped",
@@ -160,8 +162,12 @@ codes! {
         "a key of `traffic`, `featureFlags`, `sidecar` or `egressGateway` that FSM's MeshConfig CRD does not define for the document's apiVersion: a typo that leaves FSM's default in force (an error, `E0109`, with `--strict`); keys FSM defines but egressc does not read stay quiet", "`traffic: {enableEgres: false}` (help: did you mean `enableEgress`?)";
     W0413 Warning "the MeshConfig does not set enableEgress",
         "a MeshConfig whose `traffic` does not set `enableEgress`: FSM's default, passthrough on, lets every destination through", "`spec: {featureFlags: {enableEgressPolicy: true}}` alone";
+    W0414 Warning "the gateway trusts a header for identity (--gateway-auth header)",
+        "a global egress gateway under `--gateway-auth header`: the identity a tunnel claims is a label any pod that reaches the gateway can set, and SOCKS5 gets every identity's list", "an EgressGateway built with `--gateway-auth header`";
     N0001 Note "documents of other kinds were skipped",
         "documents of other kinds were skipped (one note with the count per kind)", "";
+    N0002 Note "gateway egress needs csi-driver-spiffe (--gateway-auth mtls)",
+        "a global egress gateway under `--gateway-auth mtls` (the default): sidecars and gateway need certificates from cert-manager's csi-driver-spiffe, or every gateway tunnel fails (README, \"Deploy\")", "an EgressGateway in a cluster without csi-driver-spiffe";
 }
 
 impl Code {

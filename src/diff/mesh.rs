@@ -148,7 +148,8 @@ fn mesh_and_ports(base: &Plan, head: &Plan, out: &mut Found) {
 }
 
 /// Gateways: the first one makes egress pass its refusals, the last one gone removes them;
-/// one that becomes SOCKS5 admits the union of every identity's list.
+/// one that becomes SOCKS5 under `--gateway-auth header` admits the union of every identity's
+/// list (under mtls it applies each identity's own).
 fn gateways(base: &Plan, head: &Plan, out: &mut Found) {
     let by_cluster = |p: &Plan| -> BTreeMap<String, crate::plan::Gateway> {
         p.gateways
@@ -157,15 +158,15 @@ fn gateways(base: &Plan, head: &Plan, out: &mut Found) {
             .collect()
     };
     let (bg, hg) = (by_cluster(base), by_cluster(head));
-    let socks = |g: &Option<crate::plan::Gateway>| {
-        g.as_ref().is_some_and(|g| g.mode == GatewayMode::Socks5)
+    let union = |p: &Plan, g: &Option<crate::plan::Gateway>| {
+        p.auth.socks_gets_union() && g.as_ref().is_some_and(|g| g.mode == GatewayMode::Socks5)
     };
     let clusters: BTreeSet<&String> = bg.keys().chain(hg.keys()).collect();
     for cluster in clusters {
         let (b, h) = (bg.get(cluster).cloned(), hg.get(cluster).cloned());
         let (change, effect) = match (&b, &h) {
             (Some(x), Some(y)) if x == y => continue,
-            _ if socks(&h) && !socks(&b) => {
+            _ if union(head, &h) && !union(base, &b) => {
                 let change = if b.is_none() {
                     Change::Added
                 } else {

@@ -284,13 +284,15 @@ pub fn diff(base: &Plan, head: &Plan) -> Diff {
     Diff { mesh, identities }
 }
 
-/// With a SOCKS5 gateway in the head, an identity's widening is every identity's: the
-/// gateway learns no identity and admits the union of the lists.
+/// With a SOCKS5 gateway in the head under `--gateway-auth header`, an identity's widening is
+/// every identity's: the gateway learns no identity and admits the union of the lists. Under
+/// mtls it reads the identity from the certificate: no union.
 fn socks_union(head: &Plan, identities: &[IdentityDiff]) -> Option<MeshEntry> {
-    let socks = head
-        .gateways
-        .iter()
-        .any(|g| g.mode == crate::model::GatewayMode::Socks5);
+    let socks = head.auth.socks_gets_union()
+        && head
+            .gateways
+            .iter()
+            .any(|g| g.mode == crate::model::GatewayMode::Socks5);
     let gaining: Vec<String> = identities
         .iter()
         .filter(|i| i.entries.iter().any(|e| e.effect == Effect::Widens))

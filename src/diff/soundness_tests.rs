@@ -360,9 +360,14 @@ fn every_widening_explain_sees_diff_reports() {
         let base = mesh(&mut rng);
         let head = mutate(&mut rng, &base);
         let (by, hy) = (yaml(&base), yaml(&head));
-        let (Some(bp), Some(hp)) = (try_plan(&by), try_plan(&hy)) else {
+        let (Some(mut bp), Some(mut hp)) = (try_plan(&by), try_plan(&hy)) else {
             continue;
         };
+        // `--gateway-auth` applies to both sides: header (SOCKS5 gets the union) or mtls.
+        if rng.chance(50) {
+            bp.auth.mode = crate::model::AuthMode::Header;
+            hp.auth.mode = crate::model::AuthMode::Header;
+        }
         valid += 1;
         if let Some(why) = unsound(&bp, &hp) {
             failures.push(format!("pair {tried}: {why}\n--- base\n{by}--- head\n{hy}"));

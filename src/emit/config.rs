@@ -2,8 +2,8 @@
 //! output schema generated from them. The sidecar template reads exactly these fields.
 
 use crate::model::{
-    ConnectionSettings, GatewayMode, MatchMode, Matcher, Protocol, ProtocolClass, REQUEST_LIMITS,
-    RequestLimits,
+    AuthMode, ConnectionSettings, GatewayMode, MatchMode, Matcher, Protocol, ProtocolClass,
+    REQUEST_LIMITS, RequestLimits,
 };
 use crate::net::HostPattern;
 use crate::plan::{IdentityPlan, Plan, Rule};
@@ -167,6 +167,10 @@ pub struct Forward {
 pub struct GatewayConfig {
     pub endpoints: BTreeMap<String, Weight>,
     pub mode: GatewayMode,
+    /// Under `--gateway-auth mtls`: the tunnel is TLS with the sidecar's certificate, and the
+    /// gateway must present this SPIFFE ID (its ServiceAccount is named after its Service).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spiffe_id: Option<String>,
 }
 
 fn ranges(rule: &Rule) -> Option<NullSet> {
@@ -338,6 +342,9 @@ fn forward(plan: &Plan) -> Option<Forward> {
                 GatewayConfig {
                     endpoints: BTreeMap::from([(endpoint, Weight { weight: 100 })]),
                     mode: g.mode,
+                    spiffe_id: (plan.auth.mode == AuthMode::Mtls).then(|| {
+                        crate::spiffe::id_of(&plan.auth.trust_domain, &g.namespace, &g.service)
+                    }),
                 },
             )
         })

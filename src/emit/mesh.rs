@@ -1,7 +1,7 @@
 //! Mesh-wide data: what every sidecar needs besides its identity's config, and the gateway's
 //! config.
 
-use crate::model::{GATEWAY_LIMITS, GatewayLimits};
+use crate::model::{AuthMode, GATEWAY_LIMITS, GatewayLimits};
 use crate::plan::{Plan, gateway_allow};
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -42,9 +42,12 @@ pub fn mesh_data(plan: &Plan) -> MeshData {
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct GatewayConfig {
+    /// How the gateway learns a tunnel's identity.
+    pub auth: GatewayAuthConfig,
     /// ServiceIdentity (`sa.namespace`, `_default`) → port → what its sidecar may tunnel to.
-    /// An http2tunnel CONNECT names its identity; a SOCKS5 request (no user name) gets the
-    /// union of every identity's list.
+    /// Under `mtls` a tunnel's identity is the SPIFFE ID of its certificate (an identity not
+    /// listed gets `_default`'s list); under `header` an http2tunnel CONNECT names its
+    /// identity and a SOCKS5 request (no user name) gets the union of every identity's list.
     pub identities: BTreeMap<String, BTreeMap<String, GatewayAllow>>,
     /// Its connection cap and idle bound.
     pub limits: GatewayLimits,
@@ -59,6 +62,16 @@ pub struct GatewayConfig {
     pub refused: BTreeMap<String, String>,
     /// Address ranges refused as targets unless a CIDR names them (loopback, link-local, …).
     pub refused_ranges: Vec<RefusedRange>,
+}
+
+#[derive(Serialize, JsonSchema)]
+#[serde(rename_all = "PascalCase")]
+pub struct GatewayAuthConfig {
+    /// `mtls`: a tunnel is TLS with a client certificate chained to `ca.crt` of
+    /// `EGRESSC_TLS_DIR`, holding one SPIFFE ID of the trust domain; `header`: plain, the
+    /// identity a label.
+    pub mode: AuthMode,
+    pub trust_domain: String,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -108,13 +121,19 @@ pub fn gateway_config(plan: &Plan) -> GatewayConfig {
                     (port.to_string(), allow)
                 })
                 .collect();
-            (!ports.is_empty()).then(|| (id.service_identity(), ports))
+            // Under mtls every identity is listed: one not listed gets `_default`'s list.
+            (!ports.is_empty() || plan.auth.mode == AuthMode::Mtls)
+                .then(|| (id.service_identity(), ports))
         })
         .collect();
     let mut own_addresses: Vec<Ipv4Addr> = plan.gateway_addresses.iter().map(|d| d.ip).collect();
     own_addresses.sort_unstable();
     own_addresses.dedup();
     GatewayConfig {
+        auth: GatewayAuthConfig {
+            mode: plan.auth.mode,
+            trust_domain: plan.auth.trust_domain.clone(),
+        },
         identities,
         limits: GATEWAY_LIMITS,
         listen,

@@ -29,6 +29,18 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/sidecar/files.js"),
     ),
     (
+        "sidecar/spiffe.js",
+        include_str!("../../templates/sidecar/spiffe.js"),
+    ),
+    (
+        "sidecar/tls.js",
+        include_str!("../../templates/sidecar/tls.js"),
+    ),
+    (
+        "sidecar/tunnel.js",
+        include_str!("../../templates/sidecar/tunnel.js"),
+    ),
+    (
         "gateway/main.js",
         include_str!("../../templates/gateway/main.js"),
     ),
@@ -77,6 +89,9 @@ pub fn sidecar_files() -> Vec<(String, Vec<u8>)> {
         "sidecar/rules.js",
         "sidecar/clock.js",
         "sidecar/files.js",
+        "sidecar/spiffe.js",
+        "sidecar/tls.js",
+        "sidecar/tunnel.js",
     ]
     .into_iter()
     .map(|p| (p.to_owned(), render(p)))
@@ -91,5 +106,7 @@ pub fn gateway_files() -> Vec<(String, Vec<u8>)> {
         ("gateway/admit.js".into(), render("gateway/admit.js")),
         ("gateway/decide.js".into(), render("sidecar/decide.js")),
         ("gateway/files.js".into(), render("sidecar/files.js")),
+        ("gateway/spiffe.js".into(), render("sidecar/spiffe.js")),
+        ("gateway/tls.js".into(), render("sidecar/tls.js")),
     ]
 }

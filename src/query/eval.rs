@@ -194,6 +194,11 @@ pub fn via(plan: &Plan) -> Vec<Via> {
             .map(|g| Via::Gateway {
                 address: format!("{}:{}", g.host, g.port),
                 mode: g.mode,
+                identity: match plan.auth.mode {
+                    crate::model::AuthMode::Mtls => "certificate",
+                    _ if g.mode == crate::model::GatewayMode::Socks5 => "union",
+                    _ => "header",
+                },
             })
             .collect()
     }

@@ -97,9 +97,21 @@ fn the_gateway_leg_refuses_loopback_unless_a_cidr_names_it() {
     // A CIDR that names a loopback address admits it.
     let v = evaluate(&p, &tcp_query("ns/a", "127.0.0.17:7000"));
     assert_eq!(v.verdict, Outcome::Allowed, "{v:?}");
-    // SOCKS5 gets the union, http2tunnel the identity's own list.
+    // Under mtls both modes get the identity's own list.
     let id = p.identity(&Identity::parse("ns/b").unwrap());
-    assert!(gateway::admits(&p, id, crate::model::GatewayMode::Socks5, "127.0.0.17:7000").is_ok());
+    assert!(gateway::admits(&p, id, crate::model::GatewayMode::Socks5, "127.0.0.17:7000").is_err());
+    // Under header SOCKS5 gets the union, http2tunnel the identity's own list.
+    let mut header = p.clone();
+    header.auth.mode = crate::model::AuthMode::Header;
+    assert!(
+        gateway::admits(
+            &header,
+            id,
+            crate::model::GatewayMode::Socks5,
+            "127.0.0.17:7000"
+        )
+        .is_ok()
+    );
     assert!(
         gateway::admits(
             &p,

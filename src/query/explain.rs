@@ -14,14 +14,26 @@ fn via_text(via: &[Via], target: Option<&str>) -> String {
             .iter()
             .map(|g| match g {
                 Via::Direct => "direct".to_owned(),
-                Via::Gateway { address, mode } => {
-                    let mode = match mode {
-                        GatewayMode::Socks5 => "socks5",
-                        GatewayMode::Http2Tunnel => "http2tunnel",
+                Via::Gateway {
+                    address,
+                    mode,
+                    identity,
+                } => {
+                    let mode = match (mode, *identity) {
+                        (GatewayMode::Socks5, "certificate") => {
+                            "socks5 over mTLS, this identity's list"
+                        }
+                        (GatewayMode::Http2Tunnel, "certificate") => {
+                            "http2tunnel over mTLS, this identity's list"
+                        }
+                        (GatewayMode::Socks5, _) => "socks5, every identity's list: it names none",
+                        (GatewayMode::Http2Tunnel, _) => {
+                            "http2tunnel, the list of the identity its header names"
+                        }
                     };
                     match target {
                         Some(t) => format!("sidecar → gateway {address} ({mode}) → {t}"),
-                        None => format!("gateway {address} over {mode}"),
+                        None => format!("gateway {address} ({mode})"),
                     }
                 }
             })

@@ -2,7 +2,7 @@
 //! the sidecar opens, computed from the same plan the gateway's allow-list is emitted from.
 //! The gateway script (`templates/gateway/main.js`) implements the same rules.
 
-use crate::model::GatewayMode;
+use crate::model::{AuthMode, GatewayAuth, GatewayMode};
 use crate::net::{parse_port, refused_address, service_names};
 use crate::plan::{GatewayPort, IdentityPlan, Plan, gateway_allow};
 use crate::query::question::Dest;
@@ -39,6 +39,8 @@ pub struct Lists {
     /// The gateway itself, on any port: its Services' clusterIPs, the pod's addresses and the
     /// address a tunnel arrived on (the last two known only at run time).
     pub own: BTreeSet<Ipv4Addr>,
+    /// How the gateway learns who is calling.
+    pub auth: GatewayAuth,
 }
 
 impl Lists {
@@ -49,7 +51,7 @@ impl Lists {
                 .identities
                 .iter()
                 .map(|id| (id.service_identity(), gateway_allow(id)))
-                .filter(|(_, ports)| !ports.is_empty())
+                .filter(|(_, ports)| !ports.is_empty() || plan.auth.mode == AuthMode::Mtls)
                 .collect(),
             refused: plan
                 .mesh
@@ -58,14 +60,25 @@ impl Lists {
                 .map(|d| ((d.ip, d.port), d.service.clone()))
                 .collect(),
             own: plan.gateway_addresses.iter().map(|d| d.ip).collect(),
+            auth: plan.auth.clone(),
         }
     }
 
-    /// The list a tunnel gets: its identity's (http2tunnel names it), or the union of every
-    /// identity's (`None`: SOCKS5 names none).
+    /// The list a tunnel gets: its identity's (its certificate's under mtls, the header of an
+    /// http2tunnel under header; under mtls one not listed gets `_default`'s), or the union
+    /// of every identity's (`None`: SOCKS5 under header names none).
     fn list(&self, identity: Option<&str>) -> BTreeMap<u16, GatewayPort> {
         match identity {
-            Some(id) => self.identities.get(id).cloned().unwrap_or_default(),
+            Some(id) => self
+                .identities
+                .get(id)
+                .or_else(|| {
+                    let mtls = self.auth.mode == AuthMode::Mtls;
+                    mtls.then(|| self.identities.get(crate::plan::DEFAULT_IDENTITY))
+                        .flatten()
+                })
+                .cloned()
+                .unwrap_or_default(),
             None => {
                 let mut all: BTreeMap<u16, GatewayPort> = BTreeMap::new();
                 for (port, a) in self.identities.values().flatten() {
@@ -157,9 +170,7 @@ pub fn admits(
     mode: GatewayMode,
     target: &str,
 ) -> Result<(), String> {
-    let identity = match mode {
-        GatewayMode::Http2Tunnel => Some(id.service_identity()),
-        GatewayMode::Socks5 => None,
-    };
+    let union = plan.auth.socks_gets_union() && mode == GatewayMode::Socks5;
+    let identity = (!union).then(|| id.service_identity());
     admit(&Lists::of(plan), identity.as_deref(), target, &[])
 }

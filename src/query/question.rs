@@ -134,7 +134,14 @@ pub struct Miss {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Via {
     Direct,
-    Gateway { address: String, mode: GatewayMode },
+    Gateway {
+        address: String,
+        mode: GatewayMode,
+        /// Whose allow-list the gateway applies: `certificate` (the identity's own, read from
+        /// its mTLS certificate), `header` (the identity's own, as its header names it: a
+        /// label), `union` (every identity's: SOCKS5 under `--gateway-auth header`).
+        identity: &'static str,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -251,6 +251,15 @@ fn gateway_lists(config: &Value) -> crate::query::gateway::Lists {
             .iter()
             .map(|a| a.parse().unwrap())
             .collect(),
+        // As admit.js reads it: anything but `header` is mtls.
+        auth: crate::model::GatewayAuth {
+            mode: if config["Auth"]["Mode"] == "header" {
+                crate::model::AuthMode::Header
+            } else {
+                crate::model::AuthMode::Mtls
+            },
+            ..Default::default()
+        },
     }
 }
 

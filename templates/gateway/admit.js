@@ -38,7 +38,7 @@ function addressSet(text, into) {
 }
 
 // The lists of one config and the pod's addresses: { passthrough, refused, ranges, own,
-// identities, union, limits }. A config without what the gateway needs does not load.
+// identities, union, mtls, limits }. A config without what the gateway needs does not load.
 function compile(config, podIPs) {
   if (!config.Identities || !config.Listen || !config.RefusedRanges || !config.Limits) {
     throw new Error('not an egressc gateway config')
@@ -66,6 +66,9 @@ function compile(config, podIPs) {
     own: own,
     identities: identities,
     union: compilePorts(merged),
+    // Under mtls every identity of the plan is listed; a certificate of a ServiceAccount
+    // with no config of its own gets `_default`'s list, as its sidecar runs `_default`.
+    mtls: !config.Auth || config.Auth.Mode !== 'header',
     limits: config.Limits,
   }
 }
@@ -103,7 +106,7 @@ function parsePort(text) {
 }
 
 // The gateway's decision on a tunnel to `target` (`host:port`) of `identity` (its
-// ServiceIdentity; null for SOCKS5, which gets the union) that arrived on `local`:
+// ServiceIdentity; null for SOCKS5 under header, which gets the union) that arrived on `local`:
 // { why, host, port, allow }, `why` null when it admits it (a name, then, still has its
 // addresses checked: addressRefusal).
 function refusal(lists, identity, target, local) {
@@ -119,7 +122,8 @@ function refusal(lists, identity, target, local) {
     out.why = 'bad port'
     return out
   }
-  var ports = identity === null ? lists.union : (lists.identities['id:' + identity] || {})
+  var ports = identity === null ? lists.union
+    : lists.identities['id:' + identity] || (lists.mtls && lists.identities['id:_default']) || {}
   var a = ports[port]
   out.host = host
   out.port = port

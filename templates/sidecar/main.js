@@ -20,6 +20,7 @@
 import decide from './decide.js'
 import clock from './clock.js'
 import rules from './rules.js'
+import tunnel from './tunnel.js'
 
 var LISTEN_PORT = {{ sidecar_port }}
 var SOL_IP = 0
@@ -75,9 +76,13 @@ function log(kind, fields) {
 }
 
 // Every deny is counted; a budget a second is logged (clock.js), the rest reported in one line.
+// Each second: the config files, and (when a gateway is reached over mtls) the TLS material.
 clock.start(function (suppressed, denied) {
   log('deny-suppressed', { suppressed: suppressed, denied: denied })
-}, reload)
+}, function () {
+  reload()
+  tunnel.watch(current, log)
+})
 
 function deny(reason) {
   if (!clock.mayLogDeny()) return
@@ -356,7 +361,6 @@ var $host
 var $reason
 var $verdict
 var $helloBytes = 0
-var $gateway
 var $route
 var $clock
 var $rules
@@ -370,33 +374,16 @@ var direct = pipeline($=>$
   .connect(() => $target, connectOptions)
 )
 
-// Egress leaves through a gateway when one is configured; a gateway that cannot be reached
-// fails the connection (there is no direct fallback).
-var viaGateway = pipeline($=>$
-  .onStart(() => { $gateway = rules.pickGateway($rules) })
-  .pipe(() => $gateway.mode === 'sock5' ? 'socks' : 'tunnel', {
-    tunnel: $=>$
-      .connectHTTPTunnel(() => new Message({
-        method: 'CONNECT',
-        path: $target,
-        // The gateway applies this identity's allow-list (a label, not authentication).
-        headers: { host: $target, 'egressc-identity': $rules.identity },
-      }))
-      .to($=>$
-        .muxHTTP(() => $gateway.address, { version: 2 })
-        .to($=>$.connect(() => $gateway.address, connectOptions))
-      ),
-    socks: $=>$
-      .connectSOCKS(() => $target)
-      .to($=>$.connect(() => $gateway.address, connectOptions)),
-  })
-)
-
+// Through the gateway the connection's rules pick (tunnel.js); its TLS material read now.
+var viaGateway = tunnel.init(connectOptions, log)
+tunnel.watch(current, log)
 
 // Direct, or through a gateway when the connection's rules name one.
 var egress = pipeline($=>$
   .pipe(() => $rules.gateways.length > 0 ? 'gateway' : 'direct', {
-    gateway: viaGateway,
+    gateway: $=>$
+      .onStart(() => { tunnel.use(rules.pickGateway($rules), $target, $rules.identity) })
+      .pipe(() => viaGateway),
     direct: direct,
   })
 )

@@ -148,6 +148,7 @@ function compile(config, mesh) {
     gatewayAddresses: mesh.Gateways || {},
     ports: {},
     gateways: [],
+    mtls: false,
     totalWeight: 0,
   }
   var tm = config.Outbound && config.Outbound.TrafficMatches
@@ -158,7 +159,8 @@ function compile(config, mesh) {
       r.ports[port] = tm[port].map(function (m) { return compileMatch(m, shared, matchers) })
     })
   }
-  // Gateways: cumulative weights over endpoints (`host:port`) and their modes.
+  // Gateways: cumulative weights over endpoints (`host:port`), their modes, and under mtls
+  // the SPIFFE ID each must present (null: a plain tunnel, --gateway-auth header).
   if (config.Forward && config.Forward.EgressGateways) {
     var fm = (config.Forward.ForwardMatches || {})['*'] || {}
     var gws = config.Forward.EgressGateways
@@ -166,7 +168,8 @@ function compile(config, mesh) {
       var weight = fm[cluster] || 100
       Object.keys(gws[cluster].Endpoints).forEach(function (ep) {
         r.totalWeight += weight
-        r.gateways.push({ address: ep, mode: gws[cluster].Mode, upTo: r.totalWeight })
+        r.gateways.push({ address: ep, mode: gws[cluster].Mode, spiffeId: gws[cluster].SpiffeId || null, upTo: r.totalWeight })
+        if (gws[cluster].SpiffeId) r.mtls = true
       })
     })
   }

@@ -32,6 +32,11 @@ Every text argument takes Python escapes and `((N*S))`, S repeated N times (long
                                      header; authority-only: RFC 9113 form without :path), then
                                      "ping\n"; prints the reply, or the status
   client.py h1connect HOST PORT TARGET  an HTTP/1.1 CONNECT; prints the reply
+  client.py tls:MODE HOST PORT CERTDIR ARGS...
+                                     MODE (socks, h2connect, tcp, ...) inside TLS with the client
+                                     certificate CERTDIR/tls.crt and tls.key (`-`: none); the
+                                     server's certificate is not checked; TLS-ERROR when the
+                                     handshake fails
   client.py udp HOST PORT            one UDP datagram "ping\n"; prints the reply or TIMEOUT
   client.py icmp HOST                one ICMP echo request (raw socket); prints ECHO REPLY or TIMEOUT
   client.py idle HOST PORT [SEND]    connect, send SEND (escapes) if given, and wait up to 20 s;
@@ -327,8 +332,20 @@ def h2c(s, mode, method, path, authority, extra):
         print("ERROR %s" % e)
 
 
+def wrap_tls(s, certdir):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if certdir != "-":
+        ctx.load_cert_chain(certdir + "/tls.crt", certdir + "/tls.key")
+    return ctx.wrap_socket(s)
+
+
 def main():
     mode, host = sys.argv[1], sys.argv[2]
+    certdir = None
+    if mode.startswith("tls:"):
+        mode, certdir = mode[4:], sys.argv.pop(4)
     if mode == "udp":
         return udp(host, sys.argv[3])
     if mode == "icmp":
@@ -339,6 +356,12 @@ def main():
     except OSError as e:
         print("ERROR connect %s" % e)
         return
+    if certdir is not None:
+        try:
+            s = wrap_tls(s, certdir)
+        except (ssl.SSLError, OSError) as e:
+            print("TLS-ERROR %s" % e)
+            return
     if mode == "tcp":
         s.sendall(b"ping\n")
         print(recv_some(s))

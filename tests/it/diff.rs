@@ -54,7 +54,11 @@ fn every_pair_gives_the_diff_a_person_wrote() {
     let mut failures = Vec::new();
     for pair in &pairs {
         let (base, head) = (side(pair, "base"), side(pair, "head"));
-        let run = diff(&base, &head, &["--color", "never"]);
+        // A pair's own flags (`args.txt`), such as `--gateway-auth=header`.
+        let flags = std::fs::read_to_string(root().join(pair).join("args.txt")).unwrap_or_default();
+        let mut more: Vec<&str> = flags.split_whitespace().collect();
+        more.extend(["--color", "never"]);
+        let run = diff(&base, &head, &more);
         let expect = std::fs::read_to_string(root().join(pair).join("expect.txt"))
             .unwrap_or_else(|_| panic!("{}: no expect.txt", pair.display()));
         if run.code != 0 || run.stdout != expect {
@@ -224,6 +228,7 @@ fn fail_on_widen_and_any() {
         ("host-added", 6, 6),
         ("wildcard-narrowed", 0, 6),
         ("gateway-mode", 6, 6),
+        ("gateway-mode-mtls", 0, 6),
         ("gateway-weight", 0, 6),
         ("under-passthrough", 6, 6),
         ("under-passthrough-cidr", 0, 6),
@@ -231,9 +236,19 @@ fn fail_on_widen_and_any() {
         ("passthrough-on", 6, 6),
     ] {
         let (b, h) = pair(name);
-        assert_eq!(diff(&b, &h, &[]).code, 0, "{name}");
-        assert_eq!(diff(&b, &h, &["--fail-on", "widen"]).code, widen, "{name}");
-        let run = diff(&b, &h, &["--fail-on", "any", "--format", "markdown"]);
+        let auth = if name == "gateway-mode" {
+            "header"
+        } else {
+            "mtls"
+        };
+        let auth = format!("--gateway-auth={auth}");
+        assert_eq!(diff(&b, &h, &[&auth]).code, 0, "{name}");
+        assert_eq!(
+            diff(&b, &h, &[&auth, "--fail-on", "widen"]).code,
+            widen,
+            "{name}"
+        );
+        let run = diff(&b, &h, &[&auth, "--fail-on", "any", "--format", "markdown"]);
         assert_eq!(run.code, any, "{name}");
         assert!(
             run.stdout.starts_with("**egressc diff**: "),

@@ -18,6 +18,7 @@ const STAGES: &[&str] = &[
     "src/diagnostics/codes.rs",
     "src/diagnostics/mod.rs",
     "src/net.rs",
+    "src/spiffe.rs",
     "src/model.rs",
     "src/input/",
     "src/load/",

@@ -3,11 +3,13 @@
 //! off, a workload's own tunnels are denied and a tunnel that reaches the gateway directly
 //! gets only what its allow-list admits.
 
+use super::pki::{Pki, spiffe};
 use super::scenarios::{Suite, main_js};
 use super::*;
 
-/// Both kinds of traffic through a gateway of `mode`, then with the gateway stopped.
-pub fn through_gateway(suite: &mut Suite, mode: &str) {
+/// Both kinds of traffic through a gateway of `mode` (mutual TLS, the default), then with the
+/// gateway stopped.
+pub fn through_gateway(suite: &mut Suite, mode: &str, pki: &Pki) {
     let gw_in = copy_fixture(&suite.work.join(format!("in-{mode}")));
     set_passthrough(&gw_in, true);
     add_gateway(&gw_in, mode);
@@ -18,14 +20,20 @@ pub fn through_gateway(suite: &mut Suite, mode: &str) {
     let gw_plan = build_tree(&gw_in, &gw_out);
     let gw_log = format!("gateway-{mode}");
     // The gateway's pod has its own address, as in a cluster (its Service is 10.77.0.30).
-    let pod_ips = [("EGRESSC_POD_IPS", GATEWAY_POD_IP)];
-    if !suite.start_env(&gw_log, &gw_out.join("gateway/main.js"), None, &pod_ips) {
+    let gw_tls = pki.issue(&format!("gw-{mode}"), "mesh", &gateway_san(), None);
+    let client_tls = pki.issue(&format!("client-{mode}"), "mesh", &client_san(), None);
+    let gw_env = [
+        ("EGRESSC_POD_IPS", GATEWAY_POD_IP),
+        ("EGRESSC_TLS_DIR", &*gw_tls.to_string_lossy()),
+    ];
+    if !suite.start_env(&gw_log, &gw_out.join("gateway/main.js"), None, &gw_env) {
         return;
     }
-    if !suite.start(
+    if !suite.start_env(
         "sidecar",
         &main_js(&gw_out),
         Some(&gw_out.join("configs/app/client.json")),
+        &[("EGRESSC_TLS_DIR", &*client_tls.to_string_lossy())],
     ) {
         suite.ns.stop(&gw_log);
         return;
@@ -56,6 +64,16 @@ pub fn through_gateway(suite: &mut Suite, mode: &str) {
     suite.ns.stop("sidecar");
 }
 
+/// The SAN of the gateway's certificate: its ServiceAccount is named after its Service.
+pub fn gateway_san() -> String {
+    format!("URI:{}", spiffe("fsm", "fsm-egress-gateway"))
+}
+
+/// The SAN of app/client's certificate.
+pub fn client_san() -> String {
+    format!("URI:{}", spiffe("app", "client"))
+}
+
 /// The gateway pod's address (its Service's is 10.77.0.30).
 pub const GATEWAY_POD_IP: &str = "10.77.0.31";
 
@@ -71,7 +89,7 @@ pub fn gateway_bounds(suite: &mut Suite) {
     let gw_in = copy_fixture(&suite.work.join("in-bounds"));
     add_gateway(&gw_in, "sock5");
     let gw_out = suite.work.join("out-bounds");
-    build_tree(&gw_in, &gw_out);
+    build_tree_header(&gw_in, &gw_out);
     let config_path = gw_out.join("gateway/config.json");
     let mut config: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&config_path).unwrap()).unwrap();
@@ -196,13 +214,14 @@ fn tunnels_logged(ns: &Netns, gw_log: &str, mode: &str) -> Result<(), String> {
     }
 }
 
-/// A gateway with passthrough off: a workload's own tunnels to it are denied by the sidecar,
-/// and tunnels that reach it directly get only what its allow-list admits.
+/// A gateway with passthrough off, under `--gateway-auth header`: a workload's own tunnels to
+/// it are denied by the sidecar, and tunnels that reach it directly get only what its
+/// allow-list admits for the identity they name.
 pub fn gateway_with_passthrough_off(suite: &mut Suite) {
     let closed_in = copy_fixture(&suite.work.join("in-gateway-closed"));
     add_gateway(&closed_in, "http2tunnel");
     let closed_out = suite.work.join("out-gateway-closed");
-    let closed_plan = build_tree(&closed_in, &closed_out);
+    let closed_plan = build_tree_header(&closed_in, &closed_out);
     if !suite.start("gateway-closed", &closed_out.join("gateway/main.js"), None) {
         return;
     }

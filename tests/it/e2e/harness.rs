@@ -14,10 +14,27 @@ pub static NETNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Build `inputs` into a fresh output directory with the library (as `egressc build` does);
 /// returns the plan, for explain.
 pub fn build_tree(inputs: &Path, out: &Path) -> egressc::Plan {
+    build_tree_with(inputs, out, &egressc::ReadOptions::default())
+}
+
+/// [`build_tree`] under `--gateway-auth header`.
+pub fn build_tree_header(inputs: &Path, out: &Path) -> egressc::Plan {
+    let opts = egressc::ReadOptions {
+        auth: egressc::GatewayAuth {
+            mode: egressc::AuthMode::Header,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    build_tree_with(inputs, out, &opts)
+}
+
+/// [`build_tree`] with read options.
+pub fn build_tree_with(inputs: &Path, out: &Path, opts: &egressc::ReadOptions) -> egressc::Plan {
     let analysis = egressc::analyze(
         &[inputs.to_string_lossy().into_owned()],
         &mut std::io::empty(),
-        &egressc::ReadOptions::default(),
+        opts,
     );
     assert!(!analysis.has_errors(), "e2e inputs have errors");
     let _ = std::fs::remove_dir_all(out);

@@ -14,6 +14,8 @@ mod gateway;
 mod hardening;
 mod harness;
 mod limits;
+mod mtls;
+mod pki;
 mod publish;
 mod reload;
 mod scenarios;

@@ -77,15 +77,16 @@ fn e2e_live_reload_in_pipy() {
     let mut failures: Vec<String> = Vec::new();
 
     // Before: the e2e mesh with a gateway. After: the same without the tcp-range and web
-    // policies. The sidecar and the gateway both follow the change.
+    // policies. The sidecar and the gateway both follow the change (the gateway's lists are
+    // probed with plain tunnels: `--gateway-auth header`; mtls.rs rotates certificates).
     let before_in = copy_fixture(&work.join("in-before"));
     add_gateway(&before_in, "http2tunnel");
     let before_out = work.join("out-before");
-    build_tree(&before_in, &before_out);
+    build_tree_header(&before_in, &before_out);
     let after_in = fixture_without(&work.join("in-after"), &["tcp-range", "web"]);
     add_gateway(&after_in, "http2tunnel");
     let after_out = work.join("out-after");
-    build_tree(&after_in, &after_out);
+    build_tree_header(&after_in, &after_out);
     let config = |out: &Path| std::fs::read(out.join("configs/app/client.json")).unwrap();
 
     ns.apply_rules(&before_out);

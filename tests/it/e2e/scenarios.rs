@@ -230,9 +230,12 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
     };
     two_identities(&mut suite);
     passthrough_on(&mut suite);
+    let pki = super::pki::Pki::new(&suite.work.join("pki"));
     for mode in ["http2tunnel", "socks5"] {
-        super::gateway::through_gateway(&mut suite, mode);
+        super::gateway::through_gateway(&mut suite, mode, &pki);
     }
+    super::mtls::gateway_authenticates(&mut suite, &pki);
+    super::mtls::rotation(&mut suite, &pki);
     super::gateway::gateway_with_passthrough_off(&mut suite);
     super::gateway::gateway_bounds(&mut suite);
     let Suite {
