@@ -287,3 +287,25 @@ fn gateway_admission() {
     }
     assert!(n >= 50, "{n} gateway vectors");
 }
+
+#[test]
+fn spiffe() {
+    let v = vectors();
+    let mut n = 0;
+    for c in cases(&v, "spiffe") {
+        let hex = text(&c["der"]);
+        let der: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let got = crate::spiffe::certificate_identity(&der, text(&c["trustDomain"]))
+            .map(|(ns, sa)| format!("{ns}/{sa}"));
+        assert_eq!(
+            got.as_ref().ok().map(String::as_str),
+            c["identity"].as_str(),
+            "{}: {got:?}",
+            c["about"]
+        );
+        n += 1;
+    }
+    assert!(n >= 20, "{n} spiffe vectors");
+}

@@ -8,6 +8,7 @@
 // exits 1 when a vector fails.
 import decide from './decide.js'
 import admit from './admit.js'
+import spiffe from './spiffe.js'
 
 // `((N*S))` in a string: S repeated N times.
 function expandText(s) {
@@ -136,6 +137,12 @@ v.gatewayAdmission.forEach(function (g) {
     var d = admit.refusal(lists, t.identity, t.target, t.local)
     check('gatewayAdmission ' + JSON.stringify(t) + ' (' + d.why + ')', d.why === null, t.ok)
   })
+})
+
+v.spiffe.forEach(function (c) {
+  var der = c.der === '' ? [] : Data.from(c.der, 'hex').toArray()
+  var r = spiffe.certificateIdentity(der, c.trustDomain)
+  check('spiffe ' + c.about + ' (' + r.why + ')', r.identity === undefined ? null : r.identity, c.identity)
 })
 
 // The report goes to a file (EGRESSC_SELFTEST_OUT): Pipy's log may not be flushed at exit.

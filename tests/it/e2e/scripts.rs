@@ -78,6 +78,7 @@ fn decision_vectors_agree_in_pipy() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(out.join("sidecar/decide.js"), dir.join("decide.js")).unwrap();
     std::fs::copy(out.join("gateway/admit.js"), dir.join("admit.js")).unwrap();
+    std::fs::copy(out.join("gateway/spiffe.js"), dir.join("spiffe.js")).unwrap();
     std::fs::copy(root().join("tests/e2e/selftest.js"), dir.join("main.js")).unwrap();
     let vectors = dir.join("vectors.json");
     let gateway: serde_json::Value =
