@@ -5,8 +5,8 @@
 
 use crate::emit::kubernetes::KubeOptions;
 use crate::emit::kubernetes::objects::{
-    CONFIGS, MESHED_LABEL, SIDECAR, env, field, parts_volume, proxy_security, requests,
-    with_memory_limit,
+    CONFIGS, MESHED_LABEL, SIDECAR, env, field, parts_volume, proxy_security, requests, tls_mount,
+    tls_volume, with_memory_limit,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, PodSpec, PodTemplateSpec, SecurityContext, VolumeMount,
@@ -100,12 +100,14 @@ fn init_container(opts: &KubeOptions) -> Container {
 /// What the patches depend on beyond the options: how many ConfigMaps the volumes take at
 /// most, and the sidecar's memory limit.
 pub struct Sizing {
+    /// The sidecar reaches a gateway over mTLS: it mounts its certificate.
+    pub tls: bool,
     pub sidecar_parts: usize,
     pub config_parts: usize,
     pub memory_limit_mib: u32,
 }
 
-fn sidecar_container(opts: &KubeOptions, memory_limit_mib: u32) -> Container {
+fn sidecar_container(opts: &KubeOptions, memory_limit_mib: u32, tls: bool) -> Container {
     Container {
         name: "egressc-sidecar".into(),
         image: Some(opts.pipy_image.clone()),
@@ -123,10 +125,15 @@ fn sidecar_container(opts: &KubeOptions, memory_limit_mib: u32) -> Container {
         ]),
         resources: Some(with_memory_limit(requests("50m", "64Mi"), memory_limit_mib)),
         security_context: Some(proxy_security()),
-        volume_mounts: Some(vec![
-            mount("egressc-sidecar", CODEBASE_DIR),
-            mount("egressc-configs", CONFIG_DIR),
-        ]),
+        volume_mounts: Some(
+            [
+                mount("egressc-sidecar", CODEBASE_DIR),
+                mount("egressc-configs", CONFIG_DIR),
+            ]
+            .into_iter()
+            .chain(tls.then(tls_mount))
+            .collect(),
+        ),
         ..Default::default()
     }
 }
@@ -148,11 +155,17 @@ fn pod_template(opts: &KubeOptions, sizing: &Sizing) -> PodTemplateSpec {
         }),
         spec: Some(PodSpec {
             init_containers: Some(vec![init_container(opts)]),
-            containers: vec![sidecar_container(opts, sizing.memory_limit_mib)],
-            volumes: Some(vec![
-                parts_volume("egressc-sidecar", SIDECAR, sidecar_parts, 2),
-                configs,
-            ]),
+            containers: vec![sidecar_container(opts, sizing.memory_limit_mib, sizing.tls)],
+            // The certificate goes to the sidecar container only (the app never sees its key).
+            volumes: Some(
+                [
+                    parts_volume("egressc-sidecar", SIDECAR, sidecar_parts, 2),
+                    configs,
+                ]
+                .into_iter()
+                .chain(sizing.tls.then(tls_volume))
+                .collect(),
+            ),
             ..Default::default()
         }),
     }

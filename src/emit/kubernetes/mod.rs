@@ -351,6 +351,8 @@ impl<'a> Kube<'a> {
             kustomization.into_bytes(),
         );
         let sizing = inject::Sizing {
+            tls: self.plan.auth.mode == crate::model::AuthMode::Mtls
+                && !self.plan.gateways.is_empty(),
             sidecar_parts: self.sidecar_parts,
             config_parts: self.config_parts,
             memory_limit_mib: self

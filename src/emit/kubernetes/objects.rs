@@ -3,13 +3,14 @@
 
 use crate::emit::kubernetes::KubeOptions;
 use crate::emit::output::Output;
+use crate::model::AuthMode;
 use crate::plan::{Gateway, Plan};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort, EnvVar, EnvVarSource,
-    ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ProjectedVolumeSource, ResourceRequirements, SecurityContext, Service, ServicePort,
-    ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection,
+    CSIVolumeSource, Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort,
+    EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+    ProjectedVolumeSource, ResourceRequirements, SecurityContext, Service, ServiceAccount,
+    ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -184,6 +185,38 @@ pub fn field(path: &str, name: &str) -> EnvVar {
     }
 }
 
+/// Where the sidecar and the gateway read their certificate (`EGRESSC_TLS_DIR`'s default).
+pub const TLS_DIR: &str = "/var/run/egressc/tls";
+pub const TLS_VOLUME: &str = "egressc-tls";
+
+/// The pod's certificate from cert-manager's csi-driver-spiffe: its SPIFFE ID names the pod's
+/// ServiceAccount (the approver checks it); its files belong to the proxy's group.
+pub fn tls_volume() -> Volume {
+    Volume {
+        name: TLS_VOLUME.into(),
+        csi: Some(CSIVolumeSource {
+            driver: "spiffe.csi.cert-manager.io".into(),
+            read_only: Some(true),
+            volume_attributes: Some(BTreeMap::from([(
+                "spiffe.csi.cert-manager.io/fs-group".to_owned(),
+                PROXY_UID.to_string(),
+            )])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The certificate's folder, read-only.
+pub fn tls_mount() -> VolumeMount {
+    VolumeMount {
+        name: TLS_VOLUME.into(),
+        mount_path: TLS_DIR.into(),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
 /// A volume of every part of a ConfigMap volume (`base`, `base-2`, …), in one folder; the parts
 /// from number `optional_from` on are optional (a namespace may have fewer of them, or none).
 pub fn parts_volume(name: &str, base: &str, parts: usize, optional_from: usize) -> Volume {
@@ -207,7 +240,7 @@ pub fn parts_volume(name: &str, base: &str, parts: usize, optional_from: usize) 
     }
 }
 
-fn gateway_deployment(g: &Gateway, opts: &KubeOptions, parts: usize) -> Deployment {
+fn gateway_deployment(g: &Gateway, opts: &KubeOptions, parts: usize, tls: bool) -> Deployment {
     let pod_labels = gateway_pod_labels(g);
     let dir = "/etc/egressc/gateway";
     let container = Container {
@@ -236,14 +269,19 @@ fn gateway_deployment(g: &Gateway, opts: &KubeOptions, parts: usize) -> Deployme
         }),
         resources: Some(requests("100m", "128Mi")),
         security_context: Some(proxy_security()),
-        volume_mounts: Some(vec![VolumeMount {
-            name: "codebase".into(),
-            mount_path: dir.into(),
-            read_only: Some(true),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(
+            std::iter::once(VolumeMount {
+                name: "codebase".into(),
+                mount_path: dir.into(),
+                read_only: Some(true),
+                ..Default::default()
+            })
+            .chain(tls.then(tls_mount))
+            .collect(),
+        ),
         ..Default::default()
     };
+    let codebase = parts_volume("codebase", GATEWAY_MAP, parts, usize::MAX);
     Deployment {
         metadata: meta(
             &g.service,
@@ -267,12 +305,14 @@ fn gateway_deployment(g: &Gateway, opts: &KubeOptions, parts: usize) -> Deployme
                         run_as_non_root: Some(true),
                         ..Default::default()
                     }),
-                    volumes: Some(vec![parts_volume(
-                        "codebase",
-                        GATEWAY_MAP,
-                        parts,
-                        usize::MAX,
-                    )]),
+                    // Its SPIFFE ID (mtls) names this ServiceAccount, which the sidecars
+                    // check: named after the gateway's Service.
+                    service_account_name: Some(g.service.clone()),
+                    volumes: Some(
+                        std::iter::once(codebase)
+                            .chain(tls.then(tls_volume))
+                            .collect(),
+                    ),
                     ..Default::default()
                 }),
             },
@@ -355,11 +395,23 @@ fn tcp_port(port: u16) -> NetworkPolicyPort {
 }
 
 /// The gateway's objects after its codebase's `parts` ConfigMaps, in a fixed order: per
-/// gateway a Deployment, a Service when the inputs have none, and its NetworkPolicy.
+/// gateway its ServiceAccount (named after its Service: E0324 keeps the inputs from having
+/// one), a Deployment, a Service when the inputs have none, and its NetworkPolicy.
 pub fn gateway(plan: &Plan, parts: usize, opts: &KubeOptions) -> Vec<serde_json::Value> {
+    let tls = plan.auth.mode == AuthMode::Mtls;
     let mut docs = Vec::new();
     for g in &plan.gateways {
-        docs.push(serde_json::to_value(gateway_deployment(g, opts, parts)).expect("json"));
+        let account = ServiceAccount {
+            metadata: meta(
+                &g.service,
+                &g.namespace,
+                &[("app.kubernetes.io/component", "gateway")],
+            ),
+            automount_service_account_token: Some(false),
+            ..Default::default()
+        };
+        docs.push(serde_json::to_value(account).expect("json"));
+        docs.push(serde_json::to_value(gateway_deployment(g, opts, parts, tls)).expect("json"));
         if !g.service_in_inputs {
             docs.push(serde_json::to_value(gateway_service(g)).expect("json"));
         }
