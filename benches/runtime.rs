@@ -110,7 +110,9 @@ enum Proxy {
     Sidecar {
         inputs: String,
         watched: bool,
-        gateway: bool,
+        /// With the gateway, authenticated as `--gateway-auth` says (mtls: certificates from
+        /// a throwaway CA in EGRESSC_TLS_DIR of both proxies).
+        gateway: Option<egressc::AuthMode>,
     },
     /// Another build's output (`EGRESSC_BENCH_BASELINE`) of the HTTP case's inputs.
     Baseline(PathBuf),
@@ -122,6 +124,8 @@ struct Case {
     proxy: Proxy,
     /// The case whose CPU per request this one is compared with.
     reference: Option<&'static str>,
+    /// wrk sends `Connection: close`: a new connection (and tunnel) per request.
+    close: bool,
 }
 
 /// The inputs of the HTTP case (a host and a route), which a baseline build compiles too.
@@ -140,7 +144,13 @@ fn cases() -> Vec<Case> {
     let sidecar = |inputs: String| Proxy::Sidecar {
         inputs,
         watched: true,
-        gateway: false,
+        gateway: None,
+    };
+    use egressc::AuthMode::{Header, Mtls};
+    let via = |mode: &str, auth| Proxy::Sidecar {
+        inputs: format!("{passthrough}{}", gateway(mode)),
+        watched: true,
+        gateway: Some(auth),
     };
     let baselines = std::env::var("EGRESSC_BENCH_BASELINE").unwrap_or_default();
     let baseline = baselines
@@ -154,6 +164,7 @@ fn cases() -> Vec<Case> {
             url: "http://web.test:8080/get",
             proxy: Proxy::Baseline(PathBuf::from(dir)),
             reference: Some("sidecar http host+route"),
+            close: false,
         });
     let mut all = vec![
         Case {
@@ -161,30 +172,35 @@ fn cases() -> Vec<Case> {
             url: "http://web.test:8080/get",
             proxy: Proxy::Direct,
             reference: None,
+            close: false,
         },
         Case {
             name: "bare L4 relay",
             url: "http://web.test:8080/get",
             proxy: Proxy::Bare("bare-l4.js"),
             reference: None,
+            close: false,
         },
         Case {
             name: REFERENCE_L7,
             url: "http://web.test:8080/get",
             proxy: Proxy::Bare("bare-l7.js"),
             reference: None,
+            close: false,
         },
         Case {
             name: CHECK_FLOOR,
             url: "http://web.test:8080/get",
             proxy: Proxy::Bare("bare-l7-check.js"),
             reference: Some(REFERENCE_L7),
+            close: false,
         },
         Case {
             name: "sidecar passthrough",
             url: "http://10.77.0.50:8080/get",
             proxy: sidecar(passthrough.clone()),
             reference: Some("bare L4 relay"),
+            close: false,
         },
         Case {
             name: "sidecar tcp rule",
@@ -198,6 +214,7 @@ fn cases() -> Vec<Case> {
                 )
             )),
             reference: Some("bare L4 relay"),
+            close: false,
         },
         Case {
             name: "sidecar https (SNI)",
@@ -211,18 +228,21 @@ fn cases() -> Vec<Case> {
                 )
             )),
             reference: Some("bare L4 relay (TLS)"),
+            close: false,
         },
         Case {
             name: "bare L4 relay (TLS)",
             url: "https://secure.test:8443/get",
             proxy: Proxy::Bare("bare-l4.js"),
             reference: None,
+            close: false,
         },
         Case {
             name: "sidecar http host+route",
             url: "http://web.test:8080/get",
             proxy: sidecar(http.clone()),
             reference: Some(REFERENCE_L7),
+            close: false,
         },
         Case {
             name: "sidecar http, config not watched",
@@ -230,41 +250,73 @@ fn cases() -> Vec<Case> {
             proxy: Proxy::Sidecar {
                 inputs: http.clone(),
                 watched: false,
-                gateway: false,
+                gateway: None,
             },
             reference: Some("sidecar http host+route"),
+            close: false,
         },
         Case {
             name: "sidecar http + 10,000 exact hosts",
             url: "http://web.test:8080/get",
             proxy: sidecar(format!("{http}{}", http_policy("exact", &exact))),
             reference: Some("sidecar http host+route"),
+            close: false,
         },
         Case {
             name: "sidecar http + 1,000 wildcards (the last matches)",
             url: "http://x.w999.test:8080/get",
             proxy: sidecar(format!("{http}{}", http_policy("wild", &wild))),
             reference: Some("sidecar http host+route"),
+            close: false,
         },
         Case {
-            name: "sidecar + gateway, http2tunnel",
+            name: "sidecar + gateway, http2tunnel, header",
             url: "http://10.77.0.50:8080/get",
-            proxy: Proxy::Sidecar {
-                inputs: format!("{passthrough}{}", gateway("http2tunnel")),
-                watched: true,
-                gateway: true,
-            },
+            proxy: via("http2tunnel", Header),
             reference: Some("sidecar passthrough"),
+            close: false,
         },
         Case {
-            name: "sidecar + gateway, socks5",
+            name: "sidecar + gateway, http2tunnel, mTLS",
             url: "http://10.77.0.50:8080/get",
-            proxy: Proxy::Sidecar {
-                inputs: format!("{passthrough}{}", gateway("socks5")),
-                watched: true,
-                gateway: true,
-            },
+            proxy: via("http2tunnel", Mtls),
+            reference: Some("sidecar + gateway, http2tunnel, header"),
+            close: false,
+        },
+        Case {
+            name: "sidecar + gateway, socks5, header",
+            url: "http://10.77.0.50:8080/get",
+            proxy: via("socks5", Header),
             reference: Some("sidecar passthrough"),
+            close: false,
+        },
+        Case {
+            name: "sidecar + gateway, socks5, mTLS",
+            url: "http://10.77.0.50:8080/get",
+            proxy: via("socks5", Mtls),
+            reference: Some("sidecar + gateway, socks5, header"),
+            close: false,
+        },
+        Case {
+            name: "sidecar + gateway, http2tunnel, header, a connection per request",
+            url: "http://10.77.0.50:8080/get",
+            proxy: via("http2tunnel", Header),
+            reference: Some("sidecar passthrough"),
+            close: true,
+        },
+        Case {
+            name: "sidecar + gateway, http2tunnel, mTLS, a connection per request",
+            url: "http://10.77.0.50:8080/get",
+            proxy: via("http2tunnel", Mtls),
+            reference: Some("sidecar + gateway, http2tunnel, header, a connection per request"),
+            close: true,
+        },
+        Case {
+            name: "sidecar + gateway, socks5, mTLS, a connection per request",
+            url: "http://10.77.0.50:8080/get",
+            proxy: via("socks5", Mtls),
+            reference: Some("sidecar + gateway, http2tunnel, header, a connection per request"),
+            close: true,
         },
     ];
     all.extend(baseline);
@@ -324,6 +376,71 @@ impl Drop for Bed {
         let _ = std::fs::remove_dir_all(PathBuf::from("/etc/netns").join(&self.ns));
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// A throwaway PKI as csi-driver-spiffe lays it out (tls.crt, tls.key, ca.crt): `gateway`'s
+/// certificate names the gateway's ServiceAccount, `sidecar`'s bench/client.
+fn certificates(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let key = |path: &Path| {
+        run(Command::new("openssl")
+            .args([
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+            ])
+            .arg(path));
+    };
+    key(&dir.join("ca.key"));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-new",
+            "-days",
+            "1",
+            "-subj",
+            "/O=bench CA",
+            "-key",
+        ])
+        .arg(dir.join("ca.key"))
+        .arg("-out")
+        .arg(dir.join("ca.crt")));
+    for (name, id) in [
+        ("gateway", "ns/fsm/sa/fsm-egress-gateway"),
+        ("sidecar", "ns/bench/sa/client"),
+    ] {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        key(&d.join("tls.key"));
+        let ext = d.join("ext.cnf");
+        std::fs::write(
+            &ext,
+            format!("subjectAltName = URI:spiffe://cluster.local/{id}\n"),
+        )
+        .unwrap();
+        run(Command::new("openssl")
+            .args(["req", "-new", "-subj", "/O=bench", "-key"])
+            .arg(d.join("tls.key"))
+            .arg("-out")
+            .arg(d.join("req.csr")));
+        run(Command::new("openssl")
+            .args(["x509", "-req", "-days", "1", "-set_serial", "1", "-in"])
+            .arg(d.join("req.csr"))
+            .arg("-CA")
+            .arg(dir.join("ca.crt"))
+            .arg("-CAkey")
+            .arg(dir.join("ca.key"))
+            .arg("-extfile")
+            .arg(&ext)
+            .arg("-out")
+            .arg(d.join("tls.crt")));
+        std::fs::copy(dir.join("ca.crt"), d.join("ca.crt")).unwrap();
+    }
+    run(Command::new("chmod").args(["-R", "a+rX"]).arg(dir));
 }
 
 fn exec(ns: &str, program: &str) -> Command {
@@ -452,7 +569,18 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
             watched,
             gateway,
         } => {
-            let analysis = egressc::analyze_texts(vec![("mesh.yaml".into(), inputs.clone())]);
+            let auth = egressc::GatewayAuth {
+                mode: gateway.unwrap_or(egressc::AuthMode::Mtls),
+                ..Default::default()
+            };
+            let inputs_file = dir.join("mesh.yaml");
+            std::fs::write(&inputs_file, inputs).unwrap();
+            let opts = egressc::ReadOptions {
+                auth,
+                ..Default::default()
+            };
+            let files = [inputs_file.display().to_string()];
+            let analysis = egressc::analyze(&files, &mut std::io::empty(), &opts);
             assert!(
                 !analysis.has_errors(),
                 "{}: {:?}",
@@ -462,17 +590,36 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
             egressc::write_output(&analysis.compile(), &out).unwrap();
             run(Command::new("chmod").args(["-R", "a+rX"]).arg(&out));
             let config = out.join("configs/bench/client.json");
-            if *gateway {
+            // Under mtls each proxy reads its certificate from its own folder.
+            let tls = |name: &str| -> Vec<(String, String)> {
+                match gateway {
+                    Some(egressc::AuthMode::Mtls) => vec![(
+                        "EGRESSC_TLS_DIR".to_owned(),
+                        dir.join("pki").join(name).display().to_string(),
+                    )],
+                    _ => Vec::new(),
+                }
+            };
+            if *gateway == Some(egressc::AuthMode::Mtls) {
+                certificates(&dir.join("pki"));
+            }
+            if gateway.is_some() {
                 let gateway_counted = counted.as_ref().map(|c| c.with_file_name("gateway.out"));
                 let script = out.join("gateway/main.js");
-                bed.start_proxy("gateway", &script, &[], gateway_counted.as_deref());
+                bed.start_proxy(
+                    "gateway",
+                    &script,
+                    &tls("gateway"),
+                    gateway_counted.as_deref(),
+                );
             }
-            let env = if *watched {
+            let mut env = if *watched {
                 vec![("EGRESSC_CONFIG".to_owned(), config.display().to_string())]
             } else {
                 std::fs::copy(&config, out.join("sidecar/config.json")).unwrap();
                 Vec::new()
             };
+            env.extend(tls("sidecar"));
             let script = out.join("sidecar/main.js");
             let (pid, secs) = bed.start_proxy("sidecar", &script, &env, counted.as_deref());
             bed.start_secs = secs;
@@ -661,9 +808,14 @@ struct Sample {
     cpu_us: f64,
 }
 
-fn measure(bed: &Bed, url: &str, secs: u64) -> Sample {
+fn measure(bed: &Bed, url: &str, secs: u64, close: bool) -> Sample {
     let before: u64 = bed.proxies.iter().map(|p| ticks(*p)).sum();
-    let out = run(exec(&bed.ns, "wrk").args(["-t1", "-c4", &format!("-d{secs}s"), url]));
+    let mut wrk = exec(&bed.ns, "wrk");
+    wrk.args(["-t1", "-c4", &format!("-d{secs}s"), url]);
+    if close {
+        wrk.args(["-H", "Connection: close"]);
+    }
+    let out = run(&mut wrk);
     let after: u64 = bed.proxies.iter().map(|p| ticks(*p)).sum();
     let requests: f64 = out
         .lines()
@@ -752,6 +904,9 @@ fn main() {
         cases.retain(|c| keep.contains(&c.name));
     }
     if counting() {
+        // Counting runs one kept-alive connection: a connection-per-request case would repeat
+        // its keep-alive twin.
+        cases.retain(|c| !c.close);
         instructions(&cases, &cert, &key);
         let _ = std::fs::remove_dir_all(&tmp);
         return;
@@ -766,11 +921,11 @@ fn main() {
         eprintln!("round {round} of {rounds}");
         for (c, bed) in cases.iter().zip(&beds) {
             // One short warm-up run per round, then the measured one.
-            measure(bed, c.url, 1);
+            measure(bed, c.url, 1, c.close);
             samples
                 .entry(c.name)
                 .or_default()
-                .push(measure(bed, c.url, secs));
+                .push(measure(bed, c.url, secs, c.close));
         }
     }
     let cpu = |name: &str| median(samples[name].iter().map(|s| s.cpu_us).collect());

@@ -201,6 +201,11 @@ pub fn rotation(suite: &mut Suite, pki: &Pki) {
             Denied(&["tcp-inside"]),
         ),
         case("rotation: still none", tcp(), Denied(&["tcp-inside"])),
+        case(
+            "rotation: without a certificate in-mesh traffic still flows",
+            py(&["tcp", "10.77.0.60", "9000"]),
+            Reaches("inventory", "inventory:ping", &[]),
+        ),
     ];
     suite.run("mtls rotation", "app/client", None, &before);
     let errors = suite.ns.log("sidecar").matches("does not load").count();
