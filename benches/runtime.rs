@@ -24,6 +24,11 @@
 //! `EGRESSC_BENCH_CASES=NAME,…` runs only the cases whose names hold one of these (with the
 //! references they are compared with).
 
+// The e2e suite's throwaway PKI (the benchmark uses part of it).
+#[allow(dead_code)]
+#[path = "../tests/it/e2e/pki.rs"]
+mod pki;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -378,69 +383,23 @@ impl Drop for Bed {
     }
 }
 
-/// A throwaway PKI as csi-driver-spiffe lays it out (tls.crt, tls.key, ca.crt): `gateway`'s
-/// certificate names the gateway's ServiceAccount, `sidecar`'s bench/client.
+/// A throwaway PKI as csi-driver-spiffe lays it out (tls.crt, tls.key, ca.crt), the e2e
+/// suite's: `gateway`'s certificate names the gateway's ServiceAccount, `sidecar`'s
+/// bench/client.
 fn certificates(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let key = |path: &Path| {
-        run(Command::new("openssl")
-            .args([
-                "ecparam",
-                "-name",
-                "prime256v1",
-                "-genkey",
-                "-noout",
-                "-out",
-            ])
-            .arg(path));
-    };
-    key(&dir.join("ca.key"));
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-new",
-            "-days",
-            "1",
-            "-subj",
-            "/O=bench CA",
-            "-key",
-        ])
-        .arg(dir.join("ca.key"))
-        .arg("-out")
-        .arg(dir.join("ca.crt")));
-    for (name, id) in [
-        ("gateway", "ns/fsm/sa/fsm-egress-gateway"),
-        ("sidecar", "ns/bench/sa/client"),
-    ] {
-        let d = dir.join(name);
-        std::fs::create_dir_all(&d).unwrap();
-        key(&d.join("tls.key"));
-        let ext = d.join("ext.cnf");
-        std::fs::write(
-            &ext,
-            format!("subjectAltName = URI:spiffe://cluster.local/{id}\n"),
-        )
-        .unwrap();
-        run(Command::new("openssl")
-            .args(["req", "-new", "-subj", "/O=bench", "-key"])
-            .arg(d.join("tls.key"))
-            .arg("-out")
-            .arg(d.join("req.csr")));
-        run(Command::new("openssl")
-            .args(["x509", "-req", "-days", "1", "-set_serial", "1", "-in"])
-            .arg(d.join("req.csr"))
-            .arg("-CA")
-            .arg(dir.join("ca.crt"))
-            .arg("-CAkey")
-            .arg(dir.join("ca.key"))
-            .arg("-extfile")
-            .arg(&ext)
-            .arg("-out")
-            .arg(d.join("tls.crt")));
-        std::fs::copy(dir.join("ca.crt"), d.join("ca.crt")).unwrap();
-    }
-    run(Command::new("chmod").args(["-R", "a+rX"]).arg(dir));
+    let pki = pki::Pki::new(dir);
+    pki.issue(
+        "gateway",
+        "mesh",
+        "URI:spiffe://cluster.local/ns/fsm/sa/fsm-egress-gateway",
+        None,
+    );
+    pki.issue(
+        "sidecar",
+        "mesh",
+        "URI:spiffe://cluster.local/ns/bench/sa/client",
+        None,
+    );
 }
 
 fn exec(ns: &str, program: &str) -> Command {

@@ -2,6 +2,7 @@
 //! processes started in it, and the build and fixture helpers every scenario shares.
 
 use super::pipy;
+pub use super::pki::run_ok;
 use crate::support::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -235,16 +236,6 @@ impl Drop for Netns {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
-}
-
-pub fn run_ok(cmd: &mut Command) {
-    let out = cmd.output().expect("run");
-    assert!(
-        out.status.success(),
-        "{:?} failed: {}",
-        cmd,
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Insert (`-I`) or delete (`-D`) a nat rule that leaves the gateway's address (10.77.0.30:1080)

@@ -1,8 +1,20 @@
 //! A throwaway PKI made with the `openssl` command, laid out as cert-manager's
 //! csi-driver-spiffe lays out a pod's volume: `tls.crt` (the leaf), `tls.key`, `ca.crt`.
 //! Everything is readable by the proxy uid (the volume's fs-group does that in a cluster).
+//! Self-contained: the runtime benchmark uses it too (`#[path]`).
 
-use super::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Run a command that must succeed.
+pub fn run_ok(cmd: &mut Command) {
+    let out = cmd.output().expect("runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 pub struct Pki {
     pub dir: PathBuf,
