@@ -91,6 +91,19 @@ impl GatewayMode {
 
 pub use crate::spiffe::{AuthMode, DEFAULT_TRUST_DOMAIN, GatewayAuth};
 
+/// `egressc.io/enforcement` (on a ServiceAccount, or the MeshConfig's metadata for the mesh).
+pub const ENFORCEMENT_ANNOTATION: &str = "egressc.io/enforcement";
+/// `egressc.io/log-allowed: "true"`: allow decisions are logged too.
+pub const LOG_ALLOWED_ANNOTATION: &str = "egressc.io/log-allowed";
+
+/// How an identity's decisions are enforced and logged. In audit mode what would be denied
+/// because no rule matched is let through as passthrough would route it, and logged `audit`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Observe {
+    pub audit: bool,
+    pub log_allowed: bool,
+}
+
 /// A workload identity: a ServiceAccount.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Identity {
@@ -439,6 +452,8 @@ pub struct Checked {
     pub matchers: Matchers,
     /// How the gateway authenticates tunnels (`--gateway-auth`, `--trust-domain`).
     pub auth: GatewayAuth,
+    /// The mesh's enforcement (MeshConfig annotations), and each annotated ServiceAccount's.
+    pub observe: (Observe, BTreeMap<Identity, Observe>),
 }
 
 /// What the user tells `check` beyond the inputs.

@@ -5,7 +5,7 @@
 
 use crate::model::{
     Checked, ConnectionSettings, DnsResolvers, GatewayAuth, GatewayMode, Identity, Matchers,
-    MeshDestination, Protocol, ProtocolClass, Provenance, Route, Settings,
+    MeshDestination, Observe, Protocol, ProtocolClass, Provenance, Route, Settings,
 };
 use crate::net::{Cidr, HostPattern};
 use std::collections::BTreeMap;
@@ -36,6 +36,8 @@ pub struct IdentityPlan {
     pub identity: Option<Identity>,
     /// A rule of a policy with several sources is shared by their plans.
     pub rules: Vec<Arc<Rule>>,
+    /// Audit mode, and whether allows are logged.
+    pub observe: Observe,
 }
 
 impl IdentityPlan {
@@ -216,10 +218,12 @@ pub fn lower(checked: &Checked) -> Plan {
             }
         }
     }
+    let (mesh_observe, accounts) = &checked.observe;
     let mut plans = vec![IdentityPlan {
         name: DEFAULT_IDENTITY.to_owned(),
         identity: None,
         rules: Vec::new(),
+        observe: *mesh_observe,
     }];
     for (id, mut rules) in identities {
         rules.sort_by(|a, b| {
@@ -233,6 +237,7 @@ pub fn lower(checked: &Checked) -> Plan {
             name: id.to_string(),
             identity: Some(id.clone()),
             rules,
+            observe: accounts.get(id).copied().unwrap_or(*mesh_observe),
         });
     }
     let (mesh, gateway_addresses) = mesh(checked);

@@ -9,6 +9,7 @@ pub mod matcher;
 pub mod matches;
 pub mod mesh_config;
 pub mod names;
+pub mod observe;
 pub mod overlap;
 pub mod regex;
 pub mod routes;
@@ -51,6 +52,7 @@ pub fn check(inputs: &Loaded, options: &CheckOptions) -> (Checked, Vec<Diagnosti
         dns: services::dns_resolvers(inputs, options),
         matchers,
         auth: options.auth.clone(),
+        observe: observe::check_observe(inputs, options, &mut diags),
     };
     (checked, diags)
 }

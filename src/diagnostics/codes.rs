@@ -130,6 +130,10 @@ codes! {
         "the first port of a gateway Service has a named `targetPort`: the generated gateway container names no port, so it would resolve to nothing", "`targetPort: tunnel`";
     E0324 Error "a ServiceAccount is the egress gateway's own",
         "a ServiceAccount document or an Egress source with the name and namespace of a gateway Service: the gateway runs as that ServiceAccount (`--gateway-auth mtls` names it in its certificate), so a workload running as it would hold the gateway's identity", "`kind: ServiceAccount` `fsm/fsm-egress-gateway`";
+    E0325 Error "an egressc.io annotation with a value egressc does not know",
+        "`egressc.io/enforcement` other than `enforce` or `audit`, or `egressc.io/log-allowed` other than `\"true\"` or `\"false\"`, on a ServiceAccount or the MeshConfig", "`egressc.io/enforcement: dry-run`";
+    E0326 Error "an identity in audit mode (--strict)",
+        "with `--strict`, an identity (or the mesh) in audit mode (`W0415` without it)", "`egressc.io/enforcement: audit` checked with `--strict`";
     E0601 Error "a file of the Kubernetes output does not fit a ConfigMap",
         "a file of `kubernetes/` that does not fit a ConfigMap of `--configmap-max-kib` (default 256, what client-side `kubectl apply` accepts) even split into parts: a script larger than the limit (JSON files are split), or a limit that leaves no room for a part", "`--configmap-max-kib=1`";
     W0101 Warning "a file in a walked directory is not YAML; skipped",
@@ -164,6 +168,8 @@ codes! {
         "a MeshConfig whose `traffic` does not set `enableEgress`: FSM's default, passthrough on, lets every destination through", "`spec: {featureFlags: {enableEgressPolicy: true}}` alone";
     W0414 Warning "the gateway trusts a header for identity (--gateway-auth header)",
         "a global egress gateway under `--gateway-auth header`: the identity a tunnel claims is a label any pod that reaches the gateway can set, and SOCKS5 gets every identity's list", "an EgressGateway built with `--gateway-auth header`";
+    W0415 Warning "an identity in audit mode",
+        "an identity (a ServiceAccount's annotation) or the whole mesh (the MeshConfig's) in audit mode: what no rule allows is let through and logged, not denied", "`egressc.io/enforcement: audit` on a ServiceAccount";
     N0001 Note "documents of other kinds were skipped",
         "documents of other kinds were skipped (one note with the count per kind)", "";
     N0002 Note "gateway egress needs csi-driver-spiffe (--gateway-auth mtls)",

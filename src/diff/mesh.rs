@@ -52,6 +52,7 @@ pub fn mesh_entries(base: &Plan, head: &Plan) -> Vec<MeshEntry> {
     mesh_and_ports(base, head, &mut found);
     gateways(base, head, &mut found);
     resolvers(base, head, &mut found);
+    enforcement(base, head, &mut found);
     let mut out: Vec<MeshEntry> = found
         .into_iter()
         .map(|(change, effect, what)| MeshEntry {
@@ -186,6 +187,32 @@ fn gateways(base: &Plan, head: &Plan, out: &mut Found) {
             head: h.map(Box::new),
         };
         out.push((change, effect, what));
+    }
+}
+
+/// Each identity's enforcement (an identity on one side only runs `_default` on the other):
+/// enforce → audit widens (what no rule allows now goes out), audit → enforce narrows.
+fn enforcement(base: &Plan, head: &Plan, out: &mut Found) {
+    let names: BTreeSet<&String> = base
+        .identities
+        .iter()
+        .chain(&head.identities)
+        .map(|i| &i.name)
+        .collect();
+    let audit = |p: &Plan, name: &str| {
+        let id = p.identities.iter().find(|i| i.name == name);
+        id.unwrap_or_else(|| p.default_identity()).observe.audit
+    };
+    for name in names {
+        let (b, h) = (audit(base, name), audit(head, name));
+        if b != h {
+            let effect = if h { Effect::Widens } else { Effect::Narrows };
+            let what = MeshWide::Enforcement {
+                identity: name.clone(),
+                audit: h,
+            };
+            out.push((Change::Changed, effect, what));
+        }
     }
 }
 

@@ -105,6 +105,8 @@ pub enum MeshWide {
     /// A SOCKS5 gateway admits the union of every identity's allow-list: what these
     /// identities gain, every identity gains through it.
     SocksUnion { identities: Vec<String> },
+    /// An identity's enforcement (`egressc.io/enforcement`): `audit` now, or `enforce`.
+    Enforcement { identity: String, audit: bool },
     /// The resolvers workload DNS may reach (`None`: the pod's `/etc/resolv.conf` nameservers).
     Dns {
         base: Option<Vec<Ipv4Addr>>,

@@ -43,6 +43,13 @@ pub struct Spec {
     pub sidecar_timeout: i64,
     pub traffic: Traffic,
     pub feature_flags: FeatureFlags,
+    /// Audit mode (`egressc.io/enforcement: audit`): what no rule allows goes out as
+    /// passthrough would route it, logged `audit`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub audit: bool,
+    /// `egressc.io/log-allowed: "true"`: allow decisions are logged too.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub log_allowed: bool,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -389,6 +396,8 @@ pub fn identity_config(plan: &Plan, id: &IdentityPlan) -> SidecarConfig {
             feature_flags: FeatureFlags {
                 enable_egress_policy: s.enable_egress_policy,
             },
+            audit: id.observe.audit,
+            log_allowed: id.observe.log_allowed,
         },
         outbound,
         forward: forward(plan),

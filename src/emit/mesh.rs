@@ -42,6 +42,10 @@ pub fn mesh_data(plan: &Plan) -> MeshData {
 #[derive(Serialize, JsonSchema)]
 #[serde(rename_all = "PascalCase")]
 pub struct GatewayConfig {
+    /// ServiceIdentities in audit mode: their tunnels are admitted as under passthrough (the
+    /// refused ranges and the gateway itself still refused).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub audit: Vec<String>,
     /// How the gateway learns a tunnel's identity.
     pub auth: GatewayAuthConfig,
     /// ServiceIdentity (`sa.namespace`, `_default`) → port → what its sidecar may tunnel to.
@@ -130,6 +134,12 @@ pub fn gateway_config(plan: &Plan) -> GatewayConfig {
     own_addresses.sort_unstable();
     own_addresses.dedup();
     GatewayConfig {
+        audit: plan
+            .identities
+            .iter()
+            .filter(|id| id.observe.audit)
+            .map(|id| id.service_identity())
+            .collect(),
         auth: GatewayAuthConfig {
             mode: plan.auth.mode,
             trust_domain: plan.auth.trust_domain.clone(),

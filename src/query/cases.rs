@@ -12,7 +12,7 @@
 //!     method: GET                            #   default: GET
 //!     path: /get                             #   default: /
 //!     headers: {user-agent: curl}            #   default: none
-//!   expect: allowed                          # allowed | denied | in-mesh | passthrough | not-intercepted | needs-address
+//!   expect: allowed                          # allowed | denied | in-mesh | passthrough | audit | not-intercepted | needs-address
 //!   via: direct                              # optional: direct | http2tunnel | sock5 (socks5)
 //! ```
 
@@ -91,10 +91,11 @@ impl<'de> Deserialize<'de> for Outcome {
             "denied" => Outcome::Denied,
             "in-mesh" => Outcome::InMesh,
             "passthrough" => Outcome::Passthrough,
+            "audit" => Outcome::Audit,
             "needs-address" => Outcome::NeedsAddress,
             other => {
                 return Err(serde::de::Error::custom(format!(
-                    "unknown verdict `{other}`: use allowed, denied, in-mesh, passthrough, not-intercepted or needs-address"
+                    "unknown verdict `{other}`: use allowed, denied, in-mesh, passthrough, audit, not-intercepted or needs-address"
                 )));
             }
         })

@@ -185,25 +185,6 @@ fn hosts_list(hosts: &[HostPattern]) -> String {
         .join(", ")
 }
 
-pub fn via(plan: &Plan) -> Vec<Via> {
-    if plan.gateways.is_empty() {
-        vec![Via::Direct]
-    } else {
-        plan.gateways
-            .iter()
-            .map(|g| Via::Gateway {
-                address: format!("{}:{}", g.host, g.port),
-                mode: g.mode,
-                identity: match plan.auth.mode {
-                    crate::model::AuthMode::Mtls => "certificate",
-                    _ if g.mode == crate::model::GatewayMode::Socks5 => "union",
-                    _ => "header",
-                },
-            })
-            .collect()
-    }
-}
-
 /// The Service a name destination names, if any (`svc.ns.svc.cluster.local`, `svc.ns.svc`,
 /// `svc.ns`).
 fn in_mesh_by_name(plan: &Plan, name: &str, port: u16) -> Option<String> {
@@ -327,11 +308,30 @@ fn decide(plan: &Plan, q: &Query) -> Verdict {
         v.verdict = Outcome::Passthrough;
         v.reason = "passthrough: traffic.enableEgress is true".into();
         v.target = Some(q.destination());
-        v.via = Some(via(plan));
+        v.via = Some(gateway::via(plan));
         return through_gateway(plan, id, q, v);
     }
-    // 5. Denied, or undecidable offline.
-    denied(plan, id, q, v, needs_address)
+    // 5. Denied, or undecidable offline; in audit mode let through as passthrough would.
+    let v = denied(plan, id, q, v, needs_address);
+    if !id.observe.audit || matches!(&q.dest, Dest::Ip(ip) if ip.is_loopback()) {
+        return v;
+    }
+    audited(plan, id, q, v)
+}
+
+/// Audit mode: what step 5 would deny goes out as passthrough routes it (through the gateway,
+/// which admits the identity as under passthrough, refused ranges still refused).
+fn audited(plan: &Plan, id: &IdentityPlan, q: &Query, mut v: Verdict) -> Verdict {
+    let was = std::mem::replace(&mut v.verdict, Outcome::Audit);
+    v.reason = match was {
+        Outcome::NeedsAddress => format!("allowed in audit mode, or by a rule: {}", v.reason),
+        _ => format!(
+            "allowed in audit mode: would be denied because {}",
+            v.reason
+        ),
+    };
+    (v.target, v.via) = (Some(q.destination()), Some(gateway::via(plan)));
+    through_gateway(plan, id, q, v)
 }
 
 /// A verdict for a connection that goes out directly to its original destination.
@@ -424,7 +424,7 @@ fn apply_rules<'p>(
                 v.allowed_by = Some(rule_ref(rule, route));
                 v.reason = format!("allowed by Egress {}", rule.provenance.policy);
                 v.target = Some(target);
-                v.via = Some(via(plan));
+                v.via = Some(gateway::via(plan));
                 return Ok(());
             }
             RuleResult::Misses(why) => v.misses.push(Miss {

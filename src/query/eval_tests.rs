@@ -164,3 +164,36 @@ fn an_http_request_on_an_https_port_is_closed_as_the_sidecar_closes_it() {
         assert_eq!(evaluate(&p, &q).verdict, Outcome::Allowed);
     }
 }
+
+#[test]
+fn audit_mode_relaxes_only_no_rule_matched() {
+    let sa = "---\napiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: a\n  namespace: ns\n  annotations: {egressc.io/enforcement: audit}\n";
+    let p = plan(&enforced(sa));
+    let v = evaluate(&p, &tcp_query("ns/a", "203.0.113.9:5432"));
+    assert_eq!(v.verdict, Outcome::Audit, "{v:?}");
+    assert!(
+        v.reason
+            .starts_with("allowed in audit mode: would be denied because"),
+        "{v:?}"
+    );
+    assert!(v.verdict.is_allowed());
+    // Never to the pod itself, as passthrough.
+    assert_eq!(
+        evaluate(&p, &tcp_query("ns/a", "127.0.0.9:80")).verdict,
+        Outcome::Denied
+    );
+    // Another identity is enforced.
+    assert_eq!(
+        evaluate(&p, &tcp_query("ns/b", "203.0.113.9:5432")).verdict,
+        Outcome::Denied
+    );
+    // Through a gateway: its refused ranges stay refused, anything else is admitted.
+    let p = plan(&enforced(&(GATEWAY.to_owned() + sa)));
+    assert_eq!(
+        evaluate(&p, &tcp_query("ns/a", "203.0.113.9:5432")).verdict,
+        Outcome::Audit
+    );
+    let v = evaluate(&p, &tcp_query("ns/a", "169.254.169.254:80"));
+    assert_eq!(v.verdict, Outcome::Denied, "{v:?}");
+    assert!(v.reason.contains("link-local"), "{v:?}");
+}

@@ -121,6 +121,12 @@ pub fn render_reach(r: &Reach, asked: &str) -> String {
             "off"
         }
     );
+    if r.audit {
+        let _ = writeln!(
+            s,
+            "enforcement: audit (what no rule allows goes out as passthrough would, and is logged as `audit`)"
+        );
+    }
     if !r.policies_enforced {
         let _ = writeln!(
             s,

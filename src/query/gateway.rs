@@ -5,7 +5,7 @@
 use crate::model::{AuthMode, GatewayAuth, GatewayMode};
 use crate::net::{parse_port, refused_address, service_names};
 use crate::plan::{GatewayPort, IdentityPlan, Plan, gateway_allow};
-use crate::query::question::Dest;
+use crate::query::question::{Dest, Via};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
@@ -26,6 +26,26 @@ pub fn gateway_service(plan: &Plan, dest: &Dest, port: u16) -> Option<String> {
     }
 }
 
+/// How a connection leaves: directly, or through each gateway (whose list it applies).
+pub fn via(plan: &Plan) -> Vec<Via> {
+    if plan.gateways.is_empty() {
+        vec![Via::Direct]
+    } else {
+        plan.gateways
+            .iter()
+            .map(|g| Via::Gateway {
+                address: format!("{}:{}", g.host, g.port),
+                mode: g.mode,
+                identity: match plan.auth.mode {
+                    AuthMode::Mtls => "certificate",
+                    _ if g.mode == GatewayMode::Socks5 => "union",
+                    _ => "header",
+                },
+            })
+            .collect()
+    }
+}
+
 /// What the gateway admits, as its config gives it to the script (`templates/gateway/admit.js`
 /// decides the same from `gateway/config.json`).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -41,6 +61,8 @@ pub struct Lists {
     pub own: BTreeSet<Ipv4Addr>,
     /// How the gateway learns who is calling.
     pub auth: GatewayAuth,
+    /// ServiceIdentities in audit mode: admitted as under passthrough.
+    pub audit: BTreeSet<String>,
 }
 
 impl Lists {
@@ -61,6 +83,12 @@ impl Lists {
                 .collect(),
             own: plan.gateway_addresses.iter().map(|d| d.ip).collect(),
             auth: plan.auth.clone(),
+            audit: plan
+                .identities
+                .iter()
+                .filter(|id| id.observe.audit)
+                .map(|id| id.service_identity())
+                .collect(),
         }
     }
 
@@ -136,13 +164,25 @@ pub fn admit(
     };
     let host = host.to_ascii_lowercase();
     let list = lists.list(identity);
+    // Passthrough, or an identity in audit mode (under mtls one not listed is `_default`;
+    // SOCKS5 under header names none: any).
+    let passthrough = lists.passthrough
+        || match identity {
+            Some(id)
+                if lists.identities.contains_key(id) || lists.auth.mode == AuthMode::Header =>
+            {
+                lists.audit.contains(id)
+            }
+            Some(_) => lists.audit.contains(crate::plan::DEFAULT_IDENTITY),
+            None => !lists.audit.is_empty(),
+        };
     let allow = list.get(&port);
     if let Ok(ip) = host.parse::<Ipv4Addr>() {
         if let Some(why) = address_refusal(lists, allow, ip, port, own) {
             return Err(why);
         }
         let named = allow.is_some_and(|a| a.cidrs.iter().any(|c| c.contains(ip)));
-        if named || lists.passthrough || allow.is_some_and(|a| a.any_address) {
+        if named || passthrough || allow.is_some_and(|a| a.any_address) {
             return Ok(());
         }
         return Err(format!("no policy lets this identity tunnel to {target}"));
@@ -156,7 +196,7 @@ pub fn admit(
     if host == "localhost" || host.ends_with(".localhost") {
         return Err(format!("{host} is loopback, and no policy names it"));
     }
-    if lists.passthrough {
+    if passthrough {
         return Ok(());
     }
     Err(format!("no policy lets this identity tunnel to {target}"))

@@ -91,6 +91,8 @@ pub enum Outcome {
     Denied,
     /// A rule would decide on the destination address, which a name does not give offline.
     NeedsAddress,
+    /// Allowed in audit mode: no rule allows it, it goes out as passthrough would, logged.
+    Audit,
 }
 
 impl Outcome {
@@ -102,13 +104,18 @@ impl Outcome {
             Outcome::Passthrough => "passthrough",
             Outcome::Denied => "denied",
             Outcome::NeedsAddress => "needs-address",
+            Outcome::Audit => "audit",
         }
     }
     /// Whether the connection leaves (or reaches its in-mesh destination).
     pub fn is_allowed(self) -> bool {
         matches!(
             self,
-            Outcome::NotIntercepted | Outcome::InMesh | Outcome::Allowed | Outcome::Passthrough
+            Outcome::NotIntercepted
+                | Outcome::InMesh
+                | Outcome::Allowed
+                | Outcome::Passthrough
+                | Outcome::Audit
         )
     }
 }

@@ -2,7 +2,7 @@
 
 use crate::model::Identity;
 use crate::plan::Plan;
-use crate::query::eval::{rule_ref, via};
+use crate::query::eval::rule_ref;
 use crate::query::question::{RuleRef, Via};
 use serde::Serialize;
 
@@ -11,6 +11,8 @@ use serde::Serialize;
 pub struct Reach {
     pub identity: String,
     pub passthrough: bool,
+    /// Audit mode: what no rule allows goes out too, logged as `audit`.
+    pub audit: bool,
     pub policies_enforced: bool,
     pub rules: Vec<ReachRule>,
     pub via: Vec<Via>,
@@ -31,6 +33,7 @@ pub fn reach(plan: &Plan, identity: &Identity) -> Reach {
     Reach {
         identity: id.name.clone(),
         passthrough: plan.settings.enable_egress,
+        audit: id.observe.audit,
         policies_enforced: plan.settings.enable_egress_policy,
         rules: id
             .rules
@@ -54,6 +57,6 @@ pub fn reach(plan: &Plan, identity: &Identity) -> Reach {
                 rule: rule_ref(r, None),
             })
             .collect(),
-        via: via(plan),
+        via: crate::query::gateway::via(plan),
     }
 }

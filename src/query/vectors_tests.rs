@@ -251,6 +251,7 @@ fn gateway_lists(config: &Value) -> crate::query::gateway::Lists {
             .iter()
             .map(|a| a.parse().unwrap())
             .collect(),
+        audit: strings(&config["Audit"]).into_iter().collect(),
         // As admit.js reads it: anything but `header` is mtls.
         auth: crate::model::GatewayAuth {
             mode: if config["Auth"]["Mode"] == "header" {

@@ -38,7 +38,7 @@ function addressSet(text, into) {
 }
 
 // The lists of one config and the pod's addresses: { passthrough, refused, ranges, own,
-// identities, union, mtls, limits }. A config without what the gateway needs does not load.
+// identities, union, mtls, audit, anyAudit, limits }. A config without what the gateway needs does not load.
 function compile(config, podIPs) {
   if (!config.Identities || !config.Listen || !config.RefusedRanges || !config.Limits) {
     throw new Error('not an egressc gateway config')
@@ -69,6 +69,9 @@ function compile(config, podIPs) {
     // Under mtls every identity of the plan is listed; a certificate of a ServiceAccount
     // with no config of its own gets `_default`'s list, as its sidecar runs `_default`.
     mtls: !config.Auth || config.Auth.Mode !== 'header',
+    // Identities in audit mode: admitted as under passthrough.
+    audit: addressSet((config.Audit || []).map(function (id) { return 'id:' + id }).join(','), {}),
+    anyAudit: (config.Audit || []).length > 0,
     limits: config.Limits,
   }
 }
@@ -122,15 +125,22 @@ function refusal(lists, identity, target, local) {
     out.why = 'bad port'
     return out
   }
+  var listed = identity !== null && lists.identities['id:' + identity] !== undefined
   var ports = identity === null ? lists.union
-    : lists.identities['id:' + identity] || (lists.mtls && lists.identities['id:_default']) || {}
+    : listed ? lists.identities['id:' + identity] : (lists.mtls && lists.identities['id:_default']) || {}
+  // Passthrough, or an identity in audit mode (under mtls one not listed is `_default`;
+  // SOCKS5 under header names none: any).
+  var passthrough = lists.passthrough || (
+    identity === null ? lists.anyAudit
+      : listed || !lists.mtls ? lists.audit['id:' + identity] === true
+      : lists.audit['id:_default'] === true)
   var a = ports[port]
   out.host = host
   out.port = port
   out.allow = a
   if (decide.isIPv4(host)) {
     out.why = addressRefusal(lists, a, host, port, local)
-    if (out.why === null && !(a && inMasks(a.masks, host)) && !lists.passthrough && !(a && a.any)) {
+    if (out.why === null && !(a && inMasks(a.masks, host)) && !passthrough && !(a && a.any)) {
       out.why = 'not on the allow-list'
     }
     return out
@@ -141,7 +151,7 @@ function refusal(lists, identity, target, local) {
     out.why = null
   } else if (host === 'localhost' || host.endsWith('.localhost')) {
     out.why = 'loopback name'
-  } else if (!lists.passthrough) {
+  } else if (!passthrough) {
     out.why = 'not on the allow-list'
   }
   return out

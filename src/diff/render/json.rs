@@ -123,6 +123,8 @@ pub enum MeshSubject {
     /// Through a SOCKS5 gateway, what some identities gain every identity gains (`head`:
     /// those identities).
     SocksUnion,
+    /// An identity's enforcement (`base`, `head`: `identity enforce` or `identity audit`).
+    Enforcement,
 }
 
 /// A mesh-wide change: `base` and `head` are the values on each side (null: not there).
@@ -368,6 +370,15 @@ fn mesh_values(e: &MeshEntry) -> (MeshSubject, Option<MeshValue>, Option<MeshVal
             MeshSubject::SocksUnion,
             (None, Some(MeshValue::List(identities.clone()))),
         ),
+        MeshWide::Enforcement { identity, audit } => {
+            let v = |a: bool| {
+                Some(MeshValue::Text(format!(
+                    "{identity} {}",
+                    if a { "audit" } else { "enforce" }
+                )))
+            };
+            (MeshSubject::Enforcement, (v(!audit), v(*audit)))
+        }
         MeshWide::Dns { base, head } => {
             let v = |d: &Option<Vec<std::net::Ipv4Addr>>| {
                 Some(match d {

@@ -221,7 +221,9 @@ pub fn mesh_text(e: &MeshEntry) -> String {
         MeshWide::InMesh { ip, port, service } => format!(
             "in-mesh destination {ip}:{port} removed (Service {service}): policies decide it again"
         ),
-        MeshWide::Dns { .. } | MeshWide::SocksUnion { .. } => reach_text(&e.what),
+        MeshWide::Dns { .. } | MeshWide::SocksUnion { .. } | MeshWide::Enforcement { .. } => {
+            reach_text(&e.what)
+        }
     }
 }
 
@@ -238,6 +240,18 @@ fn reach_text(what: &MeshWide) -> String {
             identities.join(", "),
             if identities.len() == 1 { "s" } else { "" }
         ),
+        MeshWide::Enforcement {
+            identity,
+            audit: true,
+        } => format!(
+            "enforcement of {identity}: enforce → audit: what no rule allows now goes out (logged as `audit`)"
+        ),
+        MeshWide::Enforcement {
+            identity,
+            audit: false,
+        } => format!(
+            "enforcement of {identity}: audit → enforce: what no rule allows is denied again"
+        ),
         _ => String::new(),
     }
 }
@@ -250,6 +264,7 @@ pub fn from_mesh_config(e: &MeshEntry) -> bool {
             | MeshWide::InMesh { .. }
             | MeshWide::Dns { .. }
             | MeshWide::SocksUnion { .. }
+            | MeshWide::Enforcement { .. }
     )
 }
 
