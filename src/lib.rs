@@ -28,15 +28,16 @@ pub use cli::run;
 pub use diagnostics::codes::readme_tables;
 pub use diagnostics::render::{render_human, render_json, render_sarif};
 pub use diagnostics::{Code, Diagnostic, Severity};
+pub use emit::decision_log::{DECISION_LOG_VERSION, DecisionLine};
 pub use emit::kubernetes::KubeOptions;
 pub use emit::output::Output;
 pub use input::source::Sources;
-pub use input::yaml::parse_documents;
+pub use input::yaml::{parse_documents, yaml_as_json};
 pub use model::{AuthMode, DnsResolvers, GatewayAuth, Identity};
 pub use net::Cidr;
 pub use pipeline::{
     Analysis, BuildOutcome, BuildRequest, Built, Findings, Gate, Judgement, ReadOptions, Written,
-    analyze, analyze_texts, build, check, route_matcher, schema_files, write_output, yaml_as_json,
+    analyze, analyze_texts, build, check, route_matcher, schema_files, write_output,
 };
 pub use plan::Plan;
 pub use query::eval::evaluate;

@@ -402,14 +402,6 @@ pub fn route_matcher(regex: &str, whole_path: bool) -> Result<(String, serde_jso
     ))
 }
 
-/// The documents of one YAML text as JSON values (for tools and tests that validate them with
-/// the generated schemas); `None` when the text does not parse.
-pub fn yaml_as_json(text: &str) -> Option<Vec<serde_json::Value>> {
-    crate::input::yaml::parse_documents(text)
-        .ok()
-        .map(|docs| docs.iter().map(|d| d.to_json()).collect())
-}
-
 /// Every schema file egressc generates: (file name, pretty JSON with a trailing newline): the
 /// input kinds, the combined schema for editors, the sidecar config it writes, and its machine
 /// output (`check`, `diff` and `test` with `--format json`, the error document).
@@ -429,6 +421,10 @@ pub fn schema_files() -> Vec<(String, String)> {
         ),
         ("diff.schema.json", crate::diff::render::json::diff_schema()),
         ("test.schema.json", crate::query::cases::test_schema()),
+        (
+            "decision-log.schema.json",
+            crate::emit::decision_log::decision_log_schema(),
+        ),
     ];
     let mut files: Vec<(String, String)> = crate::load::schema::input_schemas()
         .into_iter()

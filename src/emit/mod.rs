@@ -4,6 +4,7 @@
 //! `kubernetes/` and the manifest. Maps are sorted; nothing depends on time or input order.
 
 pub mod config;
+pub mod decision_log;
 pub mod iptables;
 pub mod kubernetes;
 pub mod manifest;

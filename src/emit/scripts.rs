@@ -37,6 +37,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/sidecar/tls.js"),
     ),
     (
+        "sidecar/decisions.js",
+        include_str!("../../templates/sidecar/decisions.js"),
+    ),
+    (
         "sidecar/tunnel.js",
         include_str!("../../templates/sidecar/tunnel.js"),
     ),
@@ -92,6 +96,7 @@ pub fn sidecar_files() -> Vec<(String, Vec<u8>)> {
         "sidecar/spiffe.js",
         "sidecar/tls.js",
         "sidecar/tunnel.js",
+        "sidecar/decisions.js",
     ]
     .into_iter()
     .map(|p| (p.to_owned(), render(p)))

@@ -392,3 +392,11 @@ pub fn parse_documents_within(text: &str, run: &mut RunBudget) -> Result<Vec<Nod
 pub fn parse_documents(text: &str) -> Result<Vec<Node>, ParseError> {
     parse_documents_within(text, &mut RunBudget::default())
 }
+
+/// The documents of one YAML text as JSON values (for tools and tests that validate them with
+/// the generated schemas); `None` when the text does not parse.
+pub fn yaml_as_json(text: &str) -> Option<Vec<serde_json::Value>> {
+    parse_documents(text)
+        .ok()
+        .map(|docs| docs.iter().map(|d| d.to_json()).collect())
+}

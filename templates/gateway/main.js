@@ -63,9 +63,9 @@ function watchConfig(last) {
     if (now !== last) {
       try {
         lists = admit.compile(readConfig(), podIPs)
-        console.log(JSON.stringify({ egressc: 'reload' }))
+        console.log(JSON.stringify({ v: 1, egressc: 'reload' }))
       } catch (e) {
-        console.log(JSON.stringify({ egressc: 'error', reason: 'config does not load; the previous lists stay: ' + e.message }))
+        console.log(JSON.stringify({ v: 1, egressc: 'error', reason: 'config does not load; the previous lists stay: ' + e.message }))
       }
     }
     watchConfig(now)
@@ -110,18 +110,24 @@ var $peerWhy
 var $tlsLogged = false
 var $headerLogged = false
 
+// One line of the decision log (schemas/decision-log.schema.json): the tunnel's target is its
+// destination, its identity `namespace/serviceaccount`.
 function logTunnel(event, reason) {
+  var id = $identity
+  var dot = typeof id === 'string' ? id.lastIndexOf('.') : -1
   console.log(JSON.stringify({
+    v: 1,
     egressc: event,
     kind: $kind,
     source: $source,
-    identity: $identity,
-    target: $target,
+    identity: dot > 0 ? id.substring(dot + 1) + '/' + id.substring(0, dot) : id,
+    destination: $target,
     reason: reason,
   }))
 }
 
 function logLine(kind, fields) {
+  fields.v = 1
   fields.egressc = kind
   console.log(JSON.stringify(fields))
 }

@@ -123,6 +123,33 @@ function compileMatch(m, shared, matchers) {
   return c
 }
 
+// The original destination of a redirected connection (SO_ORIGINAL_DST, IPv4): { ip, port },
+// or null.
+var SOL_IP = 0
+var SO_ORIGINAL_DST = 80
+function originalDestination(ib) {
+  var raw = new Data
+  try {
+    ib.socket.getRawOption(SOL_IP, SO_ORIGINAL_DST, raw)
+  } catch (e) {
+    return null
+  }
+  var b = raw.toArray()
+  if (b.length < 8) return null
+  return { ip: b[4] + '.' + b[5] + '.' + b[6] + '.' + b[7], port: (b[2] << 8) | b[3] }
+}
+
+// `sa.namespace` as `namespace/sa`; `_default` as the pod's own ServiceAccount when the
+// injection says it (EGRESSC_NAMESPACE, EGRESSC_SERVICE_ACCOUNT).
+function logName(serviceIdentity) {
+  var dot = serviceIdentity.lastIndexOf('.')
+  if (dot > 0) return serviceIdentity.substring(dot + 1) + '/' + serviceIdentity.substring(0, dot)
+  if (env['EGRESSC_NAMESPACE'] && env['EGRESSC_SERVICE_ACCOUNT']) {
+    return env['EGRESSC_NAMESPACE'] + '/' + env['EGRESSC_SERVICE_ACCOUNT']
+  }
+  return serviceIdentity
+}
+
 // The lookups of one config and mesh data; throws when they are not what egressc writes.
 function compile(config, mesh) {
   var spec = config.Spec
@@ -136,9 +163,13 @@ function compile(config, mesh) {
   var timeout = spec.SidecarTimeout > 0 ? spec.SidecarTimeout : 60
   var r = {
     identity: spec.ServiceIdentity,
+    // As the decision log names it: `namespace/serviceaccount` (the pod's own for `_default`).
+    who: logName(spec.ServiceIdentity),
     limits: limits,
-    debug: spec.SidecarLogLevel === 'debug',
     passthrough: spec.Traffic.EnableEgress === true,
+    // Audit mode: what no rule allows goes out as passthrough would, logged `audit`.
+    audit: spec.Audit === true,
+    logAllowed: spec.LogAllowed === true || spec.SidecarLogLevel === 'debug',
     timeout: timeout,
     // From accept to a complete ClientHello, and to a complete request head from accept (the
     // first) or from the previous response's end (the next, so that this also bounds the idle
@@ -228,5 +259,6 @@ export default {
   current: current,
   candidates: candidates,
   pickGateway: pickGateway,
+  originalDestination: originalDestination,
   podAddresses: podAddresses,
 }

@@ -200,7 +200,7 @@ fn tunnels_logged(ns: &Netns, gw_log: &str, mode: &str) -> Result<(), String> {
         let log = ns.log(gw_log);
         let missing: Vec<&&str> = targets
             .iter()
-            .filter(|t| !log.contains(&format!("\"target\":\"{t}\"")))
+            .filter(|t| !log.contains(&format!("\"destination\":\"{t}\"")))
             .collect();
         if missing.is_empty() {
             return Ok(());

@@ -9,6 +9,7 @@
 //! each test prints one line saying it skipped; with it, a test that cannot set up fails.
 
 mod attacks;
+mod audit;
 mod clients;
 mod gateway;
 mod hardening;

@@ -309,7 +309,7 @@ fn reaches_within(ns: &Netns, secs: u64, what: &str) -> Result<(), String> {
 fn new_connection(log: &str) -> Result<(), String> {
     let sources: Vec<&str> = log
         .lines()
-        .filter(|l| l.contains("tunnel-open") && l.contains("\"target\":\"10.77.0.17:7000\""))
+        .filter(|l| l.contains("tunnel-open") && l.contains("\"destination\":\"10.77.0.17:7000\""))
         .filter_map(|l| l.split("\"source\":\"").nth(1)?.split('"').next())
         .collect();
     match sources[..] {

@@ -1,0 +1,186 @@
+//! Audit mode and the decision log: an identity in audit mode whose only policy is one http
+//! rule makes tcp, tls and http connections no rule allows — all go out, each logged `audit`
+//! with what it carried (SNI, Host, method, path), every line valid against
+//! `schemas/decision-log.schema.json`; a hardening refusal and loopback stay denied; the same
+//! identity under `enforce` is denied.
+
+use super::limits::decision_lines;
+use super::scenarios::{Suite, main_js};
+use super::*;
+use Expect::{Denied, Forbidden, Reaches};
+
+/// app/auditor: audit mode, one http rule (web.test:8080).
+const AUDITOR: &str = "apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: auditor\n  namespace: app\n  annotations: {egressc.io/enforcement: ENFORCEMENT}\n---\n\
+kind: Egress\napiVersion: policy.flomesh.io/v1alpha1\nmetadata: {name: auditor-web, namespace: app}\nspec:\n  \
+sources: [{kind: ServiceAccount, name: auditor, namespace: app}]\n  hosts: [web.test]\n  ports: [{number: 8080, protocol: http}]\n";
+
+fn cases() -> Vec<Case> {
+    let raw = |addr: &str, port: &str, head: &str| py(&["http-raw", addr, port, head]);
+    vec![
+        case(
+            "audit: tcp no rule allows",
+            py(&["tcp", "10.77.0.21", "7000"]),
+            Reaches("tcp-outside", "tcp-outside:ping", &[]),
+        ),
+        case(
+            "audit: tls no rule allows",
+            curl(&["-k", "https://secure.test:8443/"]),
+            Reaches("secure", "origin=secure", &[]),
+        ),
+        case(
+            "audit: an http request the rule of its port does not allow",
+            curl(&["http://other.test:8080/x?secret=1"]),
+            Reaches("other-web", "origin=other-web", &[]),
+        ),
+        case(
+            "audit: http on a port without a rule",
+            // The echo origin sends the head back (`…:ping` tells the suite an origin replied).
+            raw(
+                "10.77.0.21",
+                "7000",
+                "GET /y?q=1 HTTP/1.1\\r\\nHost: echo.test\\r\\nX-Probe:ping\\r\\n\\r\\n",
+            ),
+            Reaches("tcp-outside", "tcp-outside:GET /y", &[]),
+        ),
+        case(
+            "audit: server speaks first",
+            py(&["greet", "10.77.0.22", "2525"]),
+            Reaches("smtp", "HELLO from smtp", &[]),
+        ),
+        case(
+            "audit: the rule still allows what it allows",
+            curl(&["http://web.test:8080/get"]),
+            Reaches("web", "origin=web", &[]),
+        ),
+        case(
+            "audit: a hardening refusal stays denied",
+            raw(
+                "10.77.0.50",
+                "8080",
+                "CONNECT evil.test:443 HTTP/1.1\\r\\nHost: web.test\\r\\n\\r\\n",
+            ),
+            Forbidden(&["web", "evil"]),
+        ),
+        case(
+            "audit: never to loopback",
+            py(&["tcp", "127.0.0.70", "7500"]),
+            Denied(&["anywhere-lo"]),
+        ),
+    ]
+}
+
+/// An audit line the cases must have left: destination, protocol, what else it says.
+type Line = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
+
+const EXPECTED: &[Line] = &[
+    ("10.77.0.21:7000", "tcp", &[]),
+    ("10.77.0.40:8443", "tls", &[("sni", "secure.test")]),
+    (
+        "10.77.0.51:8080",
+        "http",
+        &[("host", "other.test"), ("method", "GET"), ("path", "/x")],
+    ),
+    (
+        "10.77.0.21:7000",
+        "http",
+        &[("host", "echo.test"), ("method", "GET"), ("path", "/y")],
+    ),
+    ("10.77.0.22:2525", "tcp", &[]),
+];
+
+pub fn audit_mode(suite: &mut Suite) {
+    let input = copy_fixture(&suite.work.join("in-audit"));
+    add_policy(&input, &AUDITOR.replace("ENFORCEMENT", "audit"));
+    let out = suite.work.join("out-audit");
+    let plan = build_tree(&input, &out);
+    let config = out.join("configs/app/auditor.json");
+    if !suite.start("sidecar", &main_js(&out), Some(&config)) {
+        return;
+    }
+    suite.run("audit", "app/auditor", Some(&plan), &cases());
+    // The server-speaks-first line is written when the sniffing time is over.
+    std::thread::sleep(Duration::from_millis(2500));
+    let log = suite.ns.log("sidecar");
+    suite.check(audit_lines(&log));
+    suite.check(valid_lines(&log));
+    suite.ns.stop("sidecar");
+    // The same identity enforced: denied.
+    let input = copy_fixture(&suite.work.join("in-enforce"));
+    add_policy(&input, &AUDITOR.replace("ENFORCEMENT", "enforce"));
+    let out = suite.work.join("out-enforce");
+    let plan = build_tree(&input, &out);
+    if suite.start(
+        "sidecar",
+        &main_js(&out),
+        Some(&out.join("configs/app/auditor.json")),
+    ) {
+        let denied = [case(
+            "enforce: tcp no rule allows is denied",
+            py(&["tcp", "10.77.0.21", "7000"]),
+            Denied(&["tcp-outside"]),
+        )];
+        suite.run("enforce", "app/auditor", Some(&plan), &denied);
+    }
+    suite.ns.stop("sidecar");
+}
+
+fn audit_lines(log: &str) -> Result<(), String> {
+    let lines = decision_lines(log);
+    let audits: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["egressc"] == "audit").collect();
+    let mut missing = Vec::new();
+    for (dest, protocol, more) in EXPECTED {
+        let found = audits.iter().any(|l| {
+            l["destination"] == *dest
+                && l["protocol"] == *protocol
+                && l["identity"] == "app/auditor"
+                && more.iter().all(|(k, v)| l[*k] == *v)
+        });
+        if !found {
+            missing.push(format!("{dest} {protocol} {more:?}"));
+        }
+    }
+    let refused = lines
+        .iter()
+        .any(|l| l["egressc"] == "deny" && l["method"] == "CONNECT" && l["protocol"] == "http");
+    if !refused {
+        missing.push("a deny line for the CONNECT".into());
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("[audit] the log lacks {missing:?}:\n{log}"))
+    }
+}
+
+/// Every decision line of the log is valid against the committed schema.
+pub fn valid_lines(log: &str) -> Result<(), String> {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/decision-log.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let lines = decision_lines(log);
+    let bad: Vec<String> = lines
+        .iter()
+        .filter(|l| !validator.is_valid(l))
+        .map(|l| l.to_string())
+        .collect();
+    if lines.is_empty() || !bad.is_empty() {
+        return Err(format!(
+            "[decision log] {} of {} lines do not match schemas/decision-log.schema.json:\n{}",
+            bad.len(),
+            lines.len(),
+            bad.join("\n")
+        ));
+    }
+    say(&format!(
+        "decision log: {} lines valid against the schema",
+        lines.len()
+    ));
+    Ok(())
+}
