@@ -565,12 +565,10 @@ fn setup(i: usize, case: &Case, cert: &Path, key: &Path) -> Bed {
             if gateway.is_some() {
                 let gateway_counted = counted.as_ref().map(|c| c.with_file_name("gateway.out"));
                 let script = out.join("gateway/main.js");
-                bed.start_proxy(
-                    "gateway",
-                    &script,
-                    &tls("gateway"),
-                    gateway_counted.as_deref(),
-                );
+                // Its metrics on another port than the sidecar's (one namespace).
+                let mut env = tls("gateway");
+                env.push(("EGRESSC_METRICS_PORT".to_owned(), "15011".to_owned()));
+                bed.start_proxy("gateway", &script, &env, gateway_counted.as_deref());
             }
             let mut env = if *watched {
                 vec![("EGRESSC_CONFIG".to_owned(), config.display().to_string())]

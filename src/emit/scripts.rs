@@ -41,6 +41,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/sidecar/decisions.js"),
     ),
     (
+        "sidecar/metrics.js",
+        include_str!("../../templates/sidecar/metrics.js"),
+    ),
+    (
         "sidecar/tunnel.js",
         include_str!("../../templates/sidecar/tunnel.js"),
     ),
@@ -97,6 +101,7 @@ pub fn sidecar_files() -> Vec<(String, Vec<u8>)> {
         "sidecar/tls.js",
         "sidecar/tunnel.js",
         "sidecar/decisions.js",
+        "sidecar/metrics.js",
     ]
     .into_iter()
     .map(|p| (p.to_owned(), render(p)))
@@ -113,5 +118,6 @@ pub fn gateway_files() -> Vec<(String, Vec<u8>)> {
         ("gateway/files.js".into(), render("sidecar/files.js")),
         ("gateway/spiffe.js".into(), render("sidecar/spiffe.js")),
         ("gateway/tls.js".into(), render("sidecar/tls.js")),
+        ("gateway/metrics.js".into(), render("sidecar/metrics.js")),
     ]
 }

@@ -29,6 +29,7 @@ import decide from './decide.js'
 import files from './files.js'
 import spiffe from './spiffe.js'
 import tls from './tls.js'
+import metrics from './metrics.js'
 
 // EGRESSC_CONFIG=FILE (Kubernetes: the mounted config) is watched: a change is taken up
 // within a second or two for new tunnels (a failed load keeps the old lists and logs one
@@ -64,8 +65,10 @@ function watchConfig(last) {
       try {
         lists = admit.compile(readConfig(), podIPs)
         console.log(JSON.stringify({ v: 1, egressc: 'reload' }))
+        metrics.configLoaded(true, '')
       } catch (e) {
         console.log(JSON.stringify({ v: 1, egressc: 'error', reason: 'config does not load; the previous lists stay: ' + e.message }))
+        metrics.configLoaded(false)
       }
     }
     watchConfig(now)
@@ -112,18 +115,30 @@ var $headerLogged = false
 
 // One line of the decision log (schemas/decision-log.schema.json): the tunnel's target is its
 // destination, its identity `namespace/serviceaccount`.
+// Counted too: egressc_gateway_tunnels_total (identity, verdict, mode) as each opens or is
+// refused, and egressc_gateway_open_tunnels.
+var openTunnels = 0
+
 function logTunnel(event, reason) {
   var id = $identity
   var dot = typeof id === 'string' ? id.lastIndexOf('.') : -1
+  var who = dot > 0 ? id.substring(dot + 1) + '/' + id.substring(0, dot) : id
   console.log(JSON.stringify({
     v: 1,
     egressc: event,
     kind: $kind,
     source: $source,
-    identity: dot > 0 ? id.substring(dot + 1) + '/' + id.substring(0, dot) : id,
+    identity: who,
     destination: $target,
     reason: reason,
   }))
+  if (event === 'tunnel-open' || event === 'refuse') {
+    var l = metrics.labels(['identity', who || '', 'verdict', event === 'refuse' ? 'deny' : 'allow', 'mode', $kind || ''])
+    metrics.add('egressc_gateway_tunnels_total', 'counter', 'Tunnels the gateway opened (allow) or refused (deny).', l, 1)
+  }
+  if (event === 'tunnel-open') openTunnels++
+  if (event === 'tunnel-close') openTunnels--
+  metrics.set('egressc_gateway_open_tunnels', 'Tunnels open now.', '', openTunnels)
 }
 
 function logLine(kind, fields) {
@@ -345,3 +360,4 @@ config.Listen.forEach(function (port) {
 })
 
 if (MTLS) watchTLS()
+metrics.serve('')

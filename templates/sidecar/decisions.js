@@ -14,6 +14,8 @@
 // without a rule: a TLS ClientHello (tls, its SNI), an HTTP/1 request (http: Host, method,
 // path), or anything else (tcp).
 
+import metrics from './metrics.js'
+
 var SCHEMA = 1
 var PATH_BOUND = 256
 // How long an audited connection waits for the client's first bytes before its line says tcp
@@ -22,6 +24,31 @@ var SNIFF_SECONDS = 2
 
 var folds = {}
 var foldCount = 0
+
+// The metric's `reason` label: a short code from a fixed list (the first prefix that matches).
+var REASONS = [
+  ['no rule', 'no-rule'], ['request not allowed', 'no-rule'], ['server name not allowed', 'no-rule'],
+  ['no server name', 'no-rule'], ['host is not a DNS name', 'not-dns-name'],
+  ['server name is not a DNS name', 'not-dns-name'], ["the sidecar's own listener", 'own-listener'],
+  ['the egress gateway', 'gateway-address'], ['not a TLS ClientHello', 'tls-hello'],
+  ['ClientHello too large', 'tls-hello'], ['no complete ClientHello', 'tls-hello'],
+  ['no original destination', 'no-destination'], ['cleartext HTTP/2', 'h2c'],
+  ['no HTTP/1 request head', 'http1-gate'], ['in-mesh', 'in-mesh'],
+]
+
+function reasonCode(reason) {
+  if (!reason) return 'none'
+  for (var i = 0; i < REASONS.length; i++) {
+    if (reason.startsWith(REASONS[i][0])) return REASONS[i][1]
+  }
+  return 'request-refused'
+}
+
+// egressc_decisions_total: `port` is a port the identity's rules name, else `other`.
+function count(verdict, protocol, port, policy, reason) {
+  var l = metrics.labels(['verdict', verdict, 'protocol', protocol, 'port', port, 'policy', policy || '', 'reason', reasonCode(reason)])
+  metrics.add('egressc_decisions_total', 'counter', 'Decisions of the sidecar, by verdict, protocol, port, policy and reason.', l, 1)
+}
 
 function emit(kind, who, fields, count) {
   var line = { v: SCHEMA, egressc: kind, identity: who }
@@ -32,8 +59,10 @@ function emit(kind, who, fields, count) {
   console.log(JSON.stringify(line))
 }
 
-// A decision: logged now (if `mayLog()` allows), or folded into the line of the same key.
-function record(kind, who, fields, mayLog) {
+// A decision: counted, and logged now (if `mayLog()` allows) or folded into the line of the
+// same key; `port` is its metric label.
+function record(kind, who, fields, mayLog, port) {
+  count(kind, fields.protocol, port, fields.policy, fields.reason)
   var key = kind + '|' + who + '|' + fields.destination + '|' + (fields.sni || fields.host || '')
   var f = folds[key]
   if (f !== undefined) {
@@ -60,7 +89,7 @@ function flush() {
 
 // The fields of a decision on a connection the sidecar reads as `route` (tls, http, or
 // anything else: tcp) under `rules`.
-function fieldsOf(route, rules, destination, host, method, path) {
+function fieldsOf(route, rules, destination, host, method, path, reason, policy) {
   var tls = route === 'tls'
   return {
     destination: destination,
@@ -69,6 +98,8 @@ function fieldsOf(route, rules, destination, host, method, path) {
     host: tls ? undefined : host,
     method: method,
     path: logPath(path),
+    policy: policy,
+    reason: reason,
     via: rules.gateways.length > 0 ? rules.gateways[0].address : undefined,
   }
 }
@@ -136,8 +167,8 @@ function sniff(data) {
 
 // An audited connection on a port without a rule (it is dialled at once): its line is written
 // from the client's first bytes, or says tcp after SNIFF_SECONDS without any.
-function startAudit(who, fields, mayLog) {
-  var st = { done: false, who: who, fields: fields, mayLog: mayLog }
+function startAudit(who, fields, mayLog, port) {
+  var st = { done: false, who: who, fields: fields, mayLog: mayLog, port: port }
   new Timeout(SNIFF_SECONDS).wait().then(function () { auditLine(st, { protocol: 'tcp' }) })
   return st
 }
@@ -150,10 +181,11 @@ function auditLine(st, seen) {
   if (st.done) return
   st.done = true
   Object.keys(seen).forEach(function (k) { st.fields[k] = seen[k] })
-  record('audit', st.who, st.fields, st.mayLog)
+  record('audit', st.who, st.fields, st.mayLog, st.port)
 }
 
 export default {
+  count: count,
   fieldsOf: fieldsOf,
   startAudit: startAudit,
   auditData: auditData,

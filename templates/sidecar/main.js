@@ -22,6 +22,7 @@ import clock from './clock.js'
 import rules from './rules.js'
 import tunnel from './tunnel.js'
 import decisions from './decisions.js'
+import metrics from './metrics.js'
 
 var LISTEN_PORT = {{ sidecar_port }}
 var MAX_HELLO_BYTES = 16384
@@ -45,16 +46,17 @@ var connectOptions = {
 function reload() {
   var s = rules.current()
   if (s === currentStamp) return
-  currentStamp = s
   try {
     var next = rules.load()
     current = next.rules
-    currentStamp = next.stamp
     generation++
     log('reload', { generation: generation })
+    metrics.configLoaded(true, current.version)
   } catch (e) {
     log('error', { reason: 'config does not load; the previous rules stay: ' + e.message })
+    metrics.configLoaded(false)
   }
+  currentStamp = s
 }
 
 var normalizeName = decide.normalizeName
@@ -79,13 +81,16 @@ clock.start(function (suppressed, denied) {
   tunnel.watch(current, log)
 })
 
-// A deny, audit or allow decision on this connection or request (decisions.js).
+// A deny, audit or allow decision on this connection or request, counted and (an allow with
+// egressc.io/log-allowed) logged (decisions.js).
 function decision(kind, reason, policy) {
   var r = $rules || current
-  var line = decisions.fieldsOf($route, r, $dstIP + ':' + $dstPort, $host, $method, $path)
-  line.reason = reason
-  line.policy = policy
-  decisions.record(kind, r.who, line, clock.mayLogDeny)
+  var port = r.ports[$dstPort] ? String($dstPort) : 'other'
+  if (kind === 'allow' && !r.logAllowed) {
+    return decisions.count(kind, $route === 'tls' || $route === 'http' ? $route : 'tcp', port, policy)
+  }
+  var line = decisions.fieldsOf($route, r, $dstIP + ':' + $dstPort, $host, $method, $path, reason, policy)
+  decisions.record(kind, r.who, line, clock.mayLogDeny, port)
 }
 
 function deny(reason) {
@@ -246,8 +251,8 @@ function decideRequest(msg) {
       $host = e.host
       $method = method
       $path = path
-      decision('allow', undefined, e.routes[k].policy)
     }
+    decision('allow', undefined, e.routes[k].policy)
     return headers.upgrade === undefined ? egressRequest : egressUpgrade
   }
   // Only a deny or an audit reads $host (its log line and 403): an allowed request leaves it
@@ -289,7 +294,6 @@ function forbidden() {
 }
 
 // ---------------------------------------------------------------- HTTP/1 only
-
 // demuxHTTP switches to HTTP/2 on a prior-knowledge preface or an `Upgrade: h2c` head, and
 // Pipy's HTTP/2 decoder holds a header block whole however long it grows (CONTINUATION
 // frames): cleartext HTTP/2 is refused on http ports. An HTTP/1 decoder that never switches
@@ -353,7 +357,6 @@ function endConnection(st) {
 }
 
 // ---------------------------------------------------------------- pipelines
-
 var $dstIP
 var $dstPort
 var $original
@@ -418,7 +421,7 @@ var sniffHTTP1 = pipeline($=>$
 )
 
 function allowed(kind) {
-  if ($rules.logAllowed) decision('allow', kind === 'mesh' ? 'in-mesh' : undefined)
+  decision('allow', kind === 'mesh' ? 'in-mesh' : undefined)
 }
 
 // Loopback only: REDIRECT sends locally generated connections to 127.0.0.1. Pipy closes a
@@ -446,7 +449,7 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, {
         destination: $original,
         reason: 'no rule for this destination',
         via: $rules.gateways.length > 0 ? $rules.gateways[0].address : undefined,
-      }, clock.mayLogDeny)
+      }, clock.mayLogDeny, $rules.ports[$dstPort] ? String($dstPort) : 'other')
       return new Data
     }
     if ($route === 'mesh' || $route === 'egress') {
@@ -492,3 +495,5 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, {
   })
 )
 
+// Metrics on :EGRESSC_METRICS_PORT (metrics.js); the first config counts as a load.
+metrics.serve(current.version)

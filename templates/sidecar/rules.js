@@ -163,6 +163,7 @@ function compile(config, mesh) {
   var timeout = spec.SidecarTimeout > 0 ? spec.SidecarTimeout : 60
   var r = {
     identity: spec.ServiceIdentity,
+    version: config.Version || '',
     // As the decision log names it: `namespace/serviceaccount` (the pod's own for `_default`).
     who: logName(spec.ServiceIdentity),
     limits: limits,

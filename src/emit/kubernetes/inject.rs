@@ -5,8 +5,8 @@
 
 use crate::emit::kubernetes::KubeOptions;
 use crate::emit::kubernetes::objects::{
-    CONFIGS, MESHED_LABEL, SIDECAR, env, field, parts_volume, proxy_security, requests, tls_mount,
-    tls_volume, with_memory_limit,
+    CONFIGS, MESHED_LABEL, SIDECAR, env, field, parts_volume, proxy_security, requests,
+    scrape_annotations, tls_mount, tls_volume, with_memory_limit,
 };
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, PodSpec, PodTemplateSpec, SecurityContext, VolumeMount,
@@ -151,6 +151,7 @@ fn pod_template(opts: &KubeOptions, sizing: &Sizing) -> PodTemplateSpec {
                 MESHED_LABEL.to_owned(),
                 "true".to_owned(),
             )])),
+            annotations: Some(scrape_annotations()),
             ..Default::default()
         }),
         spec: Some(PodSpec {

@@ -185,6 +185,18 @@ pub fn field(path: &str, name: &str) -> EnvVar {
     }
 }
 
+/// The port the sidecar and the gateway serve their metrics on (`EGRESSC_METRICS_PORT`).
+pub const METRICS_PORT: u16 = 15010;
+
+/// The usual Prometheus scrape annotations of a pod that serves metrics on [`METRICS_PORT`].
+pub fn scrape_annotations() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("prometheus.io/scrape".to_owned(), "true".to_owned()),
+        ("prometheus.io/port".to_owned(), METRICS_PORT.to_string()),
+        ("prometheus.io/path".to_owned(), "/metrics".to_owned()),
+    ])
+}
+
 /// Where the sidecar and the gateway read their certificate (`EGRESSC_TLS_DIR`'s default).
 pub const TLS_DIR: &str = "/var/run/egressc/tls";
 pub const TLS_VOLUME: &str = "egressc-tls";
@@ -297,6 +309,7 @@ fn gateway_deployment(g: &Gateway, opts: &KubeOptions, parts: usize, tls: bool) 
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
+                    annotations: Some(scrape_annotations()),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {

@@ -107,6 +107,7 @@ pub fn audit_mode(suite: &mut Suite) {
     let log = suite.ns.log("sidecar");
     suite.check(audit_lines(&log));
     suite.check(valid_lines(&log));
+    suite.check(counted(&suite.ns));
     suite.ns.stop("sidecar");
     // The same identity enforced: denied.
     let input = copy_fixture(&suite.work.join("in-enforce"));
@@ -183,4 +184,94 @@ pub fn valid_lines(log: &str) -> Result<(), String> {
         lines.len()
     ));
     Ok(())
+}
+
+/// The sidecar's metrics, parsed with prometheus_client's text parser, count the cases.
+fn counted(ns: &Netns) -> Result<(), String> {
+    let out = ns
+        .cmd("python3")
+        .arg(root().join("tests/e2e/scrape.py"))
+        .arg("http://127.0.0.1:15010/metrics")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let samples: Vec<(String, BTreeMap<String, String>, f64)> = serde_json::from_str(&text)
+        .map_err(|e| {
+            format!(
+                "[metrics] not parsed ({e}): {text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    let sum = |name: &str, want: &[(&str, &str)]| -> f64 {
+        samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && want
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| v)
+            .sum()
+    };
+    let decisions = "egressc_decisions_total";
+    let checks = [
+        ("audits", sum(decisions, &[("verdict", "audit")]), 5.0),
+        (
+            "tcp audits",
+            sum(decisions, &[("verdict", "audit"), ("protocol", "tcp")]),
+            2.0,
+        ),
+        (
+            "tls audits",
+            sum(decisions, &[("verdict", "audit"), ("protocol", "tls")]),
+            1.0,
+        ),
+        (
+            "http audits",
+            sum(decisions, &[("verdict", "audit"), ("protocol", "http")]),
+            2.0,
+        ),
+        (
+            "http audits on the rule's port",
+            sum(decisions, &[("verdict", "audit"), ("port", "8080")]),
+            1.0,
+        ),
+        (
+            "refused requests",
+            sum(
+                decisions,
+                &[("verdict", "deny"), ("reason", "request-refused")],
+            ),
+            1.0,
+        ),
+        (
+            "allows by the policy",
+            sum(
+                decisions,
+                &[("verdict", "allow"), ("policy", "app/auditor-web")],
+            ),
+            1.0,
+        ),
+        (
+            "config loads",
+            sum("egressc_config_reloads_total", &[("result", "ok")]),
+            1.0,
+        ),
+        ("config info", sum("egressc_config_info", &[]), 1.0),
+    ];
+    let wrong: Vec<String> = checks
+        .iter()
+        .filter(|(_, got, want)| got != want)
+        .map(|(what, got, want)| format!("{what}: {got}, expected {want}"))
+        .collect();
+    if wrong.is_empty() {
+        say(&format!(
+            "metrics: {} samples parsed by prometheus_client, counts as expected",
+            samples.len()
+        ));
+        Ok(())
+    } else {
+        Err(format!("[metrics] {}:\n{text}", wrong.join("; ")))
+    }
 }

@@ -200,6 +200,12 @@ impl Netns {
         for (k, v) in env {
             cmd.arg(format!("{k}={v}"));
         }
+        // The sidecar serves its metrics on 15010; a gateway in the same namespace on 15011.
+        if script.ends_with("gateway/main.js")
+            && !env.iter().any(|(k, _)| *k == "EGRESSC_METRICS_PORT")
+        {
+            cmd.arg("EGRESSC_METRICS_PORT=15011");
+        }
         cmd.arg(pipy()).arg("--admin-port-off").arg(script);
         self.spawn(name, cmd);
         if self.wait_for(name, "Listening") {

@@ -5,7 +5,8 @@
 //! the gateway run as uid 1500; real clients (curl, Python) connect.
 //!
 //! Needs: `EGRESSC_PIPY=/path/to/pipy` (Pipy 1.5), root (network namespaces, iptables),
-//! `ip`, `iptables-restore`, `setpriv`, `curl`, `python3`, `openssl`. Without `EGRESSC_PIPY`
+//! `ip`, `iptables-restore`, `setpriv`, `curl`, `python3` (with `h2` and `prometheus_client`),
+//! `openssl`. Without `EGRESSC_PIPY`
 //! each test prints one line saying it skipped; with it, a test that cannot set up fails.
 
 mod attacks;
@@ -74,6 +75,14 @@ fn unavailable() -> Option<String> {
         if !found {
             return Some(format!("`{tool}` is not installed"));
         }
+    }
+    let modules = Command::new("python3")
+        .args(["-c", "import h2, prometheus_client"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !modules {
+        return Some("Python's `h2` and `prometheus_client` are not installed (pip install h2 prometheus-client)".into());
     }
     let _lock = NETNS.lock().unwrap_or_else(|e| e.into_inner());
     let probe = format!("egressc-probe-{}", std::process::id());

@@ -101,6 +101,7 @@ fn e2e_live_reload_in_pipy() {
         "EGRESSC_CONFIG={}",
         gateway.dir.join("config.json").display()
     ))
+    .arg("EGRESSC_METRICS_PORT=15011")
     .arg(pipy())
     .arg("--admin-port-off")
     .arg(before_out.join("gateway/main.js"));
