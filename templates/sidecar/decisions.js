@@ -44,10 +44,36 @@ function reasonCode(reason) {
   return 'request-refused'
 }
 
-// egressc_decisions_total: `port` is a port the identity's rules name, else `other`.
+// egressc_decisions_total: `port` is a port the identity's rules name, else `other`. The label
+// text of each combination is built once (a request's count is a lookup and an addition).
+var DECISIONS = 'egressc_decisions_total'
+var DECISIONS_HELP = 'Decisions of the sidecar, by verdict, protocol, port, policy and reason.'
+var cells = {}
+
+// The counter cell of a combination, built once.
+function counter(verdict, protocol, port, policy, reason) {
+  var key = verdict + '|' + protocol + '|' + port + '|' + policy + '|' + reason
+  var c = cells[key]
+  if (c === undefined) {
+    var l = metrics.labels(['verdict', verdict, 'protocol', protocol, 'port', port, 'policy', policy || '', 'reason', reasonCode(reason)])
+    c = cells[key] = metrics.cell(DECISIONS, 'counter', DECISIONS_HELP, l)
+  }
+  return c
+}
+
 function count(verdict, protocol, port, policy, reason) {
-  var l = metrics.labels(['verdict', verdict, 'protocol', protocol, 'port', port, 'policy', policy || '', 'reason', reasonCode(reason)])
-  metrics.add('egressc_decisions_total', 'counter', 'Decisions of the sidecar, by verdict, protocol, port, policy and reason.', l, 1)
+  counter(verdict, protocol, port, policy, reason).v++
+}
+
+// An http request route `k` of host entry `entry` allowed on `port` under `rules`: the cell is
+// kept on the entry, so a kept-alive connection's next request only adds to it.
+function countAllow(entry, k, rules, port) {
+  var kept = entry.cells || (entry.cells = [])
+  var c = kept[k]
+  if (c === undefined) {
+    c = kept[k] = counter('allow', 'http', rules.ports[port] ? String(port) : 'other', entry.routes[k].policy, undefined)
+  }
+  c.v++
 }
 
 function emit(kind, who, fields, count) {
@@ -186,6 +212,7 @@ function auditLine(st, seen) {
 
 export default {
   count: count,
+  countAllow: countAllow,
   fieldsOf: fieldsOf,
   startAudit: startAudit,
   auditData: auditData,

@@ -251,8 +251,8 @@ function decideRequest(msg) {
       $host = e.host
       $method = method
       $path = path
-    }
-    decision('allow', undefined, e.routes[k].policy)
+      decision('allow', undefined, e.routes[k].policy)
+    } else decisions.countAllow(e, k, r, $dstPort)
     return headers.upgrade === undefined ? egressRequest : egressUpgrade
   }
   // Only a deny or an audit reads $host (its log line and 403): an allowed request leaves it

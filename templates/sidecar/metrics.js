@@ -7,7 +7,8 @@
 
 var PORT = Number.parseInt(os.env['EGRESSC_METRICS_PORT'] || '15010')
 
-// name -> { help, type, series: { 'a="x",b="y"': value } }
+// name -> { help, type, series: { 'a="x",b="y"': { v: value } } }: a series is a cell the
+// caller may keep and add to directly.
 var families = {}
 
 function family(name, type, help) {
@@ -30,19 +31,23 @@ function labels(pairs) {
   return s
 }
 
-function add(name, type, help, labelText, by) {
+function cell(name, type, help, labelText) {
   var series = family(name, type, help).series
-  series[labelText] = (series[labelText] || 0) + by
+  return series[labelText] || (series[labelText] = { v: 0 })
+}
+
+function add(name, type, help, labelText, by) {
+  cell(name, type, help, labelText).v += by
 }
 
 function set(name, help, labelText, value) {
-  family(name, 'gauge', help).series[labelText] = value
+  cell(name, 'gauge', help, labelText).v = value
 }
 
 // An info metric: the one series of `name` is `labelText`, value 1.
 function info(name, help, labelText) {
   family(name, 'gauge', help).series = {}
-  families[name].series[labelText] = 1
+  families[name].series[labelText] = { v: 1 }
 }
 
 // egressc_config_reloads_total, and egressc_config_info of the config now in use.
@@ -58,7 +63,7 @@ function text() {
     var f = families[name]
     out += '# HELP ' + name + ' ' + f.help + '\n# TYPE ' + name + ' ' + f.type + '\n'
     Object.keys(f.series).sort().forEach(function (l) {
-      out += name + (l === '' ? '' : '{' + l + '}') + ' ' + f.series[l] + '\n'
+      out += name + (l === '' ? '' : '{' + l + '}') + ' ' + f.series[l].v + '\n'
     })
   })
   return out
@@ -78,6 +83,7 @@ function serve(version) {
 
 export default {
   labels: labels,
+  cell: cell,
   add: add,
   set: set,
   info: info,
