@@ -262,3 +262,28 @@ fn explain_json_has_no_duplicate_keys() {
         );
     }
 }
+
+#[test]
+fn audit_mode_is_a_verdict_of_its_own() {
+    let mesh = "fixtures/bad-w0415-audit-identity";
+    let to = [
+        "explain",
+        mesh,
+        "--from",
+        "curl/curl",
+        "--to",
+        "203.0.113.9:443",
+    ];
+    let run = egressc(&to);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("verdict:     audit — allowed in audit mode: would be denied because"),
+        "{}",
+        run.stdout
+    );
+    let cases = "cases:\n- {name: audited, from: curl/curl, to: '203.0.113.9:443', expect: audit}\n- {name: not denied, from: curl/curl, to: '203.0.113.9:443', expect: denied}\n";
+    let run = egressc_stdin(&["test", "-", mesh], Some(cases.as_bytes()));
+    assert_eq!(run.code, 5, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("PASS audited"), "{}", run.stdout);
+}

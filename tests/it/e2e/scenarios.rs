@@ -236,7 +236,7 @@ fn e2e_policies_passthrough_and_gateways_in_pipy() {
     }
     super::mtls::gateway_authenticates(&mut suite, &pki);
     super::mtls::rotation(&mut suite, &pki);
-    super::audit::audit_mode(&mut suite);
+    super::audit::audit_mode(&mut suite, &pki);
     super::gateway::gateway_with_passthrough_off(&mut suite);
     super::gateway::gateway_bounds(&mut suite);
     let Suite {
