@@ -89,6 +89,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The ServiceIdentities in audit mode: the gateway admits them as under passthrough.
+    pub fn audited(&self) -> impl Iterator<Item = String> + '_ {
+        self.identities
+            .iter()
+            .filter(|id| id.observe.audit)
+            .map(IdentityPlan::service_identity)
+    }
+
     /// `_default`: the identity of a workload that has no config of its own (no rule).
     pub fn default_identity(&self) -> &IdentityPlan {
         &self.identities[0]

@@ -134,12 +134,7 @@ pub fn gateway_config(plan: &Plan) -> GatewayConfig {
     own_addresses.sort_unstable();
     own_addresses.dedup();
     GatewayConfig {
-        audit: plan
-            .identities
-            .iter()
-            .filter(|id| id.observe.audit)
-            .map(|id| id.service_identity())
-            .collect(),
+        audit: plan.audited().collect(),
         auth: GatewayAuthConfig {
             mode: plan.auth.mode,
             trust_domain: plan.auth.trust_domain.clone(),

@@ -83,12 +83,7 @@ impl Lists {
                 .collect(),
             own: plan.gateway_addresses.iter().map(|d| d.ip).collect(),
             auth: plan.auth.clone(),
-            audit: plan
-                .identities
-                .iter()
-                .filter(|id| id.observe.audit)
-                .map(|id| id.service_identity())
-                .collect(),
+            audit: plan.audited().collect(),
         }
     }
 
