@@ -102,12 +102,18 @@ pub enum Command {
     ///
     /// Exit 0 when every case passes, 5 when one fails, 1 for input errors.
     Test {
-        /// The cases file (YAML; see the README for its format); `-` reads it from stdin.
-        #[arg(value_name = "CASES")]
-        cases: std::path::PathBuf,
+        /// The cases file (YAML; see the README for its format); `-` reads it from stdin. With
+        /// `--replay` there is none: every argument is an INPUT.
+        #[arg(value_name = "CASES", required_unless_present = "replay")]
+        cases: Option<std::path::PathBuf>,
         /// Files or directories; `-` is stdin.
-        #[arg(required = true, value_name = "INPUT")]
+        #[arg(value_name = "INPUT")]
         inputs: Vec<String>,
+        /// A decision log to evaluate against the INPUTs instead of cases (repeatable, one
+        /// file each; `-` is stdin): exit 5 when a connection let through at the time would
+        /// now be denied.
+        #[arg(long, value_name = "FILE")]
+        replay: Vec<std::path::PathBuf>,
         #[command(flatten)]
         report: ReportArgs,
     },

@@ -6,6 +6,7 @@ pub mod commands;
 pub mod diff;
 pub mod exit;
 pub mod git;
+mod replay;
 
 use crate::cli::args::{Cli, Command};
 use crate::cli::commands::{CheckRun, write_out};
@@ -67,8 +68,20 @@ pub fn run() -> ExitCode {
         Command::Test {
             cases,
             inputs,
+            replay,
             report,
-        } => commands::test(&cases, &inputs, &report),
+        } => match cases {
+            // With --replay the first positional argument is an INPUT too.
+            Some(first) if !replay.is_empty() => {
+                let all: Vec<String> = std::iter::once(first.to_string_lossy().into_owned())
+                    .chain(inputs)
+                    .collect();
+                replay::replay(&replay, &all, &report)
+            }
+            None => replay::replay(&replay, &inputs, &report),
+            Some(_) if inputs.is_empty() => exit::usage("test needs at least one INPUT"),
+            Some(cases) => commands::test(&cases, &inputs, &report),
+        },
         Command::Diff {
             base,
             base_git,

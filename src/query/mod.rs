@@ -8,4 +8,5 @@ pub mod gateway;
 pub mod intercept;
 pub mod question;
 pub mod reach;
+pub mod replay;
 pub mod request;

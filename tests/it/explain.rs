@@ -287,3 +287,47 @@ fn audit_mode_is_a_verdict_of_its_own() {
     assert_eq!(run.code, 5, "{}{}", run.stdout, run.stderr);
     assert!(run.stdout.contains("PASS audited"), "{}", run.stdout);
 }
+
+#[test]
+fn replay_exits_5_when_a_connection_let_through_would_now_be_denied() {
+    let log = "2026-12-03 00:00:00.000 [INF] {\"v\":1,\"egressc\":\"audit\",\"identity\":\"curl/curl\",\"destination\":\"203.0.113.9:443\",\"protocol\":\"tls\",\"sni\":\"api.example.com\",\"count\":2}\n\
+[pod/p/egressc-sidecar] 2026-12-03T00:00:00Z {\"v\":1,\"egressc\":\"deny\",\"identity\":\"curl/curl\",\"destination\":\"203.0.113.10:5432\",\"protocol\":\"tcp\"}\n\
+other output\n";
+    // The audited identity still lets the first through: the second now widens, exit 0.
+    let audit = ["test", "--replay", "-", "fixtures/bad-w0415-audit-identity"];
+    let run = egressc_stdin(&audit, Some(log.as_bytes()));
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("1 unchanged, 0 breaking, 1 widening, 0 undecidable"),
+        "{}",
+        run.stdout
+    );
+    // Inputs with errors: exit 1 before any replay.
+    let broken = [
+        "test",
+        "--replay",
+        "-",
+        "fixtures/bad-e0325-enforcement-value",
+    ];
+    let run = egressc_stdin(&broken, Some(log.as_bytes()));
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    // The example mesh (passthrough off, no rule for that SNI): the audited one breaks, exit 5.
+    let closed = ["test", "--replay", "-", "example/mesh", "--format", "json"];
+    let run = egressc_stdin(&closed, Some(log.as_bytes()));
+    assert_eq!(run.code, 5, "{}{}", run.stdout, run.stderr);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout).expect(&run.stdout);
+    assert_eq!(doc["breaking"][0]["sni"], "api.example.com");
+    assert_eq!(doc["breaking"][0]["count"], 2);
+    assert_eq!(
+        (doc["lines"].as_u64(), doc["ignored"].as_u64()),
+        (Some(3), Some(1))
+    );
+    let missing = egressc(&[
+        "test",
+        "--replay",
+        "/nonexistent.log",
+        "fixtures/good-defaults",
+    ]);
+    assert_eq!(missing.code, 2, "{}", missing.stderr);
+}
