@@ -320,6 +320,9 @@ fn bench(shape: &Shape, base: &Path) {
         peak as f64 / 1024.0
     );
     bench_diff(&input, base, runs, shape.routes);
+    if shape.name == "mesh" {
+        bench_replay(&input, base, runs);
+    }
 }
 
 /// `egressc check` of the mesh, and `egressc diff` of the mesh against a copy with one
@@ -386,6 +389,55 @@ fn bench_diff(input: &Path, base: &Path, runs: usize, routes: bool) {
         du * 1000.0,
         ds * 1000.0,
         diff_peak as f64 / 1024.0
+    );
+}
+
+/// `egressc test --replay` of a generated million-line log (10,000 distinct connections of the
+/// mesh's identities, each logged 100 times, with Pipy's prefix) against `egressc check` of
+/// the same inputs: the difference is the replay's own time (target: at least 200,000 lines a
+/// second), and its peak memory stays that of the distinct connections.
+fn bench_replay(input: &Path, base: &Path, runs: usize) {
+    const LINES: usize = 1_000_000;
+    const DISTINCT: usize = 10_000;
+    let log = base.join("decisions.log");
+    let mut text = String::with_capacity(LINES * 200);
+    for n in 0..LINES {
+        let i = n % DISTINCT;
+        let sa = i % 2000;
+        let _ = writeln!(
+            text,
+            "2026-12-03 00:00:00.000 [INF] {{\"v\":1,\"egressc\":\"deny\",\"identity\":\"team-{}/sa-{sa}\",\"destination\":\"203.0.113.{}:443\",\"protocol\":\"tls\",\"sni\":\"host-{i}.example.org\",\"reason\":\"server name not allowed\",\"count\":1}}",
+            sa % 50,
+            i % 250 + 1
+        );
+    }
+    std::fs::write(&log, &text).unwrap();
+    let mib = text.len() as f64 / 1048576.0;
+    // Freed before the processes start: a child's peak memory counts what it forked from.
+    drop(text);
+    let os = |v: &[&str]| -> Vec<std::ffi::OsString> { v.iter().map(Into::into).collect() };
+    let mut check = os(&["check", "--allow", "W0405", "--color", "never"]);
+    check.push(input.into());
+    let mut replay = os(&["test", "--allow", "W0405", "--color", "never", "--replay"]);
+    replay.push(log.clone().into());
+    replay.push(input.into());
+    let median = |args: &[std::ffi::OsString]| {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+        let mut v: Vec<_> = (0..runs).map(|_| run(&args)).collect();
+        v.sort_by_key(|r| r.0);
+        v[v.len() / 2]
+    };
+    let (check_time, check_peak, ..) = median(&check);
+    let (replay_time, replay_peak, ..) = median(&replay);
+    let own = replay_time.saturating_sub(check_time).as_secs_f64();
+    println!(
+        "test --replay of {LINES} lines ({DISTINCT} distinct connections, {:.0} MiB; median): {:.0} ms, check of the same inputs {:.0} ms: {:.0} lines/s for the replay itself (target >= 200,000); peak {:.0} MiB (check {:.0} MiB)",
+        mib,
+        replay_time.as_secs_f64() * 1000.0,
+        check_time.as_secs_f64() * 1000.0,
+        LINES as f64 / own.max(1e-9),
+        replay_peak as f64 / 1024.0,
+        check_peak as f64 / 1024.0
     );
 }
 

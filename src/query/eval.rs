@@ -233,13 +233,20 @@ fn through_gateway(plan: &Plan, id: &IdentityPlan, q: &Query, mut v: Verdict) ->
 ///   4. passthrough when `traffic.enableEgress` is true, but never to a loopback address;
 ///   5. otherwise denied (or, offline, undecidable without the address).
 pub fn evaluate(plan: &Plan, q: &Query) -> Verdict {
-    let mut v = decide(plan, q);
+    let mut v = decide(plan, q, true);
     intercept::note_pod_resolvers(plan, q, &mut v);
     v
 }
 
-/// [`evaluate`] but the note on the pod's resolvers.
-fn decide(plan: &Plan, q: &Query) -> Verdict {
+/// [`evaluate`] without the search for other identities a denied connection would be allowed
+/// for (`test --replay` decides many connections of a large mesh).
+pub fn verdict(plan: &Plan, q: &Query) -> Verdict {
+    decide(plan, q, false)
+}
+
+/// [`evaluate`] but the note on the pod's resolvers; `others`: name the identities a denied
+/// connection would be allowed for.
+fn decide(plan: &Plan, q: &Query, others: bool) -> Verdict {
     let id = plan.identity(&q.identity);
     let mut v = Verdict {
         identity: id.name.clone(),
@@ -312,7 +319,7 @@ fn decide(plan: &Plan, q: &Query) -> Verdict {
         return through_gateway(plan, id, q, v);
     }
     // 5. Denied, or undecidable offline; in audit mode let through as passthrough would.
-    let v = denied(plan, id, q, v, needs_address);
+    let v = denied(plan, id, q, v, needs_address, others);
     if !id.observe.audit || matches!(&q.dest, Dest::Ip(ip) if ip.is_loopback()) {
         return v;
     }
@@ -451,6 +458,7 @@ fn denied(
     q: &Query,
     mut v: Verdict,
     needs_address: Option<&Rule>,
+    others: bool,
 ) -> Verdict {
     if let Some(rule) = needs_address {
         v.verdict = Outcome::NeedsAddress;
@@ -468,7 +476,11 @@ fn denied(
             q.port
         )
     };
-    for other in plan.identities.iter().filter(|o| o.name != id.name) {
+    for other in plan
+        .identities
+        .iter()
+        .filter(|o| others && o.name != id.name)
+    {
         for rule in other.rules.iter().filter(|r| r.port == q.port) {
             if let RuleResult::Allows(_, route) = eval_rule(rule, q, &plan.matchers) {
                 v.other_identities

@@ -5,7 +5,7 @@
 use crate::emit::decision_log::{DecisionLine, Event, Protocol};
 use crate::model::Identity;
 use crate::plan::Plan;
-use crate::query::eval::evaluate;
+use crate::query::eval::verdict;
 use crate::query::question::{Dest, HttpRequest, Query};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -206,7 +206,7 @@ pub fn replay(plan: &Plan, observed: &Observed) -> ReplayReport {
         match query(plan, c) {
             Err(why) => report.undecidable.push(entry("undecidable".into(), why)),
             Ok(q) => {
-                let v = evaluate(plan, &q);
+                let v = verdict(plan, &q);
                 let now_allowed = v.verdict.is_allowed();
                 let e = entry(v.verdict.as_str().to_owned(), v.reason);
                 match (observed_allowed, now_allowed) {
