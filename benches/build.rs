@@ -400,21 +400,23 @@ fn bench_replay(input: &Path, base: &Path, runs: usize) {
     const LINES: usize = 1_000_000;
     const DISTINCT: usize = 10_000;
     let log = base.join("decisions.log");
-    let mut text = String::with_capacity(LINES * 200);
+    // Written as it is generated: a child's peak memory counts what its parent held at fork.
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&log).unwrap());
     for n in 0..LINES {
         let i = n % DISTINCT;
         let sa = i % 2000;
-        let _ = writeln!(
-            text,
-            "2026-12-03 00:00:00.000 [INF] {{\"v\":1,\"egressc\":\"deny\",\"identity\":\"team-{}/sa-{sa}\",\"destination\":\"203.0.113.{}:443\",\"protocol\":\"tls\",\"sni\":\"host-{i}.example.org\",\"reason\":\"server name not allowed\",\"count\":1}}",
-            sa % 50,
-            i % 250 + 1
-        );
+        std::io::Write::write_fmt(
+            &mut out,
+            format_args!(
+                "2026-12-03 00:00:00.000 [INF] {{\"v\":1,\"egressc\":\"deny\",\"identity\":\"team-{}/sa-{sa}\",\"destination\":\"203.0.113.{}:443\",\"protocol\":\"tls\",\"sni\":\"host-{i}.example.org\",\"reason\":\"server name not allowed\",\"count\":1}}\n",
+                sa % 50,
+                i % 250 + 1
+            ),
+        )
+        .unwrap();
     }
-    std::fs::write(&log, &text).unwrap();
-    let mib = text.len() as f64 / 1048576.0;
-    // Freed before the processes start: a child's peak memory counts what it forked from.
-    drop(text);
+    drop(out);
+    let mib = std::fs::metadata(&log).unwrap().len() as f64 / 1048576.0;
     let os = |v: &[&str]| -> Vec<std::ffi::OsString> { v.iter().map(Into::into).collect() };
     let mut check = os(&["check", "--allow", "W0405", "--color", "never"]);
     check.push(input.into());
