@@ -117,6 +117,22 @@ pub enum Command {
         #[command(flatten)]
         report: ReportArgs,
     },
+    /// The Egress policies that allow what decision logs show denied or audited, as YAML.
+    ///
+    /// Reads the logs' `deny` and `audit` lines (other lines are counted and skipped), keeps
+    /// the connections the INPUTs do not let through, and prints one policy per identity and
+    /// port: exact hosts (SNI, Host) or /32 addresses. Exit 0 (an empty suggestion is said on
+    /// standard error), 1 when the INPUTs have errors, 2 for an unreadable log.
+    Suggest {
+        /// A decision log (repeatable, one file each; `-` is stdin).
+        #[arg(long, value_name = "FILE", required = true)]
+        logs: Vec<std::path::PathBuf>,
+        /// Files or directories; `-` is stdin.
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<String>,
+        #[command(flatten)]
+        report: ReportArgs,
+    },
     /// Who gains and who loses access: the access two versions of the inputs grant, compared.
     ///
     /// Both sides are checked first (exit 1 for input errors on either side). Exit 0 when done,

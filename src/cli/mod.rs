@@ -82,6 +82,11 @@ pub fn run() -> ExitCode {
             Some(_) if inputs.is_empty() => exit::usage("test needs at least one INPUT"),
             Some(cases) => commands::test(&cases, &inputs, &report),
         },
+        Command::Suggest {
+            logs,
+            inputs,
+            report,
+        } => replay::suggest(&logs, &inputs, &report),
         Command::Diff {
             base,
             base_git,

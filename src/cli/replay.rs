@@ -1,5 +1,7 @@
 //! `egressc test --replay FILE… INPUT…`: the connections of decision logs against the INPUTs
-//! (`query::replay`). Exit 5 when one let through at the time would now be denied.
+//! (`query::replay`), exit 5 when one let through at the time would now be denied; and
+//! `egressc suggest --logs FILE… INPUT…`: the policies that would allow them
+//! (`query::suggest`).
 
 use crate::cli::args::{Format, ReportArgs};
 use crate::cli::commands::{CheckRun, write_out};
@@ -9,32 +11,10 @@ use crate::query::replay::{Observed, render_text, replay as judge};
 use std::path::{Path, PathBuf};
 
 pub fn replay(logs: &[PathBuf], inputs: &[String], args: &ReportArgs) -> Exit {
-    if matches!(args.format, Format::Sarif) {
-        return usage("test writes human or JSON output; SARIF is for `check` and `build`");
-    }
-    if inputs.is_empty() {
-        return usage("test --replay needs at least one INPUT");
-    }
-    let stdin = |p: &Path| p == Path::new("-");
-    let from_stdin = logs.iter().filter(|l| stdin(l)).count();
-    if from_stdin > 1 || (from_stdin == 1 && inputs.iter().any(|i| i == "-")) {
-        return usage("only one log, or the inputs, can be read from stdin");
-    }
-    let plan = match CheckRun::answering(args).analyze(inputs) {
-        Ok(analysis) => analysis.lower(),
+    let (plan, observed) = match read(logs, inputs, args) {
+        Ok(read) => read,
         Err(exit) => return exit,
     };
-    let mut observed = Observed::default();
-    for log in logs {
-        let read = if stdin(log) {
-            observed.read(std::io::stdin().lock())
-        } else {
-            std::fs::File::open(log).and_then(|f| observed.read(std::io::BufReader::new(f)))
-        };
-        if let Err(e) = read {
-            return usage(format!("cannot read `{}`: {e}", log.display()));
-        }
-    }
     let report = judge(&plan, &observed);
     let text = match args.format {
         Format::Json => pretty_text(&report),
@@ -46,4 +26,58 @@ pub fn replay(logs: &[PathBuf], inputs: &[String], args: &ReportArgs) -> Exit {
     } else {
         Exit::CaseFailed
     }
+}
+
+pub fn suggest(logs: &[PathBuf], inputs: &[String], args: &ReportArgs) -> Exit {
+    let (plan, observed) = match read(logs, inputs, args) {
+        Ok(read) => read,
+        Err(exit) => return exit,
+    };
+    let s = crate::query::suggest::suggest(&plan, &observed);
+    let mut said = String::new();
+    for note in &s.notes {
+        said.push_str(&format!("egressc suggest: {note}\n"));
+    }
+    said.push_str(&format!(
+        "egressc suggest: {} lines ({} not decisions): {} polic{} suggested\n",
+        observed.lines,
+        observed.ignored,
+        s.policies,
+        if s.policies == 1 { "y" } else { "ies" }
+    ));
+    write_out(std::io::stderr().lock(), &said);
+    write_out(std::io::stdout().lock(), &s.yaml);
+    Exit::Success
+}
+
+/// The plan of the INPUTs and the connections of the logs, or how the run ends.
+fn read(
+    logs: &[PathBuf],
+    inputs: &[String],
+    args: &ReportArgs,
+) -> Result<(crate::plan::Plan, Observed), Exit> {
+    if matches!(args.format, Format::Sarif) {
+        return Err(usage("SARIF is for `check` and `build`"));
+    }
+    if inputs.is_empty() {
+        return Err(usage("at least one INPUT is needed"));
+    }
+    let stdin = |p: &Path| p == Path::new("-");
+    let from_stdin = logs.iter().filter(|l| stdin(l)).count();
+    if from_stdin > 1 || (from_stdin == 1 && inputs.iter().any(|i| i == "-")) {
+        return Err(usage("only one log, or the inputs, can be read from stdin"));
+    }
+    let plan = CheckRun::answering(args).analyze(inputs)?.lower();
+    let mut observed = Observed::default();
+    for log in logs {
+        let read = if stdin(log) {
+            observed.read(std::io::stdin().lock())
+        } else {
+            std::fs::File::open(log).and_then(|f| observed.read(std::io::BufReader::new(f)))
+        };
+        if let Err(e) = read {
+            return Err(usage(format!("cannot read `{}`: {e}", log.display())));
+        }
+    }
+    Ok((plan, observed))
 }

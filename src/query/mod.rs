@@ -10,3 +10,4 @@ pub mod question;
 pub mod reach;
 pub mod replay;
 pub mod request;
+pub mod suggest;

@@ -21,6 +21,8 @@ const MAX_LINE: u64 = 64 * 1024;
 pub struct Connection {
     pub identity: String,
     pub destination: String,
+    /// `tcp`, `tls` or `http`, as the sidecar read it.
+    pub protocol: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sni: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -31,11 +33,15 @@ pub struct Connection {
     pub path: Option<String>,
 }
 
-/// How often a connection was let through (`allow`, `audit`) and denied.
-#[derive(Clone, Copy, Debug, Default)]
-struct Tally {
-    let_through: u64,
-    denied: u64,
+/// How often a connection was let through (`allow`, `audit`) and denied, and when (the
+/// lines' timestamps, as they are written: first and last in the order of the text).
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    pub let_through: u64,
+    pub denied: u64,
+    pub lines: u64,
+    pub first: Option<String>,
+    pub last: Option<String>,
 }
 
 /// The connections of the logs read so far.
@@ -97,6 +103,11 @@ impl Observed {
         let key = Connection {
             identity,
             destination,
+            protocol: match d.protocol {
+                Some(Protocol::Http) => "http",
+                Some(Protocol::Tls) => "tls",
+                _ => "tcp",
+            },
             sni: d.sni.filter(|_| d.protocol == Some(Protocol::Tls)),
             host: d.host.filter(|_| http),
             method: d.method.filter(|_| http),
@@ -104,11 +115,41 @@ impl Observed {
         };
         let count = d.count.unwrap_or(1);
         let tally = self.connections.entry(key).or_default();
+        tally.lines += 1;
+        if let Some(t) = timestamp(line) {
+            if tally.first.as_ref().is_none_or(|f| t < *f) {
+                tally.first = Some(t.clone());
+            }
+            if tally.last.as_ref().is_none_or(|l| t > *l) {
+                tally.last = Some(t);
+            }
+        }
         if d.egressc == Event::Deny {
             tally.denied += count;
         } else {
             tally.let_through += count;
         }
+    }
+}
+
+impl Observed {
+    /// The distinct connections and their tallies, in order.
+    pub fn connections(&self) -> impl Iterator<Item = (&Connection, &Tally)> {
+        self.connections.iter()
+    }
+}
+
+/// The timestamp of a line's prefix: Pipy's `2026-12-03 23:51:15.540` (as `…T…`), or
+/// kubectl's `2026-12-03T23:51:15.540123Z`.
+fn timestamp(line: &str) -> Option<String> {
+    let prefix = &line[..line.find('{')?];
+    let mut words = prefix.split_whitespace().skip_while(|w| {
+        !(w.len() >= 10 && w.as_bytes()[4] == b'-' && w[..4].bytes().all(|b| b.is_ascii_digit()))
+    });
+    let date = words.next()?;
+    match words.next() {
+        Some(time) if !date.contains('T') && time.contains(':') => Some(format!("{date}T{time}")),
+        _ => Some(date.to_owned()),
     }
 }
 

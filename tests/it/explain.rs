@@ -331,3 +331,46 @@ other output\n";
     ]);
     assert_eq!(missing.code, 2, "{}", missing.stderr);
 }
+
+#[test]
+fn suggest_closes_the_loop_that_replay_checks() {
+    let log = "tests/replay/sample.log";
+    let run = egressc(&["suggest", "--logs", log, "example/mesh"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("4 policies suggested"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stdout
+            .contains("  - api.example.com\n  - cdn.example.com\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("  - 10.1.2.3/32\n"), "{}", run.stdout);
+    assert!(run.stdout.contains("# suggested by egressc: covers 2 logged decision lines of curl/curl to port 443, first seen 2026-12-03T23:51:15.540, last seen 2026-12-03T23:52:15.540"), "{}", run.stdout);
+    // Deterministic.
+    assert_eq!(
+        egressc(&["suggest", "--logs", log, "example/mesh"]).stdout,
+        run.stdout
+    );
+    // The inputs with the suggestion: check accepts them, and the replay no longer breaks.
+    let dir = std::env::temp_dir().join(format!("egressc-it-{}-suggest", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(root().join("example/mesh")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.join("suggested.yaml"), &run.stdout).unwrap();
+    let with = dir.to_str().unwrap();
+    assert_eq!(egressc(&["check", "--deny-warnings", with]).code, 0);
+    assert_eq!(egressc(&["test", "--replay", log, "example/mesh"]).code, 5);
+    let replay = egressc(&["test", "--replay", log, with]);
+    assert_eq!(replay.code, 0, "{}", replay.stdout);
+    assert!(replay.stdout.contains("0 breaking"), "{}", replay.stdout);
+    let missing = egressc(&["suggest", "--logs", "/nonexistent.log", "example/mesh"]);
+    assert_eq!(missing.code, 2);
+    std::fs::remove_dir_all(&dir).ok();
+}

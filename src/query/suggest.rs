@@ -1,0 +1,233 @@
+//! `egressc suggest`: from the connections of decision logs that the inputs do not let through
+//! (logged `deny` or `audit`, and denied by the evaluator now) to the Egress policies that,
+//! added to the inputs, allow them and nothing else that is new: one policy per identity and
+//! port, exact hosts (SNI for tls, Host for http) or `/32` addresses, the ports and protocols
+//! seen, with a comment on how many lines each covers and when they were seen.
+
+use crate::model::Identity;
+use crate::net::is_dns_name;
+use crate::plan::Plan;
+use crate::query::eval::verdict;
+use crate::query::question::{Dest, HttpRequest, Query};
+use crate::query::replay::{Connection, Observed, Tally};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+
+/// An Egress policy as `suggest` writes it (the fields `check` reads, in the usual order).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EgressDoc<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: Meta<'a>,
+    spec: Spec<'a>,
+}
+
+#[derive(Serialize)]
+struct Meta<'a> {
+    name: String,
+    namespace: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Spec<'a> {
+    sources: [Source<'a>; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hosts: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ip_addresses: Vec<String>,
+    ports: [Port<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct Source<'a> {
+    kind: &'static str,
+    name: &'a str,
+    namespace: &'a str,
+}
+
+#[derive(Serialize)]
+struct Port<'a> {
+    number: u16,
+    protocol: &'a str,
+}
+
+/// What `suggest` writes: the YAML, and what it says on standard error.
+#[derive(Debug, Default)]
+pub struct Suggestion {
+    pub yaml: String,
+    pub policies: usize,
+    pub notes: Vec<String>,
+}
+
+/// The connections of one identity to one port that the inputs do not allow.
+#[derive(Default)]
+struct Group {
+    protocols: BTreeSet<&'static str>,
+    names: BTreeSet<String>,
+    addresses: BTreeSet<Ipv4Addr>,
+    lines: u64,
+    first: Option<String>,
+    last: Option<String>,
+    /// A tls or http connection without a DNS name (no SNI, an IP literal as Host): only an
+    /// address rule expresses it.
+    unnamed: bool,
+}
+
+fn add_time(g: &mut Group, t: &Tally) {
+    g.lines += t.lines;
+    if let Some(f) = &t.first
+        && g.first.as_ref().is_none_or(|x| f < x)
+    {
+        g.first = Some(f.clone());
+    }
+    if let Some(l) = &t.last
+        && g.last.as_ref().is_none_or(|x| l > x)
+    {
+        g.last = Some(l.clone());
+    }
+}
+
+/// The query of a logged connection (as `test --replay` builds it), with its parts.
+fn parse(c: &Connection) -> Option<(Identity, Ipv4Addr, u16, Query)> {
+    let identity = Identity::parse(&c.identity).ok()?;
+    let (ip, port) = c.destination.rsplit_once(':')?;
+    let (ip, port): (Ipv4Addr, u16) = (ip.parse().ok()?, port.parse().ok()?);
+    let http = c
+        .method
+        .as_ref()
+        .map(|m| HttpRequest::new(c.host.clone(), Some(m.clone()), c.path.clone(), Vec::new()));
+    let q = Query {
+        identity: identity.clone(),
+        dest: Dest::Ip(ip),
+        port,
+        sni: c.sni.clone(),
+        http,
+    };
+    Some((identity, ip, port, q))
+}
+
+/// The suggestion for the connections of `observed` that `plan` does not let through.
+pub fn suggest(plan: &Plan, observed: &Observed) -> Suggestion {
+    let mut groups: BTreeMap<(Identity, u16), Group> = BTreeMap::new();
+    let mut out = Suggestion::default();
+    for (c, tally) in observed.connections() {
+        let Some((identity, ip, port, q)) = parse(c) else {
+            out.notes.push(format!(
+                "skipped {} → {}: not an identity and address:port",
+                c.identity, c.destination
+            ));
+            continue;
+        };
+        if verdict(plan, &q).verdict.is_allowed() {
+            continue;
+        }
+        let g = groups.entry((identity, port)).or_default();
+        add_time(g, tally);
+        g.addresses.insert(ip);
+        g.protocols.insert(c.protocol);
+        let name = match c.protocol {
+            "tls" => c.sni.clone(),
+            "http" => c.host.clone(),
+            _ => None,
+        };
+        match name.map(|n| n.to_ascii_lowercase()) {
+            Some(n) if is_dns_name(&n) => {
+                g.names.insert(n);
+            }
+            _ if c.protocol != "tcp" => g.unnamed = true,
+            _ => {}
+        }
+    }
+    for ((identity, port), g) in &groups {
+        out.yaml
+            .push_str(&policy(plan, identity, *port, g, &mut out.notes));
+        out.policies += 1;
+    }
+    out
+}
+
+/// One Egress policy (a YAML document with its comment).
+fn policy(plan: &Plan, id: &Identity, port: u16, g: &Group, notes: &mut Vec<String>) -> String {
+    let existing: BTreeSet<&str> = plan
+        .identity(id)
+        .rules
+        .iter()
+        .filter(|r| r.port == port)
+        .map(|r| r.protocol.class().as_str())
+        .collect();
+    let one = |p: &str| g.protocols.len() == 1 && g.protocols.contains(p);
+    let (protocol, why) = if one("tls") && !g.unnamed {
+        ("https", None)
+    } else if one("http") && !g.unnamed {
+        ("http", None)
+    } else if one("tcp") {
+        ("tcp", None)
+    } else {
+        (
+            "tcp",
+            Some(format!(
+                "{} on port {port} carried {} (or a name a policy cannot hold): one policy cannot express that, so this allows tcp to the addresses seen",
+                id,
+                g.protocols
+                    .iter()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+        )
+    };
+    if let Some(w) = &why {
+        notes.push(w.clone());
+    }
+    if existing.iter().any(|p| *p != protocol) {
+        notes.push(format!(
+            "{id} already has a rule for port {port} with another protocol ({}): the suggested {protocol} policy would be E0315; review it",
+            existing.iter().copied().collect::<Vec<_>>().join(", ")
+        ));
+    }
+    let cidrs: Vec<String> = if protocol == "tcp" {
+        g.addresses.iter().map(|a| format!("{a}/32")).collect()
+    } else {
+        Vec::new()
+    };
+    let doc = EgressDoc {
+        api_version: "policy.flomesh.io/v1alpha1",
+        kind: "Egress",
+        metadata: Meta {
+            name: format!("egressc-suggested-{}-{port}", id.name),
+            namespace: &id.namespace,
+        },
+        spec: Spec {
+            sources: [Source {
+                kind: "ServiceAccount",
+                name: &id.name,
+                namespace: &id.namespace,
+            }],
+            hosts: if protocol == "tcp" {
+                Vec::new()
+            } else {
+                g.names.iter().map(String::as_str).collect()
+            },
+            ip_addresses: cidrs,
+            ports: [Port {
+                number: port,
+                protocol,
+            }],
+        },
+    };
+    let mut text = format!(
+        "---\n# suggested by egressc: covers {} logged decision line{} of {id} to port {port}, first seen {}, last seen {}\n",
+        g.lines,
+        if g.lines == 1 { "" } else { "s" },
+        g.first.as_deref().unwrap_or("?"),
+        g.last.as_deref().unwrap_or("?")
+    );
+    if let Some(w) = why {
+        text.push_str(&format!("# {w}\n"));
+    }
+    text.push_str(&serde_saphyr::to_string(&doc).expect("a policy serialises"));
+    text
+}
