@@ -121,7 +121,24 @@ pub fn suggest(plan: &Plan, observed: &Observed) -> Suggestion {
             ));
             continue;
         };
-        if verdict(plan, &q).verdict.is_allowed() {
+        let v = verdict(plan, &q);
+        if v.verdict.is_allowed() {
+            continue;
+        }
+        // What is refused whatever the rules say: no policy allows it.
+        let refused = [
+            "request refused",
+            "not a TLS ClientHello",
+            "the sidecar's own listener",
+        ];
+        if ip.is_loopback()
+            || refused.iter().any(|r| v.reason.starts_with(r))
+            || v.reason.contains("egress gateway")
+        {
+            out.notes.push(format!(
+                "no policy can allow {} → {} ({}): left out",
+                c.identity, c.destination, v.reason
+            ));
             continue;
         }
         let g = groups.entry((identity, port)).or_default();

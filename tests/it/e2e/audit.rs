@@ -111,6 +111,7 @@ pub fn audit_mode(suite: &mut Suite, pki: &Pki) {
     suite.check(valid_lines(&log));
     suite.check(counted(&suite.ns));
     suite.ns.stop("sidecar");
+    the_loop(suite, &log);
     // The same identity enforced: denied.
     let input = copy_fixture(&suite.work.join("in-enforce"));
     add_policy(&input, &AUDITOR.replace("ENFORCEMENT", "enforce"));
@@ -346,4 +347,73 @@ fn counted(ns: &Netns) -> Result<(), String> {
     } else {
         Err(format!("[metrics] {}: {samples:?}", wrong.join("; ")))
     }
+}
+
+/// The adoption loop on the audit log: `suggest` turns it into policies `check` accepts;
+/// `test --replay` exits 5 without them and 0 with them; with them and the identity enforced,
+/// Pipy lets exactly those connections through and denies a new destination; `diff` shows
+/// additions only.
+fn the_loop(suite: &mut Suite, log: &str) {
+    let log_file = suite.work.join("audit.log");
+    std::fs::write(&log_file, log).unwrap();
+    let log_arg = log_file.to_string_lossy().into_owned();
+    // The inputs as enforced, without the suggestion.
+    let base = copy_fixture(&suite.work.join("in-loop-base"));
+    add_policy(&base, &AUDITOR.replace("ENFORCEMENT", "enforce"));
+    let base_arg = base.to_string_lossy().into_owned();
+    let suggestion = egressc(&["suggest", "--logs", &log_arg, &base_arg]);
+    let head = copy_fixture(&suite.work.join("in-loop-head"));
+    add_policy(&head, &AUDITOR.replace("ENFORCEMENT", "enforce"));
+    std::fs::write(head.join("suggested.yaml"), &suggestion.stdout).unwrap();
+    let head_arg = head.to_string_lossy().into_owned();
+    let check = egressc(&["check", "--format", "json", &head_arg]);
+    let errors = check.stdout.matches("\"severity\": \"error\"").count()
+        + check.stdout.matches("\"severity\":\"error\"").count();
+    let without = egressc(&["test", "--replay", &log_arg, &base_arg]).code;
+    let with = egressc(&["test", "--replay", &log_arg, &head_arg]);
+    let diff = egressc(&[
+        "diff", "--base", &base_arg, "--head", &head_arg, "--format", "json",
+    ]);
+    let entries: serde_json::Value = serde_json::from_str(&diff.stdout).unwrap_or_default();
+    let not_added: Vec<&serde_json::Value> = entries["entries"]
+        .as_array()
+        .map(|a| a.iter().filter(|e| e["change"] != "added").collect())
+        .unwrap_or_default();
+    suite.check(
+        if suggestion.code == 0 && check.code == 0 && errors == 0 && without == 5 && with.code == 0 && diff.code == 0 && not_added.is_empty() {
+            say(&format!(
+                "loop: suggest wrote {} policies; check accepts them; replay exits 5 without, 0 with; diff: additions only",
+                suggestion.stdout.matches("kind: Egress").count()
+            ));
+            Ok(())
+        } else {
+            Err(format!(
+                "[loop] suggest {} ({}), check {} ({errors} errors), replay without {without}, with {} ({}), diff {} (not added: {not_added:?}):\n{}",
+                suggestion.code, suggestion.stderr, check.code, with.code, with.stdout, diff.code, suggestion.stdout
+            ))
+        },
+    );
+    // Enforced with the suggestion: what was audited goes through, a new destination does not.
+    let out = suite.work.join("out-loop");
+    let plan = build_tree(&head, &out);
+    if suite.start(
+        "sidecar",
+        &main_js(&out),
+        Some(&out.join("configs/app/auditor.json")),
+    ) {
+        let mut cases: Vec<Case> = cases()
+            .into_iter()
+            .filter(|c| !c.name.contains("loopback") && !c.name.contains("hardening"))
+            .collect();
+        for c in &mut cases {
+            c.name = c.name.replace("audit:", "enforced with the suggestion:");
+        }
+        cases.push(case(
+            "enforced with the suggestion: a new destination is denied",
+            py(&["tcp", "10.77.0.17", "7000"]),
+            Denied(&["tcp-inside"]),
+        ));
+        suite.run("loop", "app/auditor", Some(&plan), &cases);
+    }
+    suite.ns.stop("sidecar");
 }
