@@ -429,8 +429,22 @@ fn bench_replay(input: &Path, base: &Path, runs: usize) {
         v.sort_by_key(|r| r.0);
         v[v.len() / 2]
     };
+    let mut suggest = os(&["suggest", "--allow", "W0405", "--color", "never", "--logs"]);
+    suggest.push(log.clone().into());
+    suggest.push(input.into());
     let (check_time, check_peak, ..) = median(&check);
     let (replay_time, replay_peak, ..) = median(&replay);
+    let (suggest_time, suggest_peak, ..) = median(&suggest);
+    println!(
+        "suggest of the same log: {:.0} ms ({:.0} lines/s beyond the check); peak {:.0} MiB",
+        suggest_time.as_secs_f64() * 1000.0,
+        LINES as f64
+            / suggest_time
+                .saturating_sub(check_time)
+                .as_secs_f64()
+                .max(1e-9),
+        suggest_peak as f64 / 1024.0
+    );
     let own = replay_time.saturating_sub(check_time).as_secs_f64();
     println!(
         "test --replay of {LINES} lines ({DISTINCT} distinct connections, {:.0} MiB; median): {:.0} ms, check of the same inputs {:.0} ms: {:.0} lines/s for the replay itself (target >= 200,000); peak {:.0} MiB (check {:.0} MiB)",
