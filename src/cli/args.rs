@@ -127,6 +127,10 @@ pub enum Command {
         /// A decision log (repeatable, one file each; `-` is stdin).
         #[arg(long, value_name = "FILE", required = true)]
         logs: Vec<std::path::PathBuf>,
+        /// `exact`: http policies get an HTTPRouteGroup of the paths seen (each an exact
+        /// regex, with its methods); without it they are host-level.
+        #[arg(long, value_enum, value_name = "MODE")]
+        routes: Option<RoutesArg>,
         /// Files or directories; `-` is stdin.
         #[arg(required = true, value_name = "INPUT")]
         inputs: Vec<String>,
@@ -327,6 +331,13 @@ pub struct InputArgs {
     /// The largest input file (and stdin) read, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_input_mib: u64,
+}
+
+/// `suggest --routes`.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum RoutesArg {
+    /// The paths seen, exactly.
+    Exact,
 }
 
 /// `--gateway-auth`.

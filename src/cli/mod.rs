@@ -84,9 +84,10 @@ pub fn run() -> ExitCode {
         },
         Command::Suggest {
             logs,
+            routes,
             inputs,
             report,
-        } => replay::suggest(&logs, &inputs, &report),
+        } => replay::suggest(&logs, &inputs, routes.is_some(), &report),
         Command::Diff {
             base,
             base_git,

@@ -28,12 +28,12 @@ pub fn replay(logs: &[PathBuf], inputs: &[String], args: &ReportArgs) -> Exit {
     }
 }
 
-pub fn suggest(logs: &[PathBuf], inputs: &[String], args: &ReportArgs) -> Exit {
+pub fn suggest(logs: &[PathBuf], inputs: &[String], exact: bool, args: &ReportArgs) -> Exit {
     let (plan, observed) = match read(logs, inputs, args) {
         Ok(read) => read,
         Err(exit) => return exit,
     };
-    let s = crate::query::suggest::suggest(&plan, &observed);
+    let s = crate::query::suggest::suggest(&plan, &observed, exact);
     let mut said = String::new();
     for note in &s.notes {
         said.push_str(&format!("egressc suggest: {note}\n"));

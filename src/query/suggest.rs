@@ -39,6 +39,51 @@ struct Spec<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ip_addresses: Vec<String>,
     ports: [Port<'a>; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matches: Option<[Match<'a>; 1]>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Match<'a> {
+    api_group: &'static str,
+    kind: &'static str,
+    name: &'a str,
+}
+
+/// `--routes exact`: an HTTPRouteGroup of the paths seen, each with its methods.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteGroupDoc<'a> {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: Meta<'a>,
+    spec: RouteGroupSpec,
+}
+
+#[derive(Serialize)]
+struct RouteGroupSpec {
+    matches: Vec<RouteMatch>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteMatch {
+    name: String,
+    path_regex: String,
+    methods: Vec<String>,
+}
+
+/// A path as a regex that matches exactly it (the sidecar anchors a route's path regex).
+fn exact(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if ".+*?()|[]{}^$\\".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -74,6 +119,8 @@ struct Group {
     /// A tls or http connection without a DNS name (no SNI, an IP literal as Host): only an
     /// address rule expresses it.
     unnamed: bool,
+    /// http: path → methods seen; `None` once a request's path is unknown or was cut.
+    paths: Option<BTreeMap<String, BTreeSet<String>>>,
 }
 
 fn add_time(g: &mut Group, t: &Tally) {
@@ -110,7 +157,7 @@ fn parse(c: &Connection) -> Option<(Identity, Ipv4Addr, u16, Query)> {
 }
 
 /// The suggestion for the connections of `observed` that `plan` does not let through.
-pub fn suggest(plan: &Plan, observed: &Observed) -> Suggestion {
+pub fn suggest(plan: &Plan, observed: &Observed, exact_routes: bool) -> Suggestion {
     let mut groups: BTreeMap<(Identity, u16), Group> = BTreeMap::new();
     let mut out = Suggestion::default();
     for (c, tally) in observed.connections() {
@@ -141,8 +188,17 @@ pub fn suggest(plan: &Plan, observed: &Observed) -> Suggestion {
             ));
             continue;
         }
-        let g = groups.entry((identity, port)).or_default();
+        let g = groups.entry((identity, port)).or_insert_with(|| Group {
+            paths: Some(BTreeMap::new()),
+            ..Group::default()
+        });
         add_time(g, tally);
+        match (&c.method, &c.path, &mut g.paths) {
+            (Some(m), Some(p), Some(paths)) if p.len() < 256 => {
+                paths.entry(p.clone()).or_default().insert(m.clone());
+            }
+            _ => g.paths = None,
+        }
         g.addresses.insert(ip);
         g.protocols.insert(c.protocol);
         let name = match c.protocol {
@@ -159,15 +215,28 @@ pub fn suggest(plan: &Plan, observed: &Observed) -> Suggestion {
         }
     }
     for ((identity, port), g) in &groups {
-        out.yaml
-            .push_str(&policy(plan, identity, *port, g, &mut out.notes));
+        out.yaml.push_str(&policy(
+            plan,
+            identity,
+            *port,
+            g,
+            exact_routes,
+            &mut out.notes,
+        ));
         out.policies += 1;
     }
     out
 }
 
 /// One Egress policy (a YAML document with its comment).
-fn policy(plan: &Plan, id: &Identity, port: u16, g: &Group, notes: &mut Vec<String>) -> String {
+fn policy(
+    plan: &Plan,
+    id: &Identity,
+    port: u16,
+    g: &Group,
+    exact_routes: bool,
+    notes: &mut Vec<String>,
+) -> String {
     let existing: BTreeSet<&str> = plan
         .identity(id)
         .rules
@@ -210,11 +279,35 @@ fn policy(plan: &Plan, id: &Identity, port: u16, g: &Group, notes: &mut Vec<Stri
     } else {
         Vec::new()
     };
+    let name = format!("egressc-suggested-{}-{port}", id.name);
+    // `--routes exact`: the paths seen, each with its methods, when every request's is known.
+    let routes = match (&g.paths, protocol) {
+        (Some(paths), "http") if exact_routes && !paths.is_empty() => Some(RouteGroupDoc {
+            api_version: "specs.smi-spec.io/v1alpha4",
+            kind: "HTTPRouteGroup",
+            metadata: Meta {
+                name: name.clone(),
+                namespace: &id.namespace,
+            },
+            spec: RouteGroupSpec {
+                matches: paths
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (path, methods))| RouteMatch {
+                        name: format!("seen-{i}"),
+                        path_regex: exact(path),
+                        methods: methods.iter().cloned().collect(),
+                    })
+                    .collect(),
+            },
+        }),
+        _ => None,
+    };
     let doc = EgressDoc {
         api_version: "policy.flomesh.io/v1alpha1",
         kind: "Egress",
         metadata: Meta {
-            name: format!("egressc-suggested-{}-{port}", id.name),
+            name: name.clone(),
             namespace: &id.namespace,
         },
         spec: Spec {
@@ -233,6 +326,13 @@ fn policy(plan: &Plan, id: &Identity, port: u16, g: &Group, notes: &mut Vec<Stri
                 number: port,
                 protocol,
             }],
+            matches: routes.as_ref().map(|_| {
+                [Match {
+                    api_group: "specs.smi-spec.io/v1alpha4",
+                    kind: "HTTPRouteGroup",
+                    name: &name,
+                }]
+            }),
         },
     };
     let mut text = format!(
@@ -246,5 +346,9 @@ fn policy(plan: &Plan, id: &Identity, port: u16, g: &Group, notes: &mut Vec<Stri
         text.push_str(&format!("# {w}\n"));
     }
     text.push_str(&serde_saphyr::to_string(&doc).expect("a policy serialises"));
+    if let Some(r) = routes {
+        text.push_str("---\n");
+        text.push_str(&serde_saphyr::to_string(&r).expect("a route group serialises"));
+    }
     text
 }

@@ -374,3 +374,52 @@ fn suggest_closes_the_loop_that_replay_checks() {
     assert_eq!(missing.code, 2);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn suggest_routes_exact_writes_the_paths_seen() {
+    let log = "tests/replay/routes.log";
+    let run = egressc(&[
+        "suggest",
+        "--routes",
+        "exact",
+        "--logs",
+        log,
+        "example/mesh",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("kind: HTTPRouteGroup"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("pathRegex: /y/v1\\.2/items\n    methods:\n    - GET\n    - POST\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("pathRegex: /status/\\(x\\)\\+\n"),
+        "{}",
+        run.stdout
+    );
+    let dir = std::env::temp_dir().join(format!("egressc-it-{}-routes", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for e in std::fs::read_dir(root().join("example/mesh")).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(dir.join("suggested.yaml"), &run.stdout).unwrap();
+    let with = dir.to_str().unwrap();
+    assert_eq!(
+        egressc(&["check", "--deny-warnings", "--allow", "N0002", with]).code,
+        0
+    );
+    assert_eq!(egressc(&["test", "--replay", log, with]).code, 0);
+    // Another path of the same host is not allowed by the exact routes.
+    let other = "{\"v\":1,\"egressc\":\"audit\",\"identity\":\"curl/curl\",\"destination\":\"198.51.100.8:80\",\"protocol\":\"http\",\"host\":\"new.example.org\",\"method\":\"GET\",\"path\":\"/y/v1x2/items\"}\n";
+    let run = egressc_stdin(&["test", "--replay", "-", with], Some(other.as_bytes()));
+    assert_eq!(run.code, 5, "{}", run.stdout);
+    std::fs::remove_dir_all(&dir).ok();
+}
