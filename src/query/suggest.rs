@@ -244,27 +244,7 @@ fn policy(
         .filter(|r| r.port == port)
         .map(|r| r.protocol.class().as_str())
         .collect();
-    let one = |p: &str| g.protocols.len() == 1 && g.protocols.contains(p);
-    let (protocol, why) = if one("tls") && !g.unnamed {
-        ("https", None)
-    } else if one("http") && !g.unnamed {
-        ("http", None)
-    } else if one("tcp") {
-        ("tcp", None)
-    } else {
-        (
-            "tcp",
-            Some(format!(
-                "{} on port {port} carried {} (or a name a policy cannot hold): one policy cannot express that, so this allows tcp to the addresses seen",
-                id,
-                g.protocols
-                    .iter()
-                    .copied()
-                    .collect::<Vec<_>>()
-                    .join(" and ")
-            )),
-        )
-    };
+    let (protocol, why) = protocol_of(id, port, g);
     if let Some(w) = &why {
         notes.push(w.clone());
     }
@@ -280,29 +260,7 @@ fn policy(
         Vec::new()
     };
     let name = format!("egressc-suggested-{}-{port}", id.name);
-    // `--routes exact`: the paths seen, each with its methods, when every request's is known.
-    let routes = match (&g.paths, protocol) {
-        (Some(paths), "http") if exact_routes && !paths.is_empty() => Some(RouteGroupDoc {
-            api_version: "specs.smi-spec.io/v1alpha4",
-            kind: "HTTPRouteGroup",
-            metadata: Meta {
-                name: name.clone(),
-                namespace: &id.namespace,
-            },
-            spec: RouteGroupSpec {
-                matches: paths
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (path, methods))| RouteMatch {
-                        name: format!("seen-{i}"),
-                        path_regex: exact(path),
-                        methods: methods.iter().cloned().collect(),
-                    })
-                    .collect(),
-            },
-        }),
-        _ => None,
-    };
+    let routes = route_group(g, &name, &id.namespace, protocol, exact_routes);
     let doc = EgressDoc {
         api_version: "policy.flomesh.io/v1alpha1",
         kind: "Egress",
@@ -351,4 +309,62 @@ fn policy(
         text.push_str(&serde_saphyr::to_string(&r).expect("a route group serialises"));
     }
     text
+}
+
+/// `--routes exact`: the paths seen, each with its methods, when every request's is known.
+fn route_group<'a>(
+    g: &Group,
+    name: &str,
+    namespace: &'a str,
+    protocol: &str,
+    exact_routes: bool,
+) -> Option<RouteGroupDoc<'a>> {
+    match (&g.paths, protocol) {
+        (Some(paths), "http") if exact_routes && !paths.is_empty() => Some(RouteGroupDoc {
+            api_version: "specs.smi-spec.io/v1alpha4",
+            kind: "HTTPRouteGroup",
+            metadata: Meta {
+                name: name.to_owned(),
+                namespace,
+            },
+            spec: RouteGroupSpec {
+                matches: paths
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (path, methods))| RouteMatch {
+                        name: format!("seen-{i}"),
+                        path_regex: exact(path),
+                        methods: methods.iter().cloned().collect(),
+                    })
+                    .collect(),
+            },
+        }),
+        _ => None,
+    }
+}
+
+/// The protocol one policy of the group can have, and why it is tcp when the group mixes
+/// what one policy cannot hold.
+fn protocol_of(id: &Identity, port: u16, g: &Group) -> (&'static str, Option<String>) {
+    let one = |p: &str| g.protocols.len() == 1 && g.protocols.contains(p);
+    if one("tls") && !g.unnamed {
+        ("https", None)
+    } else if one("http") && !g.unnamed {
+        ("http", None)
+    } else if one("tcp") {
+        ("tcp", None)
+    } else {
+        (
+            "tcp",
+            Some(format!(
+                "{} on port {port} carried {} (or a name a policy cannot hold): one policy cannot express that, so this allows tcp to the addresses seen",
+                id,
+                g.protocols
+                    .iter()
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            )),
+        )
+    }
 }
