@@ -183,39 +183,48 @@ pub struct ReplayReport {
 
 /// The query of a logged connection, or why the log alone cannot decide it.
 fn query(plan: &Plan, c: &Connection) -> Result<Query, String> {
-    let identity = Identity::parse(&c.identity).map_err(|e| format!("identity: {e}"))?;
-    let (ip, port) = c
-        .destination
-        .rsplit_once(':')
-        .and_then(|(ip, port)| Some((ip.parse().ok()?, port.parse().ok()?)))
-        .ok_or_else(|| format!("`{}` is not address:port", c.destination))?;
+    let q = c.query()?;
     if c.path.as_ref().is_some_and(|p| p.len() >= PATH_BOUND) {
         return Err(format!("the path was cut at {PATH_BOUND} characters"));
     }
-    let http = c.method.as_ref().map(|method| {
-        HttpRequest::new(
-            c.host.clone(),
-            Some(method.clone()),
-            c.path.clone(),
-            Vec::new(),
-        )
-    });
-    let headers = plan.identity(&identity).rules.iter().any(|r| {
-        r.port == port
+    let headers = plan.identity(&q.identity).rules.iter().any(|r| {
+        r.port == q.port
             && r.routes
                 .as_ref()
                 .is_some_and(|rs| rs.iter().any(|route| !route.headers.is_empty()))
     });
-    if http.is_some() && headers {
+    if q.http.is_some() && headers {
         return Err("a route of this port needs headers, which the log does not carry".into());
     }
-    Ok(Query {
-        identity,
-        dest: Dest::Ip(ip),
-        port,
-        sni: c.sni.clone(),
-        http,
-    })
+    Ok(q)
+}
+
+impl Connection {
+    /// The connection as the evaluator's query (an IP destination, and for http the request
+    /// the log carries, without headers), or why the log does not give one.
+    pub fn query(&self) -> Result<Query, String> {
+        let identity = Identity::parse(&self.identity).map_err(|e| format!("identity: {e}"))?;
+        let (ip, port) = self
+            .destination
+            .rsplit_once(':')
+            .and_then(|(ip, port)| Some((ip.parse().ok()?, port.parse().ok()?)))
+            .ok_or_else(|| format!("`{}` is not address:port", self.destination))?;
+        let http = self.method.as_ref().map(|method| {
+            HttpRequest::new(
+                self.host.clone(),
+                Some(method.clone()),
+                self.path.clone(),
+                Vec::new(),
+            )
+        });
+        Ok(Query {
+            identity,
+            dest: Dest::Ip(ip),
+            port,
+            sni: self.sni.clone(),
+            http,
+        })
+    }
 }
 
 /// Every distinct connection against `plan`.

@@ -8,8 +8,8 @@ use crate::model::Identity;
 use crate::net::is_dns_name;
 use crate::plan::Plan;
 use crate::query::eval::verdict;
-use crate::query::question::{Dest, HttpRequest, Query};
-use crate::query::replay::{Connection, Observed, Tally};
+use crate::query::question::Dest;
+use crate::query::replay::{Observed, Tally};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
@@ -137,37 +137,21 @@ fn add_time(g: &mut Group, t: &Tally) {
     }
 }
 
-/// The query of a logged connection (as `test --replay` builds it), with its parts.
-fn parse(c: &Connection) -> Option<(Identity, Ipv4Addr, u16, Query)> {
-    let identity = Identity::parse(&c.identity).ok()?;
-    let (ip, port) = c.destination.rsplit_once(':')?;
-    let (ip, port): (Ipv4Addr, u16) = (ip.parse().ok()?, port.parse().ok()?);
-    let http = c
-        .method
-        .as_ref()
-        .map(|m| HttpRequest::new(c.host.clone(), Some(m.clone()), c.path.clone(), Vec::new()));
-    let q = Query {
-        identity: identity.clone(),
-        dest: Dest::Ip(ip),
-        port,
-        sni: c.sni.clone(),
-        http,
-    };
-    Some((identity, ip, port, q))
-}
-
 /// The suggestion for the connections of `observed` that `plan` does not let through.
 pub fn suggest(plan: &Plan, observed: &Observed, exact_routes: bool) -> Suggestion {
     let mut groups: BTreeMap<(Identity, u16), Group> = BTreeMap::new();
     let mut out = Suggestion::default();
     for (c, tally) in observed.connections() {
-        let Some((identity, ip, port, q)) = parse(c) else {
+        let Ok(q) = c.query() else {
             out.notes.push(format!(
                 "skipped {} → {}: not an identity and address:port",
                 c.identity, c.destination
             ));
             continue;
         };
+        // Connection::query gives an address destination.
+        let Dest::Ip(ip) = q.dest else { continue };
+        let (identity, port) = (q.identity.clone(), q.port);
         let v = verdict(plan, &q);
         if v.verdict.is_allowed() {
             continue;

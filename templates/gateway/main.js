@@ -120,9 +120,7 @@ var $headerLogged = false
 var openTunnels = 0
 
 function logTunnel(event, reason) {
-  var id = $identity
-  var dot = typeof id === 'string' ? id.lastIndexOf('.') : -1
-  var who = dot > 0 ? id.substring(dot + 1) + '/' + id.substring(0, dot) : id
+  var who = typeof $identity === 'string' ? decide.identityName($identity) : $identity
   console.log(JSON.stringify({
     v: 1,
     egressc: event,
@@ -277,7 +275,7 @@ var tunnel = pipeline($=>$
       .onStart(() => { logTunnel('tunnel-open'); return new Data })
       .connect(() => $dial, connectOptions)
       .onEnd(() => logTunnel('tunnel-close')),
-    refused: $=>$.replaceStreamStart(new StreamEnd).dummy(),
+    refused: closeStream,
   })
 )
 
@@ -339,7 +337,7 @@ var tunnels = pipeline($=>$
           refuse: $=>$.replaceMessage(new Message({ status: 405 }, 'egressc gateway: CONNECT only\n')),
         })
       ),
-    close: $=>$.replaceStreamStart(new StreamEnd).dummy(),
+    close: closeStream,
   })
 )
 

@@ -435,7 +435,15 @@ function admittingRoute(e, head) {
   return found
 }
 
+// A ServiceIdentity (`sa.namespace`) as the decision log names it, `namespace/sa`; anything
+// without a dot (`_default`) as it is. A namespace has no dot: the last one separates them.
+function identityName(serviceIdentity) {
+  var dot = serviceIdentity.lastIndexOf('.')
+  return dot > 0 ? serviceIdentity.substring(dot + 1) + '/' + serviceIdentity.substring(0, dot) : serviceIdentity
+}
+
 export default {
+  identityName: identityName,
   normalizeHost: normalizeHost,
   normalizeName: normalizeName,
   isDnsName: isDnsName,

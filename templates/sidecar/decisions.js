@@ -44,7 +44,12 @@ function reasonCode(reason) {
   return 'request-refused'
 }
 
-// egressc_decisions_total: `port` is a port the identity's rules name, else `other`. The label
+// The metric's `port` label: a port the identity's rules name, else `other`.
+function portLabel(rules, port) {
+  return rules.ports[port] ? String(port) : 'other'
+}
+
+// egressc_decisions_total: `port` is portLabel's. The label
 // text of each combination is built once (a request's count is a lookup and an addition).
 var DECISIONS = 'egressc_decisions_total'
 var DECISIONS_HELP = 'Decisions of the sidecar, by verdict, protocol, port, policy and reason.'
@@ -71,7 +76,7 @@ function countAllow(entry, k, rules, port) {
   var kept = entry.cells || (entry.cells = [])
   var c = kept[k]
   if (c === undefined) {
-    c = kept[k] = counter('allow', 'http', rules.ports[port] ? String(port) : 'other', entry.routes[k].policy, undefined)
+    c = kept[k] = counter('allow', 'http', portLabel(rules, port), entry.routes[k].policy, undefined)
   }
   c.v++
 }
@@ -213,6 +218,7 @@ function auditLine(st, seen) {
 export default {
   count: count,
   countAllow: countAllow,
+  portLabel: portLabel,
   fieldsOf: fieldsOf,
   startAudit: startAudit,
   auditData: auditData,

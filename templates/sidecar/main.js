@@ -85,7 +85,7 @@ clock.start(function (suppressed, denied) {
 // egressc.io/log-allowed) logged (decisions.js).
 function decision(kind, reason, policy) {
   var r = $rules || current
-  var port = r.ports[$dstPort] ? String($dstPort) : 'other'
+  var port = decisions.portLabel(r, $dstPort)
   if (kind === 'allow' && !r.logAllowed) {
     return decisions.count(kind, $route === 'tls' || $route === 'http' ? $route : 'tcp', port, policy)
   }
@@ -449,7 +449,7 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, {
         destination: $original,
         reason: 'no rule for this destination',
         via: $rules.gateways.length > 0 ? $rules.gateways[0].address : undefined,
-      }, clock.mayLogDeny, $rules.ports[$dstPort] ? String($dstPort) : 'other')
+      }, clock.mayLogDeny, decisions.portLabel($rules, $dstPort))
       return new Data
     }
     if ($route === 'mesh' || $route === 'egress') {

@@ -142,8 +142,7 @@ function originalDestination(ib) {
 // `sa.namespace` as `namespace/sa`; `_default` as the pod's own ServiceAccount when the
 // injection says it (EGRESSC_NAMESPACE, EGRESSC_SERVICE_ACCOUNT).
 function logName(serviceIdentity) {
-  var dot = serviceIdentity.lastIndexOf('.')
-  if (dot > 0) return serviceIdentity.substring(dot + 1) + '/' + serviceIdentity.substring(0, dot)
+  if (serviceIdentity.indexOf('.') > 0) return decide.identityName(serviceIdentity)
   if (env['EGRESSC_NAMESPACE'] && env['EGRESSC_SERVICE_ACCOUNT']) {
     return env['EGRESSC_NAMESPACE'] + '/' + env['EGRESSC_SERVICE_ACCOUNT']
   }

@@ -134,12 +134,17 @@ function identityOf(id, trustDomain) {
   return { why: 'SPIFFE ID is not /ns/NAMESPACE/sa/SERVICEACCOUNT' }
 }
 
+// The SPIFFE IDs among a certificate's URI SANs (DER bytes); null when the DER does not parse.
+function spiffeIds(b) {
+  var uris = uriSans(b)
+  return uris === null ? null : uris.filter(function (u) { return u.toLowerCase().startsWith('spiffe:') })
+}
+
 // The identity of a certificate (DER bytes): { identity: 'ns/sa' } for its one SPIFFE ID in
 // `trustDomain`, or { why }.
 function certificateIdentity(b, trustDomain) {
-  var uris = uriSans(b)
-  if (uris === null) return { why: 'certificate DER does not parse' }
-  var ids = uris.filter(function (u) { return u.toLowerCase().startsWith('spiffe:') })
+  var ids = spiffeIds(b)
+  if (ids === null) return { why: 'certificate DER does not parse' }
   if (ids.length === 0) return { why: 'certificate holds no SPIFFE ID' }
   if (ids.length > 1) return { why: 'certificate holds more than one SPIFFE ID' }
   return identityOf(ids[0], trustDomain)
@@ -159,6 +164,7 @@ function derOf(cert) {
 
 export default {
   uriSans: uriSans,
+  spiffeIds: spiffeIds,
   identityOf: identityOf,
   certificateIdentity: certificateIdentity,
   derOf: derOf,

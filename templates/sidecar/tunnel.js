@@ -38,8 +38,7 @@ var log = null
 
 function verifyGateway(ok, cert) {
   if (!ok) return false
-  var uris = spiffe.uriSans(spiffe.derOf(cert)) || []
-  var ids = uris.filter(function (u) { return u.toLowerCase().startsWith('spiffe:') })
+  var ids = spiffe.spiffeIds(spiffe.derOf(cert)) || []
   if (ids.length === 1 && ids[0] === $gateway.spiffeId) return true
   log('error', { reason: 'the gateway ' + $gateway.address + ' presented ' + (ids.join(' ') || 'no SPIFFE ID') + ', not ' + $gateway.spiffeId })
   return false

@@ -356,14 +356,7 @@ fn suggest_closes_the_loop_that_replay_checks() {
         run.stdout
     );
     // The inputs with the suggestion: check accepts them, and the replay no longer breaks.
-    let dir = std::env::temp_dir().join(format!("egressc-it-{}-suggest", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(root().join("example/mesh")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(dir.join("suggested.yaml"), &run.stdout).unwrap();
+    let dir = example_with("suggest", &run.stdout);
     let with = dir.to_str().unwrap();
     assert_eq!(egressc(&["check", "--deny-warnings", with]).code, 0);
     assert_eq!(egressc(&["test", "--replay", log, "example/mesh"]).code, 5);
@@ -403,14 +396,7 @@ fn suggest_routes_exact_writes_the_paths_seen() {
         "{}",
         run.stdout
     );
-    let dir = std::env::temp_dir().join(format!("egressc-it-{}-routes", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    for e in std::fs::read_dir(root().join("example/mesh")).unwrap() {
-        let p = e.unwrap().path();
-        std::fs::copy(&p, dir.join(p.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(dir.join("suggested.yaml"), &run.stdout).unwrap();
+    let dir = example_with("routes", &run.stdout);
     let with = dir.to_str().unwrap();
     assert_eq!(
         egressc(&["check", "--deny-warnings", "--allow", "N0002", with]).code,
@@ -422,4 +408,13 @@ fn suggest_routes_exact_writes_the_paths_seen() {
     let run = egressc_stdin(&["test", "--replay", "-", with], Some(other.as_bytes()));
     assert_eq!(run.code, 5, "{}", run.stdout);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A scratch copy of the example mesh with `suggested` added as `suggested.yaml`.
+fn example_with(name: &str, suggested: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("egressc-it-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    copy_tree(&root().join("example/mesh"), &dir);
+    std::fs::write(dir.join("suggested.yaml"), suggested).unwrap();
+    dir
 }
