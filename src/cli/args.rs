@@ -198,6 +198,43 @@ pub struct KubeArgs {
     /// derived from the largest identity config (64 MiB and 12 bytes per config byte).
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(64..=1_048_576))]
     pub sidecar_memory_limit: Option<u32>,
+    /// `native`: the sidecar is an init container with `restartPolicy: Always` (Kubernetes
+    /// 1.29 and later): the app starts once it is ready, and Jobs complete. `classic`: a plain
+    /// container, for older clusters (which drop the field, so native pods would hang in Init).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = SidecarModeArg::Native)]
+    pub sidecar_mode: SidecarModeArg,
+    /// The gateway Deployment's replicas (spread across nodes; a PodDisruptionBudget lets a
+    /// drain take one at a time).
+    #[arg(long, value_name = "N", default_value_t = kubernetes::DEFAULT_GATEWAY_REPLICAS, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub gateway_replicas: u16,
+    /// Also write a Grafana dashboard of the proxies' metrics, as a ConfigMap labelled
+    /// `grafana_dashboard: "1"` in NAMESPACE (default `monitoring`).
+    #[arg(long, value_name = "NAMESPACE", num_args = 0..=1, default_missing_value = kubernetes::DEFAULT_GRAFANA_NAMESPACE, value_parser = parse_namespace)]
+    pub grafana_dashboard: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SidecarModeArg {
+    Native,
+    Classic,
+}
+
+/// A namespace name: a DNS label.
+fn parse_namespace(s: &str) -> Result<String, UsageError> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err(UsageError(format!(
+            "`{}` is not a namespace (a DNS label: lower-case letters, digits and `-`)",
+            s.escape_debug()
+        )))
+    }
 }
 
 fn parse_prefix(s: &str) -> Result<String, UsageError> {

@@ -1,11 +1,13 @@
 //! Each subcommand: read and check the inputs, do its work, say how it ended.
 
-use crate::cli::args::{Color, Format, GatewayAuthArg, InputArgs, KubeArgs, ReportArgs};
+use crate::cli::args::{
+    Color, Format, GatewayAuthArg, InputArgs, KubeArgs, ReportArgs, SidecarModeArg,
+};
 use crate::cli::exit::{Exit, usage};
 use crate::diagnostics::render::{
     ErrorKind, render_error, render_human, render_json, render_sarif,
 };
-use crate::emit::kubernetes::KubeOptions;
+use crate::emit::kubernetes::{KubeOptions, SidecarMode};
 use crate::emit::output::pretty_text;
 use crate::model::Identity;
 use crate::pipeline::{
@@ -223,6 +225,12 @@ pub fn build(
             iptables_legacy: kube.iptables_legacy,
             pin_egress: kube.pin_egress,
             sidecar_memory_limit_mib: kube.sidecar_memory_limit,
+            sidecar_mode: match kube.sidecar_mode {
+                SidecarModeArg::Native => SidecarMode::Native,
+                SidecarModeArg::Classic => SidecarMode::Classic,
+            },
+            gateway_replicas: kube.gateway_replicas,
+            grafana_dashboard: kube.grafana_dashboard.clone(),
             ..run.kube()
         },
         gate: run.gate(),

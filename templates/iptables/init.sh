@@ -10,6 +10,9 @@
 #    port 53 to them leave directly. A nameserver that is not an address is skipped and said;
 #    with none, no DNS leaves.
 # 3. outbound6.rules, where the pod has IPv6: IPv6 does not leave but ::1 and DNS as above.
+# 0. A pod on the node's network (hostNetwork: EGRESSC_POD_IP equals EGRESSC_HOST_IP, both
+#    from the downward API) is refused before anything is applied: its rules would take the
+#    node's traffic. Without the two (a test namespace), this check is skipped.
 # Anything it cannot apply stops it with one line and a non-zero status: the pod does not
 # start rather than start open.
 set -eu
@@ -62,6 +65,12 @@ ipv6() {
 restore() {
     "$1" --noflush || fail "$1 could not apply $2"
 }
+
+pod_ip=${EGRESSC_POD_IP:-}
+host_ip=${EGRESSC_HOST_IP:-}
+if [ -n "$pod_ip" ] && [ "$pod_ip" = "$host_ip" ]; then
+    fail "refused: the pod uses the node's network (hostNetwork, address $pod_ip); its rules would take the node's traffic down: do not inject hostNetwork pods"
+fi
 
 restore iptables-restore "$dir/outbound.rules" <"$dir/outbound.rules"
 say "applied outbound.rules"

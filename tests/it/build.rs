@@ -68,10 +68,22 @@ fn input_files(dir: &Path) -> Vec<String> {
 }
 
 fn build(inputs: &[String], out: &Path) -> Run {
+    build_with(inputs, out, &[])
+}
+
+fn build_with(inputs: &[String], out: &Path, extra: &[&str]) -> Run {
     let mut args = vec!["build", "-o", out.to_str().unwrap()];
+    args.extend(extra);
     args.extend(inputs.iter().map(String::as_str));
     egressc(&args)
 }
+
+/// The determinism test's builds also write the optional objects (every object is covered).
+const EVERY_OBJECT: [&str; 3] = [
+    "--grafana-dashboard",
+    "--pin-egress",
+    "--gateway-replicas=3",
+];
 
 #[test]
 fn good_fixtures_build_and_check_clean_and_match_snapshots() {
@@ -134,7 +146,7 @@ fn output_is_identical_for_any_input_order_and_for_stdin() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let files = input_files(&dir);
         let forward = tmp(&format!("fwd-{name}"));
-        assert_eq!(build(&files, &forward).code, 0);
+        assert_eq!(build_with(&files, &forward, &EVERY_OBJECT).code, 0);
         let reference = read_tree(&forward);
 
         let mut reversed = files.clone();
@@ -147,7 +159,7 @@ fn output_is_identical_for_any_input_order_and_for_stdin() {
         }
         for (label, order) in [("reversed", reversed), ("shuffled", shuffled)] {
             let out = tmp(&format!("{label}-{name}"));
-            assert_eq!(build(&order, &out).code, 0);
+            assert_eq!(build_with(&order, &out, &EVERY_OBJECT).code, 0);
             assert_eq!(
                 read_tree(&out),
                 reference,
@@ -164,7 +176,9 @@ fn output_is_identical_for_any_input_order_and_for_stdin() {
             stream.push(b'\n');
         }
         let out = tmp(&format!("stdin-{name}"));
-        let run = egressc_stdin(&["build", "-o", out.to_str().unwrap(), "-"], Some(&stream));
+        let mut args = vec!["build", "-o", out.to_str().unwrap(), "-"];
+        args.extend(EVERY_OBJECT);
+        let run = egressc_stdin(&args, Some(&stream));
         assert_eq!(run.code, 0, "{}", run.stderr);
         let mut got = read_tree(&out);
         let mut want = reference.clone();
@@ -366,6 +380,15 @@ fn sh_check(bytes: &[u8]) -> Option<Result<(), String>> {
 /// what they are given: the rules the init container would apply, without root. `None` where
 /// there is no `sh`.
 fn run_init_sh(out: &Path, resolv_conf: &str) -> Option<(bool, String, String)> {
+    run_init_sh_with(out, resolv_conf, &[])
+}
+
+/// [`run_init_sh`] with more environment (the downward API's addresses).
+fn run_init_sh_with(
+    out: &Path,
+    resolv_conf: &str,
+    env: &[(&str, &str)],
+) -> Option<(bool, String, String)> {
     let bin = out.join("fake-bin");
     std::fs::create_dir_all(&bin).unwrap();
     let log = out.join("restored.txt");
@@ -397,6 +420,7 @@ fn run_init_sh(out: &Path, resolv_conf: &str) -> Option<(bool, String, String)> 
         .arg(out.join("iptables/init.sh"))
         .env("PATH", path)
         .env("EGRESSC_RESOLV_CONF", out.join("resolv.conf"))
+        .envs(env.iter().copied())
         .output()
         .ok()?;
     let restored = std::fs::read_to_string(&log).unwrap_or_default();
@@ -484,6 +508,37 @@ fn init_sh_adds_the_pods_nameservers_only_when_the_build_names_no_resolver() {
     );
     std::fs::remove_dir_all(&out).ok();
     std::fs::remove_dir_all(&named).ok();
+}
+
+#[test]
+fn init_sh_refuses_a_pod_on_the_nodes_network_before_applying_anything() {
+    let out = tmp("init-sh-host");
+    assert_eq!(build(&["fixtures/e2e-mesh".to_owned()], &out).code, 0);
+    let resolv = "nameserver 10.96.0.10\n";
+    let host = [
+        ("EGRESSC_POD_IP", "10.0.0.5"),
+        ("EGRESSC_HOST_IP", "10.0.0.5"),
+    ];
+    let Some((ok, restored, stderr)) = run_init_sh_with(&out, resolv, &host) else {
+        return skip("build", "init.sh", "there is no sh");
+    };
+    assert!(!ok, "{stderr}");
+    assert!(restored.is_empty(), "applied before refusing: {restored}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(lines[0].contains("hostNetwork"), "{stderr}");
+    // A pod of its own network, and a namespace without the downward API: applied.
+    for env in [
+        &[
+            ("EGRESSC_POD_IP", "10.244.1.7"),
+            ("EGRESSC_HOST_IP", "10.0.0.5"),
+        ][..],
+        &[],
+    ] {
+        let (ok, restored, stderr) = run_init_sh_with(&out, resolv, env).unwrap();
+        assert!(ok && restored.contains("== iptables-restore"), "{stderr}");
+    }
+    std::fs::remove_dir_all(&out).ok();
 }
 
 /// `node --check` on a script (read as an ES module from stdin, as Pipy reads it): `None`

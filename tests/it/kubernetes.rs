@@ -138,7 +138,7 @@ fn the_sidecar_memory_limit_grows_with_the_largest_config_or_is_given() {
             .find(|(f, _)| f.ends_with("deployment.yaml"))
             .unwrap()
             .1;
-        let sidecar = patch["spec"]["template"]["spec"]["containers"]
+        let sidecar = patch["spec"]["template"]["spec"]["initContainers"]
             .as_array()
             .unwrap()
             .iter()
@@ -226,7 +226,172 @@ fn tool(name: &str) -> bool {
     ok
 }
 
-const APPS: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: curl, namespace: curl, labels: {egressc.io/inject: \"true\"}}\nspec:\n  selector: {matchLabels: {app: curl}}\n  template:\n    metadata: {labels: {app: curl}}\n    spec:\n      serviceAccountName: curl\n      containers: [{name: curl, image: curlimages/curl}]\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: job, namespace: curl, labels: {egressc.io/inject: \"true\"}}\nspec:\n  schedule: '*/5 * * * *'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: job, image: busybox}]\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: plain, namespace: curl}\nspec:\n  selector: {matchLabels: {app: plain}}\n  template:\n    metadata: {labels: {app: plain}}\n    spec:\n      containers: [{name: plain, image: busybox}]\n";
+const APPS: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: curl, namespace: curl, labels: {egressc.io/inject: \"true\"}}\nspec:\n  selector: {matchLabels: {app: curl}}\n  template:\n    metadata: {labels: {app: curl}}\n    spec:\n      serviceAccountName: curl\n      initContainers: [{name: migrate, image: busybox}]\n      containers: [{name: curl, image: curlimages/curl}]\n---\napiVersion: batch/v1\nkind: CronJob\nmetadata: {name: cron, namespace: curl, labels: {egressc.io/inject: \"true\"}}\nspec:\n  schedule: '*/5 * * * *'\n  jobTemplate:\n    spec:\n      template:\n        spec:\n          restartPolicy: Never\n          containers: [{name: job, image: busybox}]\n---\napiVersion: batch/v1\nkind: Job\nmetadata: {name: job, namespace: curl, labels: {egressc.io/inject: \"true\"}}\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers: [{name: job, image: busybox}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: pod, namespace: curl, labels: {egressc.io/inject: \"true\", app: pod}}\nspec:\n  containers: [{name: pod, image: busybox}]\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: plain, namespace: curl}\nspec:\n  selector: {matchLabels: {app: plain}}\n  template:\n    metadata: {labels: {app: plain}}\n    spec:\n      containers: [{name: plain, image: busybox}]\n";
+
+/// The pod spec and metadata of a workload, wherever its kind keeps them.
+fn pod_of(d: &Value) -> (Value, Value) {
+    let template = match d["kind"].as_str() {
+        Some("Pod") => d.clone(),
+        Some("CronJob") => d["spec"]["jobTemplate"]["spec"]["template"].clone(),
+        _ => d["spec"]["template"].clone(),
+    };
+    (template["spec"].clone(), template["metadata"].clone())
+}
+
+fn names(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| c["name"].as_str().unwrap().to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The injected workloads of a rendered overlay: each kind patched, the sidecar where the
+/// mode puts it (native: an init container after egressc-init and before the app's own, with
+/// a startup probe the kubelet can reach), the rest untouched.
+fn assert_injected(docs: &[Value], native: bool) {
+    let mut seen = Vec::new();
+    for d in docs {
+        let name = d["metadata"]["name"].as_str().unwrap_or("");
+        if !["curl", "cron", "job", "pod", "plain"].contains(&name) {
+            continue;
+        }
+        seen.push(name.to_owned());
+        let (spec, metadata) = pod_of(d);
+        let (init, containers) = (names(&spec["initContainers"]), names(&spec["containers"]));
+        if name == "plain" {
+            assert!(
+                init.is_empty() && containers == ["plain"],
+                "{init:?} {containers:?}"
+            );
+            continue;
+        }
+        assert_eq!(metadata["labels"]["egressc.io/meshed"], "true", "{name}");
+        let sidecar_list = if native {
+            &spec["initContainers"]
+        } else {
+            &spec["containers"]
+        };
+        let sidecar = sidecar_list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "egressc-sidecar")
+            .unwrap_or_else(|| panic!("{name}: no sidecar in {sidecar_list}"))
+            .clone();
+        let own = if name == "curl" {
+            vec!["migrate"]
+        } else {
+            vec![]
+        };
+        if native {
+            let mut want = vec!["egressc-init", "egressc-sidecar"];
+            want.extend(&own);
+            assert_eq!(init, want, "{name}");
+            assert!(
+                !containers.contains(&"egressc-sidecar".to_owned()),
+                "{name}"
+            );
+            assert_eq!(sidecar["restartPolicy"], "Always");
+            let probe = &sidecar["startupProbe"]["httpGet"];
+            assert_eq!(
+                (probe["port"].as_i64(), probe["path"].as_str()),
+                (Some(15010), Some("/metrics"))
+            );
+        } else {
+            let mut want = vec!["egressc-init"];
+            want.extend(&own);
+            assert_eq!(init, want, "{name}");
+            assert!(
+                sidecar.get("restartPolicy").is_none() && sidecar.get("startupProbe").is_none()
+            );
+        }
+        assert_eq!(sidecar["securityContext"]["runAsUser"], 1500);
+        assert_eq!(sidecar["securityContext"]["readOnlyRootFilesystem"], true);
+        let init = &spec["initContainers"][0];
+        assert_eq!(
+            init["securityContext"]["capabilities"]["add"],
+            serde_json::json!(["NET_ADMIN"])
+        );
+        assert_eq!(init["securityContext"]["privileged"], false);
+        let fields: Vec<&str> = init["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["valueFrom"]["fieldRef"]["fieldPath"].as_str().unwrap())
+            .collect();
+        assert_eq!(fields, ["status.podIP", "status.hostIP"]);
+    }
+    assert_eq!(seen.len(), 5, "{seen:?}");
+}
+
+/// The gateway stays up through a drain: replicas spread across nodes, a budget that lets one
+/// go at a time, probes, requests and limits.
+fn assert_gateway(docs: &[Value], replicas: i64) {
+    let deployment = docs
+        .iter()
+        .find(|d| {
+            d["kind"] == "Deployment"
+                && d["metadata"]["labels"]["app.kubernetes.io/component"] == "gateway"
+        })
+        .expect("the gateway Deployment");
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"].as_i64(), Some(replicas));
+    let pod = &spec["template"]["spec"];
+    let spread = pod["topologySpreadConstraints"].as_array().unwrap();
+    assert!(
+        spread
+            .iter()
+            .any(|c| c["topologyKey"] == "kubernetes.io/hostname"
+                && c["labelSelector"] == spec["selector"])
+    );
+    let c = &pod["containers"][0];
+    assert!(
+        c["livenessProbe"]["httpGet"]["port"] == 15010
+            && c["readinessProbe"]["tcpSocket"].is_object()
+    );
+    assert!(
+        c["resources"]["limits"]["memory"].is_string()
+            && c["resources"]["requests"]["cpu"].is_string()
+    );
+    let pdb = docs
+        .iter()
+        .find(|d| d["kind"] == "PodDisruptionBudget")
+        .expect("a PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(pdb["spec"]["selector"], spec["selector"]);
+}
+
+/// `kubectl kustomize DIR`, written beside it as `rendered.yaml`.
+fn kustomize(dir: &Path) -> PathBuf {
+    let r = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let path = dir.join("rendered.yaml");
+    std::fs::write(&path, &r.stdout).unwrap();
+    path
+}
+
+/// `kubernetes-validate --strict` for Kubernetes 1.33.
+fn assert_valid(rendered: &Path) {
+    let v = Command::new("kubernetes-validate")
+        .args(["-k", "1.33.0", "--strict", "--quiet"])
+        .arg(rendered)
+        .output()
+        .unwrap();
+    assert!(
+        v.status.success(),
+        "{}: {}{}",
+        rendered.display(),
+        String::from_utf8_lossy(&v.stdout),
+        String::from_utf8_lossy(&v.stderr)
+    );
+}
 
 #[test]
 fn kubectl_kustomize_renders_and_the_schemas_accept_it() {
@@ -235,85 +400,37 @@ fn kubectl_kustomize_renders_and_the_schemas_accept_it() {
     if !kubectl {
         return;
     }
-    let out = scratch("kustomize");
-    build("example/mesh", &out, &["--pin-egress"]);
-    let overlay = out.join("overlay");
-    std::fs::create_dir_all(&overlay).unwrap();
-    std::fs::write(
-        overlay.join("kustomization.yaml"),
-        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../kubernetes, apps.yaml]\ncomponents: [../kubernetes/inject]\n",
-    )
-    .unwrap();
-    std::fs::write(overlay.join("apps.yaml"), APPS).unwrap();
-    let mut rendered = Vec::new();
-    for dir in [out.join("kubernetes"), overlay] {
-        let r = Command::new("kubectl")
-            .arg("kustomize")
-            .arg(&dir)
-            .output()
-            .unwrap();
-        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
-        let path = dir.join("rendered.yaml");
-        std::fs::write(&path, &r.stdout).unwrap();
-        rendered.push(path);
-    }
-    let docs = egressc::yaml_as_json(&std::fs::read_to_string(&rendered[1]).unwrap()).unwrap();
-    let pod = |d: &Value| -> Value {
-        if d["kind"] == "CronJob" {
-            d["spec"]["jobTemplate"]["spec"]["template"]["spec"].clone()
-        } else {
-            d["spec"]["template"]["spec"].clone()
-        }
-    };
-    for d in &docs {
-        let name = d["metadata"]["name"].as_str().unwrap_or("");
-        if !["curl", "job", "plain"].contains(&name) {
-            continue;
-        }
-        let spec = pod(d);
-        let names: Vec<&str> = spec["containers"]
-            .as_array()
-            .unwrap()
+    for (mode, extra) in [
+        ("native", &["--pin-egress", "--grafana-dashboard"][..]),
+        (
+            "classic",
+            &["--sidecar-mode", "classic", "--gateway-replicas", "3"][..],
+        ),
+    ] {
+        let out = scratch(&format!("kustomize-{mode}"));
+        build("example/mesh", &out, extra);
+        let overlay = out.join("overlay");
+        std::fs::create_dir_all(&overlay).unwrap();
+        std::fs::write(
+            overlay.join("kustomization.yaml"),
+            "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [../kubernetes, apps.yaml]\ncomponents: [../kubernetes/inject]\n",
+        )
+        .unwrap();
+        std::fs::write(overlay.join("apps.yaml"), APPS).unwrap();
+        let rendered = [kustomize(&out.join("kubernetes")), kustomize(&overlay)];
+        let docs = egressc::yaml_as_json(&std::fs::read_to_string(&rendered[1]).unwrap()).unwrap();
+        assert_injected(&docs, mode == "native");
+        assert_gateway(&docs, if mode == "native" { 2 } else { 3 });
+        let dashboards = docs
             .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
-        let injected = names.contains(&"egressc-sidecar");
-        assert_eq!(injected, name != "plain", "{name}: {names:?}");
-        if injected {
-            assert_eq!(spec["initContainers"][0]["name"], "egressc-init");
-            let sidecar = spec["containers"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|c| c["name"] == "egressc-sidecar")
-                .unwrap();
-            assert_eq!(sidecar["securityContext"]["runAsUser"], 1500);
-            assert_eq!(sidecar["securityContext"]["readOnlyRootFilesystem"], true);
-            let init = &spec["initContainers"][0]["securityContext"];
-            assert_eq!(
-                init["capabilities"]["add"],
-                serde_json::json!(["NET_ADMIN"])
-            );
-            assert_eq!(init["privileged"], false);
+            .filter(|d| d["metadata"]["labels"]["grafana_dashboard"] == "1")
+            .count();
+        assert_eq!(dashboards, usize::from(mode == "native"));
+        if validate {
+            rendered.iter().for_each(|r| assert_valid(r));
         }
+        std::fs::remove_dir_all(&out).ok();
     }
-    if validate {
-        for r in &rendered {
-            let v = Command::new("kubernetes-validate")
-                .args(["-k", "1.33.0", "--strict", "--quiet"])
-                .arg(r)
-                .output()
-                .unwrap();
-            assert!(
-                v.status.success(),
-                "{}: {}{}",
-                r.display(),
-                String::from_utf8_lossy(&v.stdout),
-                String::from_utf8_lossy(&v.stderr)
-            );
-        }
-    }
-    std::fs::remove_dir_all(&out).ok();
 }
 
 /// The ConfigMap data of every YAML under `dir`, as files: `NAME.part-N` keys joined back.
@@ -454,4 +571,163 @@ fn configmaps_are_measured_as_the_api_server_keeps_them() {
     for d in [dir, out] {
         std::fs::remove_dir_all(d).ok();
     }
+}
+
+/// The metric names the proxies' scripts define (`'egressc_…'` literals under `templates/`).
+fn exposed_metrics() -> std::collections::BTreeSet<String> {
+    let literal = regex::Regex::new(r"'(egressc_[a-z_]+)'").unwrap();
+    let mut names = std::collections::BTreeSet::new();
+    for e in walkdir::WalkDir::new(root().join("templates")) {
+        let e = e.unwrap();
+        if e.path().extension().is_some_and(|x| x == "js") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            names.extend(literal.captures_iter(&text).map(|c| c[1].to_owned()));
+        }
+    }
+    names
+}
+
+/// Each metric's labels, from the README's table ("Metrics"): the backticked words of its
+/// labels column outside parentheses.
+fn readme_labels() -> BTreeMap<String, Vec<String>> {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let paren = regex::Regex::new(r"\([^)]*\)").unwrap();
+    let word = regex::Regex::new(r"`([a-z_]+)`").unwrap();
+    let mut out = BTreeMap::new();
+    for line in readme.lines() {
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() >= 5 && cells[1].starts_with("`egressc_") {
+            let name = cells[1].trim_matches('`').to_owned();
+            let labels = paren.replace_all(cells[3], "");
+            out.insert(
+                name,
+                word.captures_iter(&labels)
+                    .map(|c| c[1].to_owned())
+                    .collect(),
+            );
+        }
+    }
+    out
+}
+
+/// The metric names and label names a PromQL expression uses, and the functions it calls.
+fn promql_names(expr: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let strings = regex::Regex::new(r#""[^"]*""#).unwrap();
+    let matchers = regex::Regex::new(r"\{([^}]*)\}").unwrap();
+    let grouping = regex::Regex::new(r"\b(?:by|without)\s*\(([^)]*)\)").unwrap();
+    let ident = regex::Regex::new(r"[A-Za-z_:][A-Za-z0-9_:]*(\s*\()?").unwrap();
+    let expr = strings.replace_all(expr, "\"\"");
+    let mut labels = Vec::new();
+    for c in matchers.captures_iter(&expr) {
+        for m in c[1].split(',').filter(|m| !m.trim().is_empty()) {
+            let name = m.split(['=', '!', '~']).next().unwrap().trim();
+            labels.push(name.to_owned());
+        }
+    }
+    let expr = matchers.replace_all(&expr, "");
+    for c in grouping.captures_iter(&expr) {
+        labels.extend(
+            c[1].split(',')
+                .map(|l| l.trim().to_owned())
+                .filter(|l| !l.is_empty()),
+        );
+    }
+    let expr = grouping.replace_all(&expr, "");
+    let expr = regex::Regex::new(r"\[[^\]]*\]")
+        .unwrap()
+        .replace_all(&expr, "");
+    let (mut metrics, mut functions) = (Vec::new(), Vec::new());
+    for m in ident.find_iter(&expr) {
+        let text = m.as_str();
+        if text.ends_with('(') {
+            functions.push(text.trim_end_matches('(').trim().to_owned());
+        } else {
+            metrics.push(text.to_owned());
+        }
+    }
+    (metrics, labels, functions)
+}
+
+#[test]
+fn every_dashboard_query_names_only_metrics_the_proxies_expose() {
+    let out = scratch("dashboard");
+    build("example/mesh", &out, &["--grafana-dashboard=observability"]);
+    let docs = documents(&out.join("kubernetes"));
+    let (_, map) = docs
+        .iter()
+        .find(|(f, _)| f.ends_with("grafana-dashboard.yaml"))
+        .expect("the dashboard ConfigMap");
+    assert_eq!(map["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(map["metadata"]["namespace"], "observability");
+    let dashboard: Value =
+        serde_json::from_str(map["data"]["egressc.json"].as_str().unwrap()).unwrap();
+    let exposed = exposed_metrics();
+    let labels = readme_labels();
+    assert_eq!(
+        labels
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        exposed,
+        "the README's table and the scripts"
+    );
+    // Prometheus's own labels, and those its Kubernetes discovery adds.
+    let target_labels = ["namespace", "pod", "instance", "job"];
+    let functions = [
+        "sum",
+        "rate",
+        "increase",
+        "topk",
+        "count",
+        "max",
+        "min",
+        "avg",
+        "label_values",
+    ];
+    let mut queries: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().iter())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    let panels = queries.len();
+    for v in dashboard["templating"]["list"].as_array().unwrap() {
+        if let Some(q) = v["query"]["query"].as_str() {
+            queries.push(q.to_owned());
+        }
+    }
+    let mut named = std::collections::BTreeSet::new();
+    for q in &queries {
+        let (metrics, used_labels, called) = promql_names(q);
+        assert!(!metrics.is_empty(), "{q}: no metric");
+        for f in &called {
+            assert!(functions.contains(&f.as_str()), "{q}: unknown function {f}");
+        }
+        // label_values(METRIC, LABEL): the label is the last bare name.
+        let (metrics, extra): (Vec<_>, Vec<_>) = metrics.into_iter().partition(|m| {
+            m.starts_with("egressc_") || !called.contains(&"label_values".to_owned())
+        });
+        for m in &metrics {
+            assert!(
+                exposed.contains(m),
+                "{q}: `{m}` is not a metric the proxies expose ({exposed:?})"
+            );
+            named.insert(m.clone());
+        }
+        for l in used_labels.iter().chain(&extra) {
+            let known = target_labels.contains(&l.as_str())
+                || metrics.iter().any(|m| labels[m].contains(l));
+            assert!(known, "{q}: label `{l}` is not one of {metrics:?}'s");
+        }
+    }
+    assert!(panels >= 8, "{panels} panel queries");
+    // Every metric has a panel.
+    assert_eq!(named, exposed);
+    // And the check catches a name the proxies do not expose.
+    let (metrics, _, _) =
+        promql_names("sum by (verdict) (rate(egressc_decision_total{verdict=\"deny\"}[5m]))");
+    assert_eq!(metrics, ["egressc_decision_total"]);
+    assert!(!exposed.contains(&metrics[0]));
+    std::fs::remove_dir_all(&out).ok();
 }

@@ -1,19 +1,23 @@
 //! The kustomization of `kubernetes/`, and the injection Component (`kubernetes/inject/`):
-//! strategic-merge patches that add to every Deployment, StatefulSet, DaemonSet and CronJob
-//! with the injection label the init container (iptables rules) and the sidecar container,
-//! which picks its identity's config through the downward API — one patch for every workload.
+//! strategic-merge patches that add to every Deployment, StatefulSet, DaemonSet, Job, CronJob
+//! and bare Pod with the injection label the init container (iptables rules) and the sidecar,
+//! which picks its identity's config through the downward API — one patch per kind. The
+//! sidecar is a native sidecar (an init container with `restartPolicy: Always`, after
+//! `egressc-init` and before the app's own init containers: a strategic merge puts the
+//! patch's entries first) or, with `--sidecar-mode classic`, a plain container.
 
-use crate::emit::kubernetes::KubeOptions;
 use crate::emit::kubernetes::objects::{
-    CONFIGS, MESHED_LABEL, SIDECAR, env, field, parts_volume, proxy_security, requests,
-    scrape_annotations, tls_mount, tls_volume, with_memory_limit,
+    CONFIGS, MESHED_LABEL, METRICS_PORT, SIDECAR, env, field, metrics_probe, parts_volume,
+    proxy_security, requests, scrape_annotations, tls_mount, tls_volume, with_memory_limit,
 };
+use crate::emit::kubernetes::{KubeOptions, SidecarMode};
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, PodSpec, PodTemplateSpec, SecurityContext, VolumeMount,
+    Capabilities, Container, ContainerPort, PodSpec, PodTemplateSpec, Probe, SecurityContext,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 const CODEBASE_DIR: &str = "/etc/egressc/sidecar";
@@ -91,6 +95,11 @@ fn init_container(opts: &KubeOptions) -> Container {
             }),
             ..Default::default()
         }),
+        // init.sh refuses a pod on the node's network (hostNetwork: the two are equal).
+        env: Some(vec![
+            field("status.podIP", "EGRESSC_POD_IP"),
+            field("status.hostIP", "EGRESSC_HOST_IP"),
+        ]),
         resources: Some(requests("10m", "16Mi")),
         volume_mounts: Some(vec![mount("egressc-sidecar", CODEBASE_DIR)]),
         ..Default::default()
@@ -108,7 +117,22 @@ pub struct Sizing {
 }
 
 fn sidecar_container(opts: &KubeOptions, memory_limit_mib: u32, tls: bool) -> Container {
+    let native = opts.sidecar_mode == SidecarMode::Native;
     Container {
+        // Native: the kubelet starts the next init container (and the app) once the probe
+        // passes — up to a minute (a large config) — and stops the sidecar after the app.
+        restart_policy: native.then(|| "Always".to_owned()),
+        startup_probe: native.then(|| Probe {
+            period_seconds: Some(1),
+            failure_threshold: Some(60),
+            ..metrics_probe()
+        }),
+        ports: Some(vec![ContainerPort {
+            name: Some("egressc-metrics".into()),
+            container_port: i32::from(METRICS_PORT),
+            protocol: Some("TCP".into()),
+            ..Default::default()
+        }]),
         name: "egressc-sidecar".into(),
         image: Some(opts.pipy_image.clone()),
         command: Some(vec!["pipy".into()]),
@@ -145,6 +169,8 @@ fn pod_template(opts: &KubeOptions, sizing: &Sizing) -> PodTemplateSpec {
     // Every configs part is optional (a namespace whose identities all run `_default` has
     // none); the codebase's first part is required.
     let configs = parts_volume("egressc-configs", CONFIGS, config_parts, 1);
+    let sidecar = sidecar_container(opts, sizing.memory_limit_mib, sizing.tls);
+    let native = opts.sidecar_mode == SidecarMode::Native;
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
             labels: Some(BTreeMap::from([(
@@ -155,8 +181,12 @@ fn pod_template(opts: &KubeOptions, sizing: &Sizing) -> PodTemplateSpec {
             ..Default::default()
         }),
         spec: Some(PodSpec {
-            init_containers: Some(vec![init_container(opts)]),
-            containers: vec![sidecar_container(opts, sizing.memory_limit_mib, sizing.tls)],
+            init_containers: Some(
+                std::iter::once(init_container(opts))
+                    .chain(native.then(|| sidecar.clone()))
+                    .collect(),
+            ),
+            containers: if native { Vec::new() } else { vec![sidecar] },
             // The certificate goes to the sidecar container only (the app never sees its key).
             volumes: Some(
                 [
@@ -172,18 +202,84 @@ fn pod_template(opts: &KubeOptions, sizing: &Sizing) -> PodTemplateSpec {
     }
 }
 
+/// The kinds the Component patches: kind, apiVersion, patch file.
+const KINDS: [(&str, &str, &str); 6] = [
+    ("Deployment", "apps/v1", "deployment.yaml"),
+    ("StatefulSet", "apps/v1", "statefulset.yaml"),
+    ("DaemonSet", "apps/v1", "daemonset.yaml"),
+    ("Job", "batch/v1", "job.yaml"),
+    ("CronJob", "batch/v1", "cronjob.yaml"),
+    ("Pod", "v1", "pod.yaml"),
+];
+
+/// A patch document: the kind's pod template (or, for a Pod, its metadata and spec) as the
+/// kind nests it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PatchDoc {
+    api_version: &'static str,
+    kind: &'static str,
+    metadata: ObjectMeta,
+    spec: Value,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+enum Nest {
+    /// `spec.template`.
+    Template(Value),
+    /// `spec.jobTemplate.spec.template`.
+    JobTemplate { spec: Box<Nest> },
+}
+
+/// The patch of one kind: the pod template where the kind keeps it (a Pod is its own). The
+/// name is a placeholder: the target decides which objects the patch applies to.
+fn patch(kind: &'static str, api: &'static str, template: &PodTemplateSpec) -> Value {
+    let mut template = serde_json::to_value(template).expect("json");
+    // Native: no `containers` in the patch (the app's stay as they are).
+    if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut)
+        && spec
+            .get("containers")
+            .and_then(Value::as_array)
+            .is_some_and(Vec::is_empty)
+    {
+        spec.remove("containers");
+    }
+    let named = |mut m: ObjectMeta| {
+        m.name = Some("egressc-injected".into());
+        m
+    };
+    let nest = |n: Nest| serde_json::to_value(n).expect("json");
+    let (metadata, spec) = match kind {
+        "Pod" => (named(template_metadata(&template)), template["spec"].take()),
+        "CronJob" => (
+            named(ObjectMeta::default()),
+            nest(Nest::JobTemplate {
+                spec: Box::new(Nest::Template(template)),
+            }),
+        ),
+        _ => (named(ObjectMeta::default()), nest(Nest::Template(template))),
+    };
+    let doc = PatchDoc {
+        api_version: api,
+        kind,
+        metadata,
+        spec,
+    };
+    serde_json::to_value(doc).expect("json")
+}
+
+/// The metadata of a serialised pod template.
+fn template_metadata(template: &Value) -> ObjectMeta {
+    serde_json::from_value(template["metadata"].clone()).expect("metadata")
+}
+
 /// The Component and its patches: (file name, document).
 pub fn component(opts: &KubeOptions, sizing: &Sizing) -> Vec<(String, Value)> {
-    let template = serde_json::to_value(pod_template(opts, sizing)).expect("json");
+    let template = pod_template(opts, sizing);
     let (key, value) = &opts.inject_label;
     let selector = format!("{key}={value}");
-    let kinds = [
-        ("Deployment", "apps/v1", "deployment.yaml"),
-        ("StatefulSet", "apps/v1", "statefulset.yaml"),
-        ("DaemonSet", "apps/v1", "daemonset.yaml"),
-        ("CronJob", "batch/v1", "cronjob.yaml"),
-    ];
-    let patches: Vec<Patch> = kinds
+    let patches: Vec<Patch> = KINDS
         .iter()
         .map(|(kind, _, file)| Patch {
             path: file,
@@ -202,22 +298,8 @@ pub fn component(opts: &KubeOptions, sizing: &Sizing) -> Vec<(String, Value)> {
             resources: &[],
         }),
     )];
-    for (kind, api, file) in kinds {
-        // The name is a placeholder: the target decides which objects the patch applies to.
-        let spec = if kind == "CronJob" {
-            json!({"jobTemplate": {"spec": {"template": template}}})
-        } else {
-            json!({"template": template})
-        };
-        out.push((
-            file.to_owned(),
-            json!({
-                "apiVersion": api,
-                "kind": kind,
-                "metadata": {"name": "egressc-injected"},
-                "spec": spec,
-            }),
-        ));
+    for (kind, api, file) in KINDS {
+        out.push((file.to_owned(), patch(kind, api, &template)));
     }
     out
 }

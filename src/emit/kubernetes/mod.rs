@@ -6,6 +6,8 @@
 //! hash suffix (a changed ConfigMap is updated in place, which the sidecar reloads), and no
 //! volume uses `subPath` (which never updates).
 
+mod dashboard;
+mod gateway;
 mod inject;
 mod objects;
 
@@ -36,6 +38,24 @@ pub struct KubeOptions {
     /// The sidecar container's memory limit, in MiB; `None`: derived from the largest config
     /// ([`sidecar_memory_limit_mib`]).
     pub sidecar_memory_limit_mib: Option<u32>,
+    /// How the sidecar joins the pod.
+    pub sidecar_mode: SidecarMode,
+    /// The gateway Deployment's replicas.
+    pub gateway_replicas: u16,
+    /// Write a Grafana dashboard ConfigMap into this namespace.
+    pub grafana_dashboard: Option<String>,
+}
+
+/// How the injection adds the sidecar to a pod.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SidecarMode {
+    /// An init container with `restartPolicy: Always` (Kubernetes ≥ 1.29): it starts before
+    /// the app's init containers and containers, which wait for its startup probe, and it
+    /// does not keep a Job's pod from completing.
+    #[default]
+    Native,
+    /// A plain container, for clusters before 1.29.
+    Classic,
 }
 
 /// The sidecar's memory limit for configs of at most `config_bytes` (an identity's config and
@@ -51,6 +71,8 @@ pub const DEFAULT_PIPY_IMAGE: &str = "flomesh/pipy:1.5.14";
 pub const DEFAULT_INIT_IMAGE: &str = "flomesh/fsm-sidecar-init:1.6.0";
 pub const DEFAULT_INJECT_LABEL: &str = "egressc.io/inject=true";
 pub const DEFAULT_CONFIGMAP_MAX_KIB: u64 = 256;
+pub const DEFAULT_GATEWAY_REPLICAS: u16 = 2;
+pub const DEFAULT_GRAFANA_NAMESPACE: &str = "monitoring";
 
 impl Default for KubeOptions {
     fn default() -> KubeOptions {
@@ -63,6 +85,9 @@ impl Default for KubeOptions {
             pin_egress: false,
             configmap_max_bytes: (DEFAULT_CONFIGMAP_MAX_KIB as usize) << 10,
             sidecar_memory_limit_mib: None,
+            sidecar_mode: SidecarMode::Native,
+            gateway_replicas: DEFAULT_GATEWAY_REPLICAS,
+            grafana_dashboard: None,
         }
     }
 }
@@ -330,9 +355,23 @@ impl<'a> Kube<'a> {
                 for m in &maps {
                     push_yaml(&mut text, m);
                 }
-                for doc in objects::gateway(plan, maps.len(), self.opts) {
+                let config = shared.files.get("gateway/config.json").map_or(0, Vec::len);
+                let sizing = gateway::GatewaySizing {
+                    parts: maps.len(),
+                    memory_limit_mib: gateway::gateway_memory_limit_mib(config),
+                };
+                for doc in gateway::gateway(plan, &sizing, self.opts) {
                     push_yaml(&mut text, &doc);
                 }
+                sink.put(file, text.into_bytes());
+            }
+        }
+        if let Some(ns) = &self.opts.grafana_dashboard {
+            let file = "kubernetes/grafana-dashboard.yaml".to_owned();
+            self.resources.insert(file.clone());
+            if sink.wants_bytes() {
+                let mut text = String::new();
+                push_yaml(&mut text, &dashboard::config_map(ns));
                 sink.put(file, text.into_bytes());
             }
         }

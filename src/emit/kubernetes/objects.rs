@@ -1,20 +1,16 @@
-//! The objects of `kubernetes/`, typed: ConfigMaps, the gateway's Deployment, Service and
-//! NetworkPolicy, and the optional egress pin.
+//! The objects of `kubernetes/`, typed, and their parts: ConfigMaps, volumes, containers'
+//! security, resources and probes, and the optional egress pin (the gateway's objects are in
+//! `gateway.rs`, the injection's in `inject.rs`).
 
-use crate::emit::kubernetes::KubeOptions;
 use crate::emit::output::Output;
-use crate::model::AuthMode;
 use crate::plan::{Gateway, Plan};
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    CSIVolumeSource, Capabilities, ConfigMap, ConfigMapProjection, Container, ContainerPort,
-    EnvVar, EnvVarSource, ObjectFieldSelector, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-    ProjectedVolumeSource, ResourceRequirements, SecurityContext, Service, ServiceAccount,
-    ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount, VolumeProjection,
+    CSIVolumeSource, Capabilities, ConfigMap, ConfigMapProjection, EnvVar, EnvVarSource,
+    HTTPGetAction, ObjectFieldSelector, Probe, ProjectedVolumeSource, ResourceRequirements,
+    SecurityContext, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
-    NetworkPolicyPort, NetworkPolicySpec,
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -41,7 +37,7 @@ fn labels(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     l
 }
 
-fn meta(name: &str, namespace: &str, extra: &[(&str, &str)]) -> ObjectMeta {
+pub fn meta(name: &str, namespace: &str, extra: &[(&str, &str)]) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
         namespace: Some(namespace.to_owned()),
@@ -161,6 +157,15 @@ pub fn with_memory_limit(mut r: ResourceRequirements, mib: u32) -> ResourceRequi
     r
 }
 
+/// `r` with a CPU and a memory limit.
+pub fn with_limits(r: ResourceRequirements, cpu: &str, mib: u32) -> ResourceRequirements {
+    let mut r = with_memory_limit(r, mib);
+    if let Some(limits) = r.limits.as_mut() {
+        limits.insert("cpu".to_owned(), Quantity(cpu.into()));
+    }
+    r
+}
+
 pub fn env(name: &str, value: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
@@ -195,6 +200,20 @@ pub fn scrape_annotations() -> BTreeMap<String, String> {
         ("prometheus.io/port".to_owned(), METRICS_PORT.to_string()),
         ("prometheus.io/path".to_owned(), "/metrics".to_owned()),
     ])
+}
+
+/// A probe of the metrics listener (`GET /metrics` on [`METRICS_PORT`], every address): it
+/// answers once the proxy's script has loaded, and so its listeners are open. The kubelet
+/// probes the pod's address; the sidecar's own listener is on loopback only.
+pub fn metrics_probe() -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/metrics".into()),
+            port: IntOrString::Int(i32::from(METRICS_PORT)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// Where the sidecar and the gateway read their certificate (`EGRESSC_TLS_DIR`'s default).
@@ -252,113 +271,8 @@ pub fn parts_volume(name: &str, base: &str, parts: usize, optional_from: usize) 
     }
 }
 
-fn gateway_deployment(g: &Gateway, opts: &KubeOptions, parts: usize, tls: bool) -> Deployment {
-    let pod_labels = gateway_pod_labels(g);
-    let dir = "/etc/egressc/gateway";
-    let container = Container {
-        name: "gateway".into(),
-        image: Some(opts.pipy_image.clone()),
-        command: Some(vec!["pipy".into()]),
-        args: Some(vec!["--admin-port-off".into(), format!("{dir}/main.js")]),
-        env: Some(vec![
-            env("EGRESSC_CONFIG", &format!("{dir}/config.json")),
-            // The gateway refuses its own addresses as targets.
-            field("status.podIPs", "EGRESSC_POD_IPS"),
-        ]),
-        ports: Some(vec![ContainerPort {
-            name: Some("tunnel".into()),
-            container_port: i32::from(g.listen_port),
-            protocol: Some("TCP".into()),
-            ..Default::default()
-        }]),
-        readiness_probe: Some(Probe {
-            tcp_socket: Some(TCPSocketAction {
-                port: IntOrString::Int(i32::from(g.listen_port)),
-                ..Default::default()
-            }),
-            period_seconds: Some(5),
-            ..Default::default()
-        }),
-        resources: Some(requests("100m", "128Mi")),
-        security_context: Some(proxy_security()),
-        volume_mounts: Some(
-            std::iter::once(VolumeMount {
-                name: "codebase".into(),
-                mount_path: dir.into(),
-                read_only: Some(true),
-                ..Default::default()
-            })
-            .chain(tls.then(tls_mount))
-            .collect(),
-        ),
-        ..Default::default()
-    };
-    let codebase = parts_volume("codebase", GATEWAY_MAP, parts, usize::MAX);
-    Deployment {
-        metadata: meta(
-            &g.service,
-            &g.namespace,
-            &[("app.kubernetes.io/component", "gateway")],
-        ),
-        spec: Some(DeploymentSpec {
-            replicas: Some(1),
-            selector: LabelSelector {
-                match_labels: Some(pod_labels.clone()),
-                ..Default::default()
-            },
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(pod_labels),
-                    annotations: Some(scrape_annotations()),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        ..Default::default()
-                    }),
-                    // Its SPIFFE ID (mtls) names this ServiceAccount, which the sidecars
-                    // check: named after the gateway's Service.
-                    service_account_name: Some(g.service.clone()),
-                    volumes: Some(
-                        std::iter::once(codebase)
-                            .chain(tls.then(tls_volume))
-                            .collect(),
-                    ),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn gateway_service(g: &Gateway) -> Service {
-    Service {
-        metadata: meta(
-            &g.service,
-            &g.namespace,
-            &[("app.kubernetes.io/component", "gateway")],
-        ),
-        spec: Some(ServiceSpec {
-            selector: Some(gateway_pod_labels(g)),
-            ports: Some(vec![ServicePort {
-                name: Some("tunnel".into()),
-                port: i32::from(g.port),
-                target_port: Some(IntOrString::Int(i32::from(g.listen_port))),
-                protocol: Some("TCP".into()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 /// The pods the injection marks as meshed.
-fn meshed_pods() -> LabelSelector {
+pub fn meshed_pods() -> LabelSelector {
     LabelSelector {
         match_labels: Some(BTreeMap::from([(
             MESHED_LABEL.to_owned(),
@@ -368,69 +282,12 @@ fn meshed_pods() -> LabelSelector {
     }
 }
 
-fn any_namespace() -> Option<LabelSelector> {
-    Some(LabelSelector::default())
-}
-
-/// Only meshed pods (their sidecars, as the proxy uid) may reach the gateway.
-fn gateway_policy(g: &Gateway) -> NetworkPolicy {
-    NetworkPolicy {
-        metadata: meta(
-            &format!("{}-ingress", g.service),
-            &g.namespace,
-            &[("app.kubernetes.io/component", "gateway")],
-        ),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector {
-                match_labels: Some(gateway_pod_labels(g)),
-                ..Default::default()
-            }),
-            policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![NetworkPolicyPeer {
-                    namespace_selector: any_namespace(),
-                    pod_selector: Some(meshed_pods()),
-                    ..Default::default()
-                }]),
-                ports: Some(vec![tcp_port(g.listen_port)]),
-            }]),
-            ..Default::default()
-        }),
-    }
-}
-
-fn tcp_port(port: u16) -> NetworkPolicyPort {
+pub fn tcp_port(port: u16) -> NetworkPolicyPort {
     NetworkPolicyPort {
         port: Some(IntOrString::Int(i32::from(port))),
         protocol: Some("TCP".into()),
         ..Default::default()
     }
-}
-
-/// The gateway's objects after its codebase's `parts` ConfigMaps, in a fixed order: per
-/// gateway its ServiceAccount (named after its Service: E0324 keeps the inputs from having
-/// one), a Deployment, a Service when the inputs have none, and its NetworkPolicy.
-pub fn gateway(plan: &Plan, parts: usize, opts: &KubeOptions) -> Vec<serde_json::Value> {
-    let tls = plan.auth.mode == AuthMode::Mtls;
-    let mut docs = Vec::new();
-    for g in &plan.gateways {
-        let account = ServiceAccount {
-            metadata: meta(
-                &g.service,
-                &g.namespace,
-                &[("app.kubernetes.io/component", "gateway")],
-            ),
-            automount_service_account_token: Some(false),
-            ..Default::default()
-        };
-        docs.push(serde_json::to_value(account).expect("json"));
-        docs.push(serde_json::to_value(gateway_deployment(g, opts, parts, tls)).expect("json"));
-        if !g.service_in_inputs {
-            docs.push(serde_json::to_value(gateway_service(g)).expect("json"));
-        }
-        docs.push(serde_json::to_value(gateway_policy(g)).expect("json"));
-    }
-    docs
 }
 
 /// `--pin-egress`: meshed pods of `namespace` may send only to the gateways and cluster DNS.
