@@ -173,6 +173,19 @@ pub enum Command {
         #[arg(short, long, value_name = "DIR")]
         output: Option<std::path::PathBuf>,
     },
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    ///
+    /// bash: `egressc completions bash > ~/.local/share/bash-completion/completions/egressc`;
+    /// zsh: into a folder of `$fpath` as `_egressc`; fish: `~/.config/fish/completions/egressc.fish`.
+    Completions {
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (egressc.1, and egressc-COMMAND.1 per command) into DIR.
+    Man {
+        #[arg(short, long, value_name = "DIR")]
+        output: std::path::PathBuf,
+    },
 }
 
 /// What `build` puts into `OUT/kubernetes/`.
@@ -411,6 +424,16 @@ pub enum Format {
     Human,
     Json,
     Sarif,
+    /// GitHub Actions workflow commands (`::error file=…,line=…,col=…,title=CODE::…`), one per
+    /// diagnostic: annotations on the pull request.
+    Github,
+}
+
+impl Format {
+    /// SARIF and GitHub annotations report diagnostics only (`check`, `build`).
+    pub fn diagnostics_only(self) -> bool {
+        matches!(self, Format::Sarif | Format::Github)
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -5,7 +5,7 @@ use crate::cli::args::{
 };
 use crate::cli::exit::{Exit, usage};
 use crate::diagnostics::render::{
-    ErrorKind, render_error, render_human, render_json, render_sarif,
+    ErrorKind, render_error, render_github, render_human, render_json, render_sarif,
 };
 use crate::emit::kubernetes::{KubeOptions, SidecarMode};
 use crate::emit::output::pretty_text;
@@ -187,6 +187,10 @@ impl<'a> CheckRun<'a> {
                 std::io::stdout().lock(),
                 &render_sarif(diags, &findings.sources),
             ),
+            Format::Github => write_out(
+                std::io::stdout().lock(),
+                &render_github(diags, &findings.sources),
+            ),
         }
         match judged {
             Judgement::Pass => Exit::Success,
@@ -363,8 +367,10 @@ pub fn explain(
     http: Option<HttpArgs>,
     args: &ReportArgs,
 ) -> Exit {
-    if matches!(args.format, Format::Sarif) {
-        return usage("explain writes human or JSON output; SARIF is for `check` and `build`");
+    if args.format.diagnostics_only() {
+        return usage(
+            "explain writes human or JSON output; SARIF and GitHub annotations are for `check` and `build`",
+        );
     }
     let plan = match CheckRun::answering(args).analyze(inputs) {
         Ok(analysis) => analysis.lower(),
@@ -415,8 +421,10 @@ pub fn explain(
 }
 
 pub fn test(cases_path: &Path, inputs: &[String], args: &ReportArgs) -> Exit {
-    if matches!(args.format, Format::Sarif) {
-        return usage("test writes human or JSON output; SARIF is for `check` and `build`");
+    if args.format.diagnostics_only() {
+        return usage(
+            "test writes human or JSON output; SARIF and GitHub annotations are for `check` and `build`",
+        );
     }
     let from_stdin = cases_path == Path::new("-");
     if from_stdin && inputs.iter().any(|i| i == "-") {
@@ -470,7 +478,7 @@ pub fn test(cases_path: &Path, inputs: &[String], args: &ReportArgs) -> Exit {
     };
     let text = match args.format {
         Format::Json => pretty_text(&report),
-        Format::Human | Format::Sarif => cases::render_text(&report),
+        Format::Human | Format::Sarif | Format::Github => cases::render_text(&report),
     };
     write_out(std::io::stdout().lock(), &text);
     if report.failed > 0 {

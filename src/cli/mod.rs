@@ -4,6 +4,7 @@
 pub mod args;
 pub mod commands;
 pub mod diff;
+mod docs;
 pub mod exit;
 pub mod git;
 mod replay;
@@ -33,6 +34,8 @@ pub fn run() -> ExitCode {
             report,
         } => commands::build(&inputs, &output, check, &kube, &report),
         Command::Schema { output } => commands::schema(output.as_deref()),
+        Command::Completions { shell } => docs::completions(shell),
+        Command::Man { output } => docs::man(&output),
         Command::Publish {
             output,
             repo,

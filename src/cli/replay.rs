@@ -18,7 +18,7 @@ pub fn replay(logs: &[PathBuf], inputs: &[String], args: &ReportArgs) -> Exit {
     let report = judge(&plan, &observed);
     let text = match args.format {
         Format::Json => pretty_text(&report),
-        Format::Human | Format::Sarif => render_text(&report),
+        Format::Human | Format::Sarif | Format::Github => render_text(&report),
     };
     write_out(std::io::stdout().lock(), &text);
     if report.breaking.is_empty() {
@@ -56,8 +56,10 @@ fn read(
     inputs: &[String],
     args: &ReportArgs,
 ) -> Result<(crate::plan::Plan, Observed), Exit> {
-    if matches!(args.format, Format::Sarif) {
-        return Err(usage("SARIF is for `check` and `build`"));
+    if args.format.diagnostics_only() {
+        return Err(usage(
+            "SARIF and GitHub annotations are for `check` and `build`",
+        ));
     }
     if inputs.is_empty() {
         return Err(usage("at least one INPUT is needed"));

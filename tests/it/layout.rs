@@ -29,7 +29,7 @@ const STAGES: &[&str] = &[
     "src/publish/",
     "src/query/",
     "src/diff/",
-    "src/diagnostics/render.rs",
+    "src/diagnostics/render/",
     "src/pipeline.rs",
     "src/cli/",
     "src/lib.rs",

@@ -11,3 +11,4 @@ mod layout;
 mod robustness;
 mod schema;
 mod support;
+mod toolchain;

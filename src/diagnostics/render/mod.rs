@@ -1,5 +1,9 @@
-//! The one place where diagnostics become text: human (annotate-snippets), JSON and SARIF
-//! 2.1.0. The last stage: nothing of the pipeline imports it.
+//! The one place where diagnostics become text: human (annotate-snippets), JSON, SARIF
+//! 2.1.0 and GitHub workflow commands (`github.rs`). The last stage: nothing of the pipeline
+//! imports it.
+
+mod github;
+pub use github::render_github;
 
 use crate::diagnostics::{Diagnostic, Place, Severity, count};
 use crate::input::source::Sources;
@@ -112,7 +116,7 @@ pub struct JsonDiagnostic<'a> {
     help: Option<&'a str>,
 }
 
-fn file_line_col<'a>(
+pub fn file_line_col<'a>(
     d: &'a Diagnostic,
     sources: &'a Sources,
 ) -> (Option<&'a str>, Option<u32>, Option<u32>) {
@@ -438,7 +442,7 @@ fn sarif_level(s: Severity) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::window;
+    use crate::diagnostics::render::window;
 
     #[test]
     fn long_lines_are_echoed_as_a_window_around_the_span() {
