@@ -6,6 +6,7 @@ mod diff;
 mod diff_git;
 mod e2e;
 mod explain;
+mod gitops;
 mod kubernetes;
 mod layout;
 mod robustness;
