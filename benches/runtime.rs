@@ -328,7 +328,7 @@ fn cases() -> Vec<Case> {
     all
 }
 
-const HOSTS: &str = "127.0.0.1 localhost\n10.77.0.50 web.test secure.test x.w999.test\n10.77.0.30 fsm-egress-gateway.fsm.svc.cluster.local\n";
+const HOSTS: &str = "127.0.0.1 localhost\n10.77.0.50 web.test secure.test x.w999.test\n10.77.0.54 bulk.test\n10.77.0.30 fsm-egress-gateway.fsm.svc.cluster.local\n";
 
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().expect("runs");
@@ -792,6 +792,173 @@ fn measure(bed: &Bed, url: &str, secs: u64, close: bool) -> Sample {
     }
 }
 
+/// The streaming bound (`EGRESSC_BENCH_CASES=bodies`): `EGRESSC_BENCH_BODY_MIB` (1024) up
+/// and down through the sidecar's http rule, with Content-Length and chunked framing (curl →
+/// proxy → the e2e suite's bulk origin, one Pipy thread), beside the bare L7 proxy (demuxHTTP
+/// → muxHTTP): throughput, the proxy's CPU per GiB, its peak resident memory after the uploads
+/// and after the downloads, and the framing the far side read.
+fn bodies(cert: &Path, key: &Path) {
+    let mib: u64 = std::env::var("EGRESSC_BENCH_BODY_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let size = mib << 20;
+    let closed = MESH.replace("PASS", "false");
+    let bulk = policy(
+        "bulk",
+        &["bulk.test".into()],
+        "  ports: [{number: 8080, protocol: http}]\n",
+    );
+    let proxies = [
+        (
+            "sidecar http rule",
+            Proxy::Sidecar {
+                inputs: format!("{closed}{bulk}"),
+                watched: true,
+                gateway: None,
+            },
+        ),
+        (REFERENCE_L7, Proxy::Bare("bare-l7.js")),
+    ];
+    println!("bodies: {mib} MiB through one proxy (curl, one Pipy thread); peak RSS is VmHWM:");
+    for (i, (name, proxy)) in proxies.into_iter().enumerate() {
+        let case = Case {
+            name,
+            url: "http://bulk.test:8080/",
+            proxy,
+            reference: None,
+            close: false,
+        };
+        let bed = setup(900 + i, &case, cert, key);
+        let spec = bed.dir.join("bulk.json");
+        let log = bed.dir.join("bulk.log");
+        std::fs::write(
+            &spec,
+            format!(
+                r#"{{"log": "{}", "cert": "{}", "key": "{}", "origins": [{{"name": "bulk", "addr": "10.77.0.54", "port": 8080, "kind": "bulk"}}]}}"#,
+                log.display(),
+                cert.display(),
+                key.display()
+            ),
+        )
+        .unwrap();
+        let mut children = Vec::new();
+        let mut origin = exec(&bed.ns, "python3");
+        origin.arg(root().join("tests/e2e/origins.py")).arg(&spec);
+        let (_, out) = spawn(&bed.ns, &bed.dir, "bulk", origin, &mut children);
+        let start = Instant::now();
+        while !std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .contains("READY")
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the bulk origin did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let file = bed.dir.join("body.bin");
+        std::fs::File::create(&file).unwrap().set_len(size).unwrap();
+        let pid = bed.proxies[0];
+        let transfers: [(&str, Vec<String>, bool); 4] = [
+            (
+                "upload, Content-Length",
+                vec![
+                    "-T".into(),
+                    file.display().to_string(),
+                    "http://bulk.test:8080/up".into(),
+                ],
+                false,
+            ),
+            (
+                "upload, chunked",
+                vec!["-T".into(), "-".into(), "http://bulk.test:8080/up".into()],
+                true,
+            ),
+            (
+                "download, Content-Length",
+                vec![
+                    "-D".into(),
+                    "-".into(),
+                    "-o".into(),
+                    "/dev/null".into(),
+                    format!("http://bulk.test:8080/download/cl/{size}"),
+                ],
+                false,
+            ),
+            (
+                "download, chunked",
+                vec![
+                    "-D".into(),
+                    "-".into(),
+                    "-o".into(),
+                    "/dev/null".into(),
+                    format!("http://bulk.test:8080/download/chunked/{size}"),
+                ],
+                false,
+            ),
+        ];
+        for (what, args, stdin) in transfers {
+            let before = ticks(pid);
+            let t = Instant::now();
+            let mut curl = exec(&bed.ns, "curl");
+            curl.args(["-sS", "-H", "Expect:"]).args(&args);
+            if stdin {
+                curl.stdin(std::fs::File::open(&file).unwrap());
+            }
+            let text = run(&mut curl);
+            let secs = t.elapsed().as_secs_f64();
+            let cpu = (ticks(pid) - before) as f64 / 100.0 / (size as f64 / f64::from(1u32 << 30));
+            let framing = if what.starts_with("upload") {
+                let seen = std::fs::read_to_string(&log).unwrap_or_default();
+                let last = seen
+                    .lines()
+                    .rfind(|l| l.starts_with("BULK "))
+                    .unwrap_or("")
+                    .to_owned();
+                let want = if stdin {
+                    "framing=chunked".to_owned()
+                } else {
+                    format!("framing=cl {size}")
+                };
+                if last.contains(&want) {
+                    "kept"
+                } else {
+                    "changed"
+                }
+            } else {
+                let chunked = text
+                    .to_ascii_lowercase()
+                    .contains("transfer-encoding: chunked");
+                if chunked == what.ends_with("chunked") {
+                    "kept"
+                } else {
+                    "changed"
+                }
+            };
+            println!(
+                "  {name:<28} {what:<26} {:>7.0} MiB/s {cpu:>6.2} s CPU/GiB  framing {framing:<8} peak RSS so far {:>5} MiB",
+                mib as f64 / secs,
+                peak_kib(pid) / 1024
+            );
+        }
+        for mut c in children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The peak resident memory of a process (VmHWM), in KiB.
+fn peak_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
@@ -859,6 +1026,14 @@ fn main() {
             }
         }
         cases.retain(|c| keep.contains(&c.name));
+    }
+    if std::env::var("EGRESSC_BENCH_CASES").is_ok_and(|c| c.split(',').any(|w| w == "bodies")) {
+        bodies(&cert, &key);
+        cases.retain(|c| !c.name.contains("bodies"));
+        if cases.is_empty() {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return;
+        }
     }
     if counting() {
         // Counting runs one kept-alive connection: a connection-per-request case would repeat

@@ -49,6 +49,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/sidecar/tunnel.js"),
     ),
     (
+        "sidecar/bodies.js",
+        include_str!("../../templates/sidecar/bodies.js"),
+    ),
+    (
         "gateway/main.js",
         include_str!("../../templates/gateway/main.js"),
     ),
@@ -100,6 +104,7 @@ pub fn sidecar_files() -> Vec<(String, Vec<u8>)> {
         "sidecar/spiffe.js",
         "sidecar/tls.js",
         "sidecar/tunnel.js",
+        "sidecar/bodies.js",
         "sidecar/decisions.js",
         "sidecar/metrics.js",
     ]

@@ -23,6 +23,7 @@ import rules from './rules.js'
 import tunnel from './tunnel.js'
 import decisions from './decisions.js'
 import metrics from './metrics.js'
+import bodies from './bodies.js'
 
 var LISTEN_PORT = {{ sidecar_port }}
 var MAX_HELLO_BYTES = 16384
@@ -93,9 +94,7 @@ function decision(kind, reason, policy) {
   decisions.record(kind, r.who, line, clock.mayLogDeny, port)
 }
 
-function deny(reason) {
-  decision('deny', reason)
-}
+function deny(reason) { decision('deny', reason) }
 
 // Whether passthrough relays to the original destination (step 4), or audit mode does what
 // passthrough would (logged): never to loopback, the pod itself.
@@ -253,7 +252,7 @@ function decideRequest(msg) {
       $path = path
       decision('allow', undefined, e.routes[k].policy)
     } else decisions.countAllow(e, k, r, $dstPort)
-    return headers.upgrade === undefined ? egressRequest : egressUpgrade
+    return forward(headers)
   }
   // Only a deny or an audit reads $host (its log line and 403): an allowed request leaves it
   // unset.
@@ -264,7 +263,7 @@ function decideRequest(msg) {
   if (passesThrough(r)) {
     $target = $original
     if (!r.passthrough) decision('audit', $reason)
-    return headers.upgrade === undefined ? egressRequest : egressUpgrade
+    return forward(headers)
   }
   deny($reason)
   return denyRequest
@@ -373,10 +372,7 @@ var $method
 var $path
 var $audit
 
-var closeStream = pipeline($=>$
-  .replaceStreamStart(new StreamEnd)
-  .dummy()
-)
+var closeStream = pipeline($=>$.replaceStreamStart(new StreamEnd).dummy())
 
 var direct = pipeline($=>$
   .connect(() => $target, connectOptions)
@@ -396,7 +392,14 @@ var egress = pipeline($=>$
   })
 )
 
-// A request's two ways (decideRequest returns one).
+// An allowed request's way: pooled (muxHTTP), a connection of its own when its body streams
+// (bodies.js), or an upgrade.
+function forward(headers) {
+  if (headers.upgrade !== undefined) return egressUpgrade
+  return bodies.streams(headers) ? egressStream : egressRequest
+}
+
+var egressStream = bodies.pipelineTo(egress)
 var egressRequest = pipeline($=>$
   .muxHTTP(() => $target)
   .to(egress)
@@ -420,9 +423,7 @@ var sniffHTTP1 = pipeline($=>$
   .handleMessageEnd(onSniffedEnd)
 )
 
-function allowed(kind) {
-  decision('allow', kind === 'mesh' ? 'in-mesh' : undefined)
-}
+function allowed(kind) { decision('allow', kind === 'mesh' ? 'in-mesh' : undefined) }
 
 // Loopback only: REDIRECT sends locally generated connections to 127.0.0.1. Pipy closes a
 // connection idle (no byte either way) for the same time as its upstream side.

@@ -21,6 +21,7 @@ pub const ORIGINS: &[(&str, &str, u16, &str)] = &[
     ("anywhere-lo", "127.0.0.70", 7500, "echo"),
     ("evil-web", "10.77.0.42", 8080, "http"),
     ("plain", "10.77.0.53", 8080, "http"),
+    ("bulk", "10.77.0.54", 8080, "bulk"),
     ("v6", "fd77::50", 7600, "echo"),
     ("v6-lo", "::1", 7600, "echo"),
     ("udp", "10.77.0.80", 5353, "udp"),
@@ -39,6 +40,7 @@ pub const HOSTS: &str = "127.0.0.1 localhost\n\
 10.77.0.50 x.deep.web.test\n\
 10.77.0.51 other.test\n\
 10.77.0.53 plain.test\n\
+10.77.0.54 bulk.test\n\
 10.77.0.30 fsm-egress-gateway.fsm.svc.cluster.local\n";
 
 pub fn start_origins(ns: &mut Netns) {

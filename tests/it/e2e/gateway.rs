@@ -139,6 +139,17 @@ fn via_gateway_cases() -> Vec<Case> {
             Expect::Reaches("web", "origin=web", &[]),
         ),
         case(
+            "via gateway: a chunked body streams on its own connection, still chunked",
+            curl(&[
+                "--data-binary",
+                "hello",
+                "-H",
+                "Transfer-Encoding: chunked",
+                "http://bulk.test:8080/up",
+            ]),
+            Expect::Reaches("bulk", "framing=chunked received=5", &[]),
+        ),
+        case(
             "via gateway: https policy",
             curl(&["-k", "https://secure.test:8443/"]),
             Expect::Reaches("secure", "origin=secure", &[]),

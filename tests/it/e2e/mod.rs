@@ -11,6 +11,7 @@
 
 mod attacks;
 mod audit;
+mod bodies;
 mod clients;
 mod gateway;
 mod hardening;
