@@ -392,10 +392,10 @@ var egress = pipeline($=>$
   })
 )
 
-// An allowed request's way: pooled (muxHTTP), a connection of its own when its body streams
-// (bodies.js), or an upgrade.
+// An allowed request's way: pooled (muxHTTP), its own connection if its body streams (bodies.js).
 function forward(headers) {
   if (headers.upgrade !== undefined) return egressUpgrade
+  if (headers['content-length'] === undefined && headers['transfer-encoding'] === undefined) return egressRequest
   return bodies.streams(headers) ? egressStream : egressRequest
 }
 
