@@ -441,8 +441,7 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, {
       return new Data
     }
     if ($route === 'deny') {
-      deny($reason)
-      // Close at once, before the client sends anything.
+      deny($reason) // and close at once, before the client sends anything
       return new Data
     }
     if ($route === 'audit') {
@@ -489,7 +488,8 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, {
     http: $=>$
       .fork().to(sniffHTTP1)
       .replaceData(gate)
-      .demuxHTTP().to($=>$
+      // A response body over 16 KiB streams to the client chunked (1.5.18 would hold it whole).
+      .demuxHTTP({ bufferSize: 16384 }).to($=>$
         .pipe(decideRequest)
         .handleMessageEnd(onResponseEnd)
       ),
