@@ -63,6 +63,21 @@ fn bulk_lines(ns: &Netns) -> Vec<String> {
         .collect()
 }
 
+/// Say the sidecar's peak after `what`, or record that it passed the bound.
+fn within_bound(pid: u32, what: &str, failures: &mut Vec<String>) {
+    match peak_kib(pid) {
+        Some(kib) if kib <= PEAK_MIB << 10 => say(&format!(
+            "bodies: {what}; sidecar peak RSS {:.1} MiB",
+            kib as f64 / 1024.0
+        )),
+        Some(kib) => failures.push(format!(
+            "{what}: the sidecar's peak RSS was {:.1} MiB (bound: {PEAK_MIB} MiB)",
+            kib as f64 / 1024.0
+        )),
+        None => failures.push("cannot read the sidecar's VmHWM".into()),
+    }
+}
+
 fn streams(ns: &Netns, pid: u32, file: &Path, size: u64) -> Vec<String> {
     let mut failures = Vec::new();
     let url = "http://bulk.test:8080";
@@ -107,19 +122,14 @@ fn streams(ns: &Netns, pid: u32, file: &Path, size: u64) -> Vec<String> {
             failures.push(format!("the origin never read `{want}`: {lines:?}"));
         }
     }
-    match peak_kib(pid) {
-        Some(kib) if kib <= PEAK_MIB << 10 => say(&format!(
-            "bodies: {} MiB uploads, Content-Length and chunked, framing kept; sidecar peak RSS {:.1} MiB",
-            size >> 20,
-            kib as f64 / 1024.0
-        )),
-        Some(kib) => failures.push(format!(
-            "the sidecar's peak RSS was {:.1} MiB for {} MiB uploads (bound: {PEAK_MIB} MiB)",
-            kib as f64 / 1024.0,
+    within_bound(
+        pid,
+        &format!(
+            "{} MiB uploads, Content-Length and chunked, framing kept",
             size >> 20
-        )),
-        None => failures.push("cannot read the sidecar's VmHWM".into()),
-    }
+        ),
+        &mut failures,
+    );
     // Downloads: complete, bounded; a chunked response stays chunked, a Content-Length one
     // over 16 KiB reaches the client chunked (the known limit).
     let mut seen = Vec::new();
@@ -141,20 +151,15 @@ fn streams(ns: &Netns, pid: u32, file: &Path, size: u64) -> Vec<String> {
             }
         }
     }
-    match peak_kib(pid) {
-        Some(kib) if kib <= PEAK_MIB << 10 => say(&format!(
-            "bodies: {} MiB downloads reach the client as {}; sidecar peak RSS {:.1} MiB",
+    within_bound(
+        pid,
+        &format!(
+            "{} MiB downloads reach the client as {}",
             size >> 20,
-            seen.join(", "),
-            kib as f64 / 1024.0
-        )),
-        Some(kib) => failures.push(format!(
-            "the sidecar's peak RSS was {:.1} MiB after {} MiB downloads (bound: {PEAK_MIB} MiB)",
-            kib as f64 / 1024.0,
-            size >> 20
-        )),
-        None => failures.push("cannot read the sidecar's VmHWM".into()),
-    }
+            seen.join(", ")
+        ),
+        &mut failures,
+    );
     failures
 }
 
