@@ -222,7 +222,7 @@ pub struct KubeArgs {
     pub gateway_replicas: u16,
     /// Also write a Grafana dashboard of the proxies' metrics, as a ConfigMap labelled
     /// `grafana_dashboard: "1"` in NAMESPACE (default `monitoring`).
-    #[arg(long, value_name = "NAMESPACE", num_args = 0..=1, default_missing_value = kubernetes::DEFAULT_GRAFANA_NAMESPACE, value_parser = parse_namespace)]
+    #[arg(long, value_name = "NAMESPACE", num_args = 0..=1, require_equals = true, default_missing_value = kubernetes::DEFAULT_GRAFANA_NAMESPACE, value_parser = parse_namespace)]
     pub grafana_dashboard: Option<String>,
 }
 

@@ -731,3 +731,29 @@ fn every_dashboard_query_names_only_metrics_the_proxies_expose() {
     assert!(!exposed.contains(&metrics[0]));
     std::fs::remove_dir_all(&out).ok();
 }
+
+#[test]
+fn the_dashboard_flag_takes_its_namespace_only_after_an_equals_sign() {
+    let out = scratch("dashboard-flag");
+    // A bare flag before the INPUT: the INPUT stays an input, the namespace is `monitoring`.
+    let run = egressc(&[
+        "build",
+        "--grafana-dashboard",
+        "example/mesh",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let text = read(&out, "kubernetes/grafana-dashboard.yaml");
+    assert!(text.contains("namespace: monitoring"), "{text}");
+    for bad in [
+        "--grafana-dashboard=Bad",
+        "--grafana-dashboard=a/b",
+        "--gateway-replicas=0",
+        "--sidecar-mode=sidecar",
+    ] {
+        let run = egressc(&["build", bad, "example/mesh", "-o", out.to_str().unwrap()]);
+        assert_eq!(run.code, 2, "{bad}: {}", run.stderr);
+    }
+    std::fs::remove_dir_all(&out).ok();
+}
