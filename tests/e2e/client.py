@@ -427,6 +427,16 @@ def main():
         s.sendall(unescape(sys.argv[4]))
         reply = recv_some(s)
         print(reply)
+    elif mode == "http-pipelined":
+        # Every request at once; then each response (Content-Length bodies), in order.
+        s.sendall(unescape(sys.argv[4]))
+        buf = b""
+        for _ in range(int(sys.argv[5])):
+            response, buf = read_response(s, buf)
+            if response is None:
+                print("EOF")
+                break
+            print("%s | %s" % (response[0], response[1].strip()))
     elif mode == "socks":
         socks(s, sys.argv[4], sys.argv[5])
     elif mode == "h2c":

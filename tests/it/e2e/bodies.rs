@@ -113,6 +113,36 @@ fn streams(ns: &Netns, pid: u32, file: &Path, size: u64) -> Vec<String> {
         ),
         &["framing=cl 10 received=10".into(), "HTTP 200".into()],
     );
+    // Pipelined on one connection: a chunked body (its own connection to the origin), a GET
+    // (pooled), a 20 KiB body (its own again): answered in order.
+    let big = "x".repeat(20_000);
+    let pipelined = format!(
+        "POST /one HTTP/1.1\\r\\nHost: bulk.test:8080\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n5\\r\\nhello\\r\\n0\\r\\n\\r\\n\
+         GET /two HTTP/1.1\\r\\nHost: bulk.test:8080\\r\\n\\r\\n\
+         POST /three HTTP/1.1\\r\\nHost: bulk.test:8080\\r\\nContent-Length: 20000\\r\\n\\r\\n{big}"
+    );
+    let mut client = ns.cmd("python3");
+    client.args(super::py(&["http-pipelined", "10.77.0.54", "8080", &pipelined, "3"])[1..].iter());
+    let out = client
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let want = [
+        "framing=chunked received=5",
+        "framing=none received=0",
+        "framing=cl 20000 received=20000",
+    ];
+    let lines: Vec<&str> = out.lines().collect();
+    let in_order = lines.len() == 3
+        && lines
+            .iter()
+            .zip(want)
+            .all(|(l, w)| l.starts_with("HTTP/1.1 200") && l.contains(w));
+    if !in_order {
+        failures.push(format!(
+            "pipelined requests: wanted {want:?} in order, got:\n{out}"
+        ));
+    }
     let lines = bulk_lines(ns);
     for want in [
         format!("PUT framing=cl {size} received={size}"),
