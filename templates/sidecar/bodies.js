@@ -76,7 +76,115 @@ function pipelineTo(egress) {
   )
 }
 
+// Responses stream back through demuxHTTP's encoder with a 16 KiB buffer (1.5.18's default
+// holds a body whole), which re-frames a longer body as chunked. For a response that came with
+// a Content-Length over 16 KiB, the encoder's output is put back as it came: its head's
+// `transfer-encoding: chunked` becomes that Content-Length again, and the chunk framing around
+// each piece of the body is taken off as it streams. A response without one (chunked, or ours)
+// passes as it is. (`encodedStart` and `encodedData` follow demuxHTTP in main.js.)
+var HEAD = 1
+var SIZE = 2
+var BODY = 3
+var CRLF = 4
+var DONE = 5
+var CHUNKED_LINE = 'transfer-encoding: chunked\r\n'
+
+// Per connection: the phase of the response being put back (0: none), its Content-Length, the
+// bytes left of a chunk (or of its CRLF), and a chunk-size line read so far.
+var $phase = 0
+var $length = ''
+var $left = 0
+var $line = ''
+
+function encodedStart(msg) {
+  var h = msg.head
+  var cl = h.headers !== undefined ? h.headers['content-length'] : undefined
+  if (cl === undefined || !(Number(cl) > POOL_MAX_BODY)) {
+    $phase = 0
+    return
+  }
+  $phase = HEAD
+  $length = String(cl)
+}
+
+// The head as the encoder wrote it, with its `transfer-encoding: chunked` line (written after
+// every header of the response, before its connection line) back to the Content-Length; bytes
+// are kept as they are. Null when the encoder did not chunk (a response to HEAD).
+function restoredHead(d) {
+  var bytes = d.toArray()
+  var n = CHUNKED_LINE.length
+  for (var i = bytes.length - n; i >= 0; i--) {
+    var k = 0
+    for (k = 0; k < n && bytes[i + k] === CHUNKED_LINE.charCodeAt(k); k++) {}
+    if (k === n) {
+      var out = d.shift(i)
+      d.shift(n)
+      out.push('content-length: ' + $length + '\r\n')
+      out.push(d)
+      return out
+    }
+  }
+  return null
+}
+
+// The size of a chunk-size line the encoder wrote (`%X\r\n`; PipyJS's parseInt takes no radix).
+function hexSize(line) {
+  var n = 0
+  for (var i = 0; i < line.length; i++) {
+    var c = line.charCodeAt(i)
+    var v = c >= 48 && c <= 57 ? c - 48 : c >= 65 && c <= 70 ? c - 55 : c >= 97 && c <= 102 ? c - 87 : -1
+    if (v < 0) break
+    n = n * 16 + v
+  }
+  return n
+}
+
+function encodedData(d) {
+  if ($phase === 0) return d
+  if ($phase === HEAD) {
+    var head = restoredHead(d)
+    if (head === null) {
+      $phase = 0
+      return d
+    }
+    $phase = SIZE
+    $line = ''
+    return head
+  }
+  var out = new Data
+  for (var i = 0; i < 1e9 && d.size > 0; i++) {
+    if ($phase === SIZE) {
+      var line = d.shiftTo(b => b === 10).toString()
+      $line += line
+      if (line.charCodeAt(line.length - 1) === 10) {
+        $left = hexSize($line)
+        $line = ''
+        $phase = $left > 0 ? BODY : DONE
+      }
+    } else if ($phase === BODY) {
+      var n = $left < d.size ? $left : d.size
+      out.push(d.shift(n))
+      $left -= n
+      if ($left === 0) {
+        $phase = CRLF
+        $left = 2
+      }
+    } else if ($phase === CRLF) {
+      var m = $left < d.size ? $left : d.size
+      d.shift(m)
+      $left -= m
+      if ($left === 0) $phase = SIZE
+    } else {
+      // The last chunk's CRLF.
+      break
+    }
+  }
+  return out
+}
+
 export default {
   streams: streams,
   pipelineTo: pipelineTo,
+  encodedStart: encodedStart,
+  encodedData: encodedData,
 }

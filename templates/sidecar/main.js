@@ -148,8 +148,7 @@ function classify(ib) {
 
 // https: decide on the SNI of the ClientHello.
 function onHello(hello) {
-  // A server name is a name: no port, never a colon (normalizeName keeps it, and a DNS name
-  // has none).
+  // A server name has no port: a colon stays (normalizeName), and no DNS name has one.
   var name = hello.serverNames && hello.serverNames[0]
   var sni = typeof name === 'string' ? normalizeName(name) : ''
   var named = sni !== '' && isDnsName(sni)
@@ -425,8 +424,7 @@ var sniffHTTP1 = pipeline($=>$
 
 function allowed(kind) { decision('allow', kind === 'mesh' ? 'in-mesh' : undefined) }
 
-// Loopback only: REDIRECT sends locally generated connections to 127.0.0.1. Pipy closes a
-// connection idle (no byte either way) for the same time as its upstream side.
+// Loopback only (REDIRECT sends local connections to 127.0.0.1); idle as long as upstream.
 pipy.listen('127.0.0.1:' + LISTEN_PORT, {
   maxConnections: MAX_CONNECTIONS,
   idleTimeout: current.timeout * 10,
@@ -488,11 +486,13 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, {
     http: $=>$
       .fork().to(sniffHTTP1)
       .replaceData(gate)
-      // A response body over 16 KiB streams to the client chunked (1.5.18 would hold it whole).
+      // Responses stream, and keep their Content-Length (bodies.js).
       .demuxHTTP({ bufferSize: 16384 }).to($=>$
         .pipe(decideRequest)
         .handleMessageEnd(onResponseEnd)
-      ),
+      )
+      .handleMessageStart(bodies.encodedStart)
+      .replaceData(bodies.encodedData),
   })
 )
 
