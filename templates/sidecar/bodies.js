@@ -17,10 +17,13 @@
 var POOL_MAX_BODY = 16384
 
 // Whether a request's body streams on a connection of its own (headers as Pipy parsed them).
+// Its Content-Length is written as the client sent it, so it must be digits only: the length
+// Pipy's decoder read (it reads the leading digits). Any other stays pooled, where Pipy writes
+// the length it read.
 function streams(headers) {
   if (headers['transfer-encoding'] !== undefined) return true
   var cl = headers['content-length']
-  return cl !== undefined && !(Number(cl) <= POOL_MAX_BODY)
+  return cl !== undefined && Number(cl) > POOL_MAX_BODY && digits(cl)
 }
 
 // Hop-by-hop headers, which a proxy does not forward (the connection is its own).
@@ -99,12 +102,23 @@ var $line = ''
 function encodedStart(msg) {
   var h = msg.head
   var cl = h.headers !== undefined ? h.headers['content-length'] : undefined
-  if (cl === undefined || !(Number(cl) > POOL_MAX_BODY)) {
+  // Only a Content-Length of digits, which is the length Pipy's decoder read (it reads the
+  // leading digits): anything else keeps the chunked framing the encoder gave it.
+  if (cl === undefined || !(Number(cl) > POOL_MAX_BODY) || !digits(cl)) {
     $phase = 0
     return
   }
   $phase = HEAD
-  $length = String(cl)
+  $length = cl
+}
+
+function digits(s) {
+  if (typeof s !== 'string' || s.length > 15) return false
+  for (var i = 0; i < s.length; i++) {
+    var c = s.charCodeAt(i)
+    if (c < 48 || c > 57) return false
+  }
+  return true
 }
 
 // The head as the encoder wrote it, with its `transfer-encoding: chunked` line (written after

@@ -113,15 +113,17 @@ fn streams(ns: &Netns, pid: u32, file: &Path, size: u64) -> Vec<String> {
         &["framing=cl 10 received=10".into(), "HTTP 200".into()],
     );
     // Pipelined on one connection: a chunked body (its own connection to the origin), a GET
-    // (pooled), a 20 KiB body (its own again): answered in order.
+    // (pooled), a 20 KiB body (its own again), a 20 KiB body with `Content-Length: 20000.0`
+    // (pooled): answered in order, and the origin reads each body's true length.
     let big = "x".repeat(20_000);
     let pipelined = format!(
         "POST /one HTTP/1.1\\r\\nHost: bulk.test:8080\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n5\\r\\nhello\\r\\n0\\r\\n\\r\\n\
          GET /two HTTP/1.1\\r\\nHost: bulk.test:8080\\r\\n\\r\\n\
-         POST /three HTTP/1.1\\r\\nHost: bulk.test:8080\\r\\nContent-Length: 20000\\r\\n\\r\\n{big}"
+         POST /three HTTP/1.1\\r\\nHost: bulk.test:8080\\r\\nContent-Length: 20000\\r\\n\\r\\n{big}\
+         POST /four HTTP/1.1\\r\\nHost: bulk.test:8080\\r\\nContent-Length: 20000.0\\r\\n\\r\\n{big}"
     );
     let mut client = ns.cmd("python3");
-    client.args(super::py(&["http-pipelined", "10.77.0.54", "8080", &pipelined, "3"])[1..].iter());
+    client.args(super::py(&["http-pipelined", "10.77.0.54", "8080", &pipelined, "4"])[1..].iter());
     let out = client
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -130,9 +132,12 @@ fn streams(ns: &Netns, pid: u32, file: &Path, size: u64) -> Vec<String> {
         "framing=chunked received=5",
         "framing=none received=0",
         "framing=cl 20000 received=20000",
+        // A Content-Length that is not digits only: pooled, re-encoded by Pipy with the length
+        // it read (1.5.18 as a Content-Length, 1.5.14 chunked).
+        "received=20000",
     ];
     let lines: Vec<&str> = out.lines().collect();
-    let in_order = lines.len() == 3
+    let in_order = lines.len() == 4
         && lines
             .iter()
             .zip(want)
