@@ -99,11 +99,7 @@ function addressRefusal(lists, a, ip, port, local) {
 // A port as a tunnel's target gives it: decimal digits, no sign or leading zero, 1-65535;
 // 0 when it is not one.
 function parsePort(text) {
-  if (text.length < 1 || text.length > 5 || text.charAt(0) === '0') return 0
-  for (var i = 0; i < text.length; i++) {
-    var c = text.charCodeAt(i)
-    if (c < 48 || c > 57) return 0
-  }
+  if (!decide.isDigits(text, 5) || text.charAt(0) === '0') return 0
   var n = Number.parseInt(text)
   return n <= 65535 ? n : 0
 }

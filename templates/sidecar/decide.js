@@ -112,15 +112,20 @@ function normalizeName(h) {
   return end === s.length ? s : s.substring(0, end)
 }
 
-// A port after a Host's colon: 1 to 5 digits.
-function isPort(s) {
+// Whether `s` is 1 to `max` decimal digits.
+function isDigits(s, max) {
   var n = s.length
-  if (n === 0 || n > 5) return false
+  if (n === 0 || n > max) return false
   for (var i = 0; i < n; i++) {
     var c = s.charCodeAt(i)
     if (c < 48 || c > 57) return false
   }
   return true
+}
+
+// A port after a Host's colon: 1 to 5 digits.
+function isPort(s) {
+  return isDigits(s, 5)
 }
 
 // A Host or :authority: lower-case, without its port and trailing dots; '' (never a DNS name)
@@ -444,6 +449,7 @@ function identityName(serviceIdentity) {
 
 export default {
   identityName: identityName,
+  isDigits: isDigits,
   normalizeHost: normalizeHost,
   normalizeName: normalizeName,
   isDnsName: isDnsName,

@@ -487,7 +487,7 @@ pipy.listen('127.0.0.1:' + LISTEN_PORT, {
       .fork().to(sniffHTTP1)
       .replaceData(gate)
       // Responses stream, and keep their Content-Length (bodies.js).
-      .demuxHTTP({ bufferSize: 16384 }).to($=>$
+      .demuxHTTP({ bufferSize: bodies.bufferSize }).to($=>$
         .pipe(decideRequest)
         .handleMessageEnd(onResponseEnd)
       )
