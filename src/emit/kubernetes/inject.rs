@@ -234,8 +234,8 @@ enum Nest {
 
 /// The patch of one kind: the pod template where the kind keeps it (a Pod is its own). The
 /// name is a placeholder: the target decides which objects the patch applies to.
-fn patch(kind: &'static str, api: &'static str, template: &PodTemplateSpec) -> Value {
-    let mut template = serde_json::to_value(template).expect("json");
+fn patch(kind: &'static str, api: &'static str, pod: &PodTemplateSpec) -> Value {
+    let mut template = serde_json::to_value(pod).expect("json");
     // Native: no `containers` in the patch (the app's stay as they are).
     if let Some(spec) = template.get_mut("spec").and_then(Value::as_object_mut)
         && spec
@@ -251,7 +251,10 @@ fn patch(kind: &'static str, api: &'static str, template: &PodTemplateSpec) -> V
     };
     let nest = |n: Nest| serde_json::to_value(n).expect("json");
     let (metadata, spec) = match kind {
-        "Pod" => (named(template_metadata(&template)), template["spec"].take()),
+        "Pod" => (
+            named(pod.metadata.clone().unwrap_or_default()),
+            template["spec"].take(),
+        ),
         "CronJob" => (
             named(ObjectMeta::default()),
             nest(Nest::JobTemplate {
@@ -267,11 +270,6 @@ fn patch(kind: &'static str, api: &'static str, template: &PodTemplateSpec) -> V
         spec,
     };
     serde_json::to_value(doc).expect("json")
-}
-
-/// The metadata of a serialised pod template.
-fn template_metadata(template: &Value) -> ObjectMeta {
-    serde_json::from_value(template["metadata"].clone()).expect("metadata")
 }
 
 /// The Component and its patches: (file name, document).
