@@ -234,13 +234,7 @@ pub enum SidecarModeArg {
 
 /// A namespace name: a DNS label.
 fn parse_namespace(s: &str) -> Result<String, UsageError> {
-    let ok = !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-');
-    if ok {
+    if net::is_dns1123_label(s) {
         Ok(s.to_owned())
     } else {
         Err(UsageError(format!(
@@ -299,18 +293,7 @@ fn parse_label(s: &str) -> Result<(String, String), UsageError> {
         Some((p, n)) => (Some(p), n),
         None => (None, k),
     };
-    let prefix_ok = prefix.is_none_or(|p| {
-        !p.is_empty()
-            && p.len() <= 253
-            && p.split('.').all(|l| {
-                !l.is_empty()
-                    && l.len() <= 63
-                    && l.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-            })
-    });
+    let prefix_ok = prefix.is_none_or(net::is_dns1123_subdomain);
     let ok = |t: &str, max: usize| {
         t.len() <= max
             && t.bytes()
